@@ -1,0 +1,1 @@
+//! The berth.toml stack file.

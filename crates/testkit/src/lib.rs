@@ -1,0 +1,1 @@
+//! Test harness: a throwaway PostgreSQL server.
