@@ -1,6 +1,20 @@
 //! Test harness shared by the workspace's tests.
 //!
 //! Test-only: no crate depends on it outside `[dev-dependencies]`.
+//!
+//! - [`Postgres`]: a throwaway PostgreSQL 15 server (initdb + pg_ctl in a temporary
+//!   directory, on a free 127.0.0.1 port, as the `postgres` user when running as root).
+//! - [`Server`]: a spawned binary of this workspace (the API, the web frontend) with its
+//!   environment, waited on until its health path answers, killed on drop.
+//! - [`bin_path`], [`free_port`], [`http_get`]: small helpers the two build on.
+
+mod net;
+mod postgres;
+mod server;
+
+pub use net::{HttpResponse, free_port, http_get, http_request};
+pub use postgres::Postgres;
+pub use server::Server;
 
 use std::path::PathBuf;
 
