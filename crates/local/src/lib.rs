@@ -1,1 +1,5 @@
 //! The embedded runtime.
+
+pub mod runtime;
+pub mod service;
+pub mod task;

@@ -1,0 +1,633 @@
+//! The executor of the service scheduler: observes, asks [`plan`], carries the actions out.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::backoff::{Backoff, REPORT_AFTER};
+use super::plan::{Action, ServiceView, TaskView, plan};
+use super::state::{
+    Deployment, DeploymentConfiguration, RolloutState, ServiceEvent, ServiceStatus,
+    ServiceTaskStatus, TargetHealthView, TargetState, UnhealthyCause,
+};
+use super::{TargetRouter, TaskLauncher, events};
+use crate::runtime::RuntimeEvent;
+use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
+
+/// How often the controller looks at its tasks and targets.
+const TICK: Duration = Duration::from_millis(250);
+/// Stopped tasks kept for `berth status` (ECS keeps them about an hour, S4.4).
+const STOPPED_KEPT: usize = 20;
+/// Events kept (the console shows 100, S2.19).
+const EVENTS_KEPT: usize = 100;
+
+/// A service as the stack defines it, in the scheduler's terms.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub name: String,
+    pub desired_count: u32,
+    pub configuration: DeploymentConfiguration,
+    /// `healthCheckGracePeriodSeconds` (S1.12).
+    pub grace_period: Duration,
+    /// The target group the tasks register in.
+    pub target_group: Option<String>,
+    /// Whether the tasks have a container health check.
+    pub container_health_check: bool,
+    /// `<family>:<revision>` of the task definition the first deployment runs.
+    pub task_definition: String,
+    /// The image (registry reference) it runs.
+    pub image: String,
+}
+
+/// Requests to a running controller.
+#[derive(Debug)]
+pub enum ServiceCommand {
+    /// Change `desiredCount` (updates the PRIMARY deployment in place, S1.30).
+    Scale(u32),
+    /// Deregister every target, drain, stop every task; reply when all are STOPPED.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// One task the controller owns.
+#[derive(Debug)]
+struct Tracked {
+    task: Task,
+    deployment: String,
+    unhealthy: Option<UnhealthyCause>,
+    registered: bool,
+    /// The scheduler (or the user) asked it to stop: its exit is not a crash.
+    stop_requested: bool,
+    /// It has been healthy at least once: its exit does not count toward the back-off.
+    was_healthy: bool,
+    started: Instant,
+}
+
+impl Tracked {
+    fn target(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.task.port()))
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    settings: ServiceSettings,
+    desired_count: u32,
+    deployments: Vec<Deployment>,
+    tasks: Vec<Tracked>,
+    stopped: VecDeque<(TaskSnapshot, String)>,
+    events: VecDeque<ServiceEvent>,
+    steady: bool,
+    backoff: Backoff,
+    reported_throttle: bool,
+    reported_stuck: bool,
+}
+
+impl Record {
+    fn primary(&mut self) -> &mut Deployment {
+        // There is always a PRIMARY deployment: the first is made with the record.
+        &mut self.deployments[0]
+    }
+}
+
+/// What the controller's parts share: the record, the outside world, the event stream.
+struct Shared {
+    name: String,
+    record: Mutex<Record>,
+    router: Option<Arc<dyn TargetRouter>>,
+    events: broadcast::Sender<RuntimeEvent>,
+    steady: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Record> {
+        // A panic while holding the lock leaves a record that is still consistent enough to
+        // show and to stop: keep going.
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, record: &mut Record, message: String) {
+        tracing::info!(service = %self.name, "{message}");
+        let event = ServiceEvent {
+            created_at: Utc::now(),
+            message: message.clone(),
+        };
+        record.events.push_front(event);
+        record.events.truncate(EVENTS_KEPT);
+        // Nobody listening is fine.
+        let _ = self.events.send(RuntimeEvent::Service {
+            service: self.name.clone(),
+            message,
+        });
+    }
+
+    fn target_health(&self, target_group: Option<&str>) -> Vec<TargetHealthView> {
+        match (&self.router, target_group) {
+            (Some(router), Some(tg)) => router.target_health(tg),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs one service's scheduler loop.
+pub struct ServiceController {
+    shared: Arc<Shared>,
+    launcher: Arc<dyn TaskLauncher>,
+    commands: mpsc::UnboundedReceiver<ServiceCommand>,
+}
+
+/// A handle on a running service controller.
+#[derive(Clone)]
+pub struct ServiceHandle {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<ServiceCommand>,
+    join: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl ServiceController {
+    /// Starts the controller of one service; it starts the desired tasks at once.
+    pub fn spawn(
+        settings: ServiceSettings,
+        launcher: Arc<dyn TaskLauncher>,
+        router: Option<Arc<dyn TargetRouter>>,
+        events: broadcast::Sender<RuntimeEvent>,
+    ) -> ServiceHandle {
+        let deployment = Deployment::new_primary(
+            settings.task_definition.clone(),
+            settings.image.clone(),
+            settings.desired_count,
+        );
+        let record = Record {
+            desired_count: settings.desired_count,
+            settings: settings.clone(),
+            deployments: vec![deployment],
+            tasks: Vec::new(),
+            stopped: VecDeque::new(),
+            events: VecDeque::new(),
+            steady: false,
+            backoff: Backoff::default(),
+            reported_throttle: false,
+            reported_stuck: false,
+        };
+        let shared = Arc::new(Shared {
+            name: settings.name.clone(),
+            record: Mutex::new(record),
+            router,
+            events,
+            steady: watch::Sender::new(false),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let controller = Self {
+            shared: shared.clone(),
+            launcher,
+            commands: rx,
+        };
+        let join = tokio::spawn(controller.run());
+        ServiceHandle {
+            shared,
+            commands: tx,
+            join: Arc::new(Mutex::new(Some(join))),
+        }
+    }
+
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(ServiceCommand::Scale(count)) => self.scale(count),
+                    Some(ServiceCommand::Shutdown(reply)) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                _ = tick.tick() => {}
+            }
+            self.reconcile().await;
+        }
+    }
+
+    fn scale(&self, count: u32) {
+        let mut record = self.shared.lock();
+        record.desired_count = count;
+        let primary = record.primary();
+        primary.desired_count = count;
+        primary.updated_at = Utc::now();
+    }
+
+    /// One round: observe, plan, act.
+    async fn reconcile(&mut self) {
+        let actions = {
+            let mut record = self.shared.lock();
+            self.harvest(&mut record);
+            let view = self.observe(&mut record);
+            plan(&view)
+        };
+        if !actions.contains(&Action::SteadyState) {
+            let mut record = self.shared.lock();
+            if record.steady {
+                record.steady = false;
+                self.shared.steady.send_replace(false);
+            }
+        }
+        for action in actions {
+            self.execute(action).await;
+        }
+    }
+
+    /// Takes note of tasks that stopped: crashes are deregistered after the fact (S4.23) and
+    /// counted toward the back-off when they never became healthy.
+    fn harvest(&self, record: &mut Record) {
+        let now = Instant::now();
+        let target_group = record.settings.target_group.clone();
+        let mut index = 0;
+        while index < record.tasks.len() {
+            if !record.tasks[index].task.snapshot().last_status.is_stopped() {
+                index += 1;
+                continue;
+            }
+            let tracked = record.tasks.remove(index);
+            if !tracked.stop_requested {
+                if let (Some(router), Some(tg), true) =
+                    (&self.shared.router, &target_group, tracked.registered)
+                {
+                    router.deregister(tg, tracked.target());
+                    self.shared
+                        .emit(record, events::deregistered(&self.shared.name, 1, tg));
+                }
+                if !tracked.was_healthy {
+                    record.backoff.record_failure(now);
+                    record.primary().failed_tasks += 1;
+                }
+            }
+            record
+                .stopped
+                .push_front((tracked.task.snapshot(), tracked.deployment));
+            record.stopped.truncate(STOPPED_KEPT);
+        }
+    }
+
+    fn observe(&self, record: &mut Record) -> ServiceView {
+        let now = Instant::now();
+        let target_group = record.settings.target_group.clone();
+        let targets = self.shared.target_health(target_group.as_deref());
+        let has_check = record.settings.container_health_check;
+        let mut views = Vec::with_capacity(record.tasks.len());
+        let mut any_became_healthy = false;
+        for tracked in &mut record.tasks {
+            let snapshot = tracked.task.snapshot();
+            let target = targets
+                .iter()
+                .find(|t| t.target == tracked.target())
+                .cloned();
+            let view = TaskView {
+                id: snapshot.task_id.clone(),
+                last_status: snapshot.last_status,
+                desired_status: snapshot.desired_status,
+                age: now.saturating_duration_since(tracked.started),
+                container_check: has_check.then_some(snapshot.health_status),
+                target,
+                unhealthy: tracked.unhealthy.clone(),
+            };
+            let healthy_now = view.last_status == TaskStatus::Running
+                && (target_group.is_none()
+                    || view
+                        .target
+                        .as_ref()
+                        .is_some_and(|t| t.state == TargetState::Healthy))
+                && view
+                    .container_check
+                    .is_none_or(|h| h == crate::task::HealthStatus::Healthy);
+            if healthy_now && !tracked.was_healthy {
+                tracked.was_healthy = true;
+                any_became_healthy = true;
+            }
+            views.push(view);
+        }
+        if any_became_healthy {
+            record.backoff.record_success();
+            record.reported_throttle = false;
+            record.primary().failed_tasks = 0;
+        }
+        let running = views
+            .iter()
+            .filter(|v| v.last_status == TaskStatus::Running)
+            .count() as u32;
+        let pending = views.iter().filter(|v| v.last_status.is_starting()).count() as u32;
+        let primary = record.primary();
+        primary.running_count = running;
+        primary.pending_count = pending;
+        ServiceView {
+            name: self.shared.name.clone(),
+            desired_count: record.desired_count,
+            configuration: record.settings.configuration,
+            grace_period: record.settings.grace_period,
+            target_group,
+            primary_deployment: record.deployments[0].id.clone(),
+            tasks: views,
+            throttled: record.backoff.throttled(now),
+        }
+    }
+
+    async fn execute(&mut self, action: Action) {
+        match action {
+            Action::StartTasks { deployment, count } => self.start_tasks(&deployment, count).await,
+            Action::MarkUnhealthy { task, cause } => {
+                let mut record = self.shared.lock();
+                let message = match &cause {
+                    UnhealthyCause::TargetGroup {
+                        target_group,
+                        port,
+                        description,
+                    } => events::unhealthy_target(
+                        &self.shared.name,
+                        &task,
+                        *port,
+                        target_group,
+                        description,
+                    ),
+                    UnhealthyCause::ContainerHealthCheck => {
+                        events::failed_container_health_checks(&self.shared.name, &task)
+                    }
+                };
+                if let Some(tracked) = record.tasks.iter_mut().find(|t| *t.task.id() == task) {
+                    tracked.unhealthy = Some(cause);
+                }
+                self.shared.emit(&mut record, message);
+            }
+            Action::StopTask { task, code, reason } => self.stop_task(&task, code, reason),
+            Action::Throttled => {
+                let mut record = self.shared.lock();
+                if record.backoff.consecutive_failures() >= REPORT_AFTER
+                    && !record.reported_throttle
+                {
+                    record.reported_throttle = true;
+                    self.shared
+                        .emit(&mut record, events::unable_to_start(&self.shared.name));
+                }
+            }
+            Action::Stuck => {
+                let mut record = self.shared.lock();
+                if !record.reported_stuck {
+                    record.reported_stuck = true;
+                    self.shared
+                        .emit(&mut record, events::stuck(&self.shared.name));
+                }
+            }
+            Action::SteadyState => {
+                let mut record = self.shared.lock();
+                if !record.steady {
+                    record.steady = true;
+                    record.reported_stuck = false;
+                    let name = self.shared.name.clone();
+                    let primary = record.primary();
+                    let completed_now = primary.rollout_state == RolloutState::InProgress;
+                    primary.complete();
+                    let deployment = primary.id.clone();
+                    if completed_now {
+                        self.shared.emit(
+                            &mut record,
+                            events::deployment_completed(&name, &deployment),
+                        );
+                    }
+                    self.shared.emit(&mut record, events::steady_state(&name));
+                    self.shared.steady.send_replace(true);
+                }
+            }
+        }
+    }
+
+    async fn start_tasks(&mut self, deployment: &str, count: u32) {
+        let mut started = Vec::new();
+        for _ in 0..count {
+            let id = TaskId::random();
+            let task = self
+                .launcher
+                .launch(&self.shared.name, deployment, id.clone())
+                .await;
+            started.push(task);
+        }
+        let mut record = self.shared.lock();
+        let target_group = record.settings.target_group.clone();
+        let ids: Vec<TaskId> = started.iter().map(|t| t.id().clone()).collect();
+        self.shared
+            .emit(&mut record, events::started(&self.shared.name, &ids));
+        let mut registered = 0;
+        let now = Instant::now();
+        for task in started {
+            let mut tracked = Tracked {
+                task,
+                deployment: deployment.to_owned(),
+                unhealthy: None,
+                registered: false,
+                stop_requested: false,
+                was_healthy: false,
+                started: now,
+            };
+            if !tracked.task.snapshot().last_status.is_stopped() {
+                // ACTIVATING registers the targets, then the task is RUNNING (S4.2).
+                if let (Some(router), Some(tg)) = (&self.shared.router, &target_group) {
+                    router.register(tg, tracked.target());
+                    tracked.registered = true;
+                    registered += 1;
+                }
+                tracked.task.mark_running();
+            }
+            record.tasks.push(tracked);
+        }
+        if let (Some(tg), true) = (&target_group, registered > 0) {
+            self.shared.emit(
+                &mut record,
+                events::registered(&self.shared.name, registered, tg),
+            );
+        }
+    }
+
+    /// DEACTIVATING (deregister, drain), then STOPPING (SIGTERM, SIGKILL): in the background,
+    /// so the scheduler keeps watching the other tasks meanwhile.
+    fn stop_task(&self, id: &TaskId, code: StopCode, reason: String) {
+        let mut record = self.shared.lock();
+        let target_group = record.settings.target_group.clone();
+        let Some(tracked) = record.tasks.iter_mut().find(|t| t.task.id() == id) else {
+            return;
+        };
+        if tracked.stop_requested {
+            return;
+        }
+        tracked.stop_requested = true;
+        tracked.task.begin_stop(code, reason.clone());
+        let task = tracked.task.clone();
+        let drain = match (&self.shared.router, &target_group, tracked.registered) {
+            (Some(router), Some(tg), true) => Some((router.clone(), tg.clone(), tracked.target())),
+            _ => None,
+        };
+        self.shared.emit(
+            &mut record,
+            events::stopped(&self.shared.name, std::slice::from_ref(id)),
+        );
+        if let Some((router, tg, target)) = &drain {
+            router.deregister(tg, *target);
+            self.shared
+                .emit(&mut record, events::deregistered(&self.shared.name, 1, tg));
+            self.shared
+                .emit(&mut record, events::draining(&self.shared.name, 1));
+        }
+        drop(record);
+        tokio::spawn(async move {
+            if let Some((router, tg, target)) = drain {
+                router.wait_drained(&tg, target).await;
+            }
+            task.stop(code, reason).await;
+        });
+    }
+
+    /// Ordered stop of the whole service: deregister every target, wait for them to drain,
+    /// then stop every task.
+    async fn shutdown(&mut self) {
+        let (tasks, drains) = {
+            let mut record = self.shared.lock();
+            let target_group = record.settings.target_group.clone();
+            let mut tasks = Vec::new();
+            let mut drains = Vec::new();
+            let mut stopping = Vec::new();
+            for tracked in &mut record.tasks {
+                if !tracked.stop_requested {
+                    tracked.stop_requested = true;
+                    tracked
+                        .task
+                        .begin_stop(StopCode::UserInitiated, reasons::USER_STOPPED);
+                    stopping.push(tracked.task.id().clone());
+                    if let (Some(router), Some(tg), true) =
+                        (&self.shared.router, &target_group, tracked.registered)
+                    {
+                        router.deregister(tg, tracked.target());
+                        drains.push(router.wait_drained(tg, tracked.target()));
+                    }
+                }
+                tasks.push(tracked.task.clone());
+            }
+            if !stopping.is_empty() {
+                self.shared
+                    .emit(&mut record, events::stopped(&self.shared.name, &stopping));
+            }
+            if let (Some(tg), false) = (&target_group, drains.is_empty()) {
+                let n = drains.len();
+                self.shared
+                    .emit(&mut record, events::deregistered(&self.shared.name, n, tg));
+                self.shared
+                    .emit(&mut record, events::draining(&self.shared.name, n));
+            }
+            (tasks, drains)
+        };
+        let mut set = JoinSet::new();
+        for drain in drains {
+            set.spawn(drain);
+        }
+        while set.join_next().await.is_some() {}
+        let mut set = JoinSet::new();
+        for task in tasks {
+            set.spawn(async move {
+                task.stop(StopCode::UserInitiated, reasons::USER_STOPPED)
+                    .await
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let mut record = self.shared.lock();
+        self.harvest(&mut record);
+        record.desired_count = 0;
+    }
+}
+
+impl ServiceHandle {
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn scale(&self, count: u32) {
+        let _ = self.commands.send(ServiceCommand::Scale(count));
+    }
+
+    /// Whether the service is in steady state now, and changes of it.
+    pub fn steady(&self) -> watch::Receiver<bool> {
+        self.shared.steady.subscribe()
+    }
+
+    /// Stops every task in order and ends the controller.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(ServiceCommand::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let join = self.join.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(join) = join {
+            let _ = join.await;
+        }
+    }
+
+    /// Live tasks (for recovery bookkeeping: pids and ports).
+    pub fn live_tasks(&self) -> Vec<TaskSnapshot> {
+        let record = self.shared.lock();
+        record.tasks.iter().map(|t| t.task.snapshot()).collect()
+    }
+
+    pub fn status(&self) -> ServiceStatus {
+        let record = self.shared.lock();
+        let targets = self
+            .shared
+            .target_health(record.settings.target_group.as_deref());
+        let mut tasks: Vec<ServiceTaskStatus> = record
+            .tasks
+            .iter()
+            .map(|tracked| ServiceTaskStatus {
+                task: tracked.task.snapshot(),
+                deployment_id: tracked.deployment.clone(),
+                target_health: targets
+                    .iter()
+                    .find(|t| t.target == tracked.target())
+                    .cloned(),
+            })
+            .collect();
+        tasks.extend(
+            record
+                .stopped
+                .iter()
+                .map(|(snapshot, deployment)| ServiceTaskStatus {
+                    task: snapshot.clone(),
+                    deployment_id: deployment.clone(),
+                    target_health: None,
+                }),
+        );
+        let running_count = tasks
+            .iter()
+            .filter(|t| t.task.last_status == TaskStatus::Running)
+            .count() as u32;
+        let pending_count = tasks
+            .iter()
+            .filter(|t| t.task.last_status.is_starting())
+            .count() as u32;
+        ServiceStatus {
+            service_name: self.shared.name.clone(),
+            desired_count: record.desired_count,
+            running_count,
+            pending_count,
+            target_group: record.settings.target_group.clone(),
+            health_check_grace_period: record.settings.grace_period,
+            deployment_configuration: record.settings.configuration,
+            steady_state: record.steady,
+            deployments: record.deployments.clone(),
+            tasks,
+            events: record.events.iter().cloned().collect(),
+        }
+    }
+}

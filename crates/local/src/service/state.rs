@@ -1,0 +1,214 @@
+//! Service state vocabulary: deployments, rollout state, events, target health as the
+//! scheduler sees it (ECS-SEMANTICS §1–§2).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::task::TaskSnapshot;
+
+/// `deploymentConfiguration` bounds (S1.2–S1.8). Defaults are REPLICA's: 100 / 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfiguration {
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+}
+
+impl Default for DeploymentConfiguration {
+    fn default() -> Self {
+        Self {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+        }
+    }
+}
+
+impl DeploymentConfiguration {
+    /// Tasks that must stay healthy: `ceil(desired × min / 100)` (S1.2).
+    pub fn min_healthy(&self, desired: u32) -> u32 {
+        (u64::from(desired) * u64::from(self.minimum_healthy_percent)).div_ceil(100) as u32
+    }
+
+    /// Tasks allowed at once: `floor(desired × max / 100)` (S1.4).
+    pub fn max_tasks(&self, desired: u32) -> u32 {
+        (u64::from(desired) * u64::from(self.maximum_percent) / 100) as u32
+    }
+}
+
+/// Deployment `status` (S2.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    Primary,
+    Active,
+    Inactive,
+}
+
+/// `rolloutState` (S2.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// How a deployment replaces tasks. Only `Rolling` runs today; the others are here so that
+/// the state (and `berth status --output json`) has room for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStrategy {
+    #[default]
+    Rolling,
+    BlueGreen,
+    Linear,
+    Canary,
+}
+
+/// One deployment of a service: a task definition revision being rolled out (S2.9–S2.14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// `ecs-svc/` followed by 19 digits (S1.25).
+    pub id: String,
+    pub status: DeploymentStatus,
+    /// What the tasks run: `<family>:<revision>` plus the image it resolves to.
+    pub task_definition: String,
+    pub image: String,
+    pub strategy: DeploymentStrategy,
+    pub desired_count: u32,
+    pub pending_count: u32,
+    pub running_count: u32,
+    pub failed_tasks: u32,
+    pub rollout_state: RolloutState,
+    pub rollout_state_reason: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// A new PRIMARY deployment, IN_PROGRESS.
+    pub fn new_primary(task_definition: String, image: String, desired_count: u32) -> Self {
+        let id = new_deployment_id();
+        let now = Utc::now();
+        Self {
+            rollout_state_reason: format!("ECS deployment {id} in progress."),
+            id,
+            status: DeploymentStatus::Primary,
+            task_definition,
+            image,
+            strategy: DeploymentStrategy::Rolling,
+            desired_count,
+            pending_count: 0,
+            running_count: 0,
+            failed_tasks: 0,
+            rollout_state: RolloutState::InProgress,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn complete(&mut self) {
+        if self.rollout_state != RolloutState::Completed {
+            self.rollout_state = RolloutState::Completed;
+            self.rollout_state_reason = format!("ECS deployment {} completed.", self.id);
+            self.updated_at = Utc::now();
+        }
+    }
+}
+
+/// `ecs-svc/` and a 19-digit number, as ECS names deployments.
+pub fn new_deployment_id() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 9_000_000_000_000_000_000 + 1_000_000_000_000_000_000;
+    format!("ecs-svc/{n}")
+}
+
+/// A target's health state as the load balancer reports it (S5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    Initial,
+    Healthy,
+    Unhealthy,
+    Unused,
+    Draining,
+    Unavailable,
+}
+
+impl fmt::Display for TargetState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Initial => "initial",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unused => "unused",
+            Self::Draining => "draining",
+            Self::Unavailable => "unavailable",
+        })
+    }
+}
+
+/// One target's health: state, reason code and description (S5.1–S5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetHealthView {
+    pub target: SocketAddr,
+    pub state: TargetState,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Why the scheduler decided a task is unhealthy; sticky once decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum UnhealthyCause {
+    /// The target group's health check failed (its description, e.g. `Request timed out`).
+    TargetGroup {
+        target_group: String,
+        port: u16,
+        description: String,
+    },
+    /// The container health check reported UNHEALTHY.
+    ContainerHealthCheck,
+}
+
+/// A service event, as DescribeServices lists them (newest first in `berth status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceEvent {
+    pub created_at: DateTime<Utc>,
+    pub message: String,
+}
+
+/// One task of a service in `berth status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceTaskStatus {
+    #[serde(flatten)]
+    pub task: TaskSnapshot,
+    pub deployment_id: String,
+    pub target_health: Option<TargetHealthView>,
+}
+
+/// A service in `berth status` (DescribeServices' shape, trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub service_name: String,
+    pub desired_count: u32,
+    pub running_count: u32,
+    pub pending_count: u32,
+    pub target_group: Option<String>,
+    pub health_check_grace_period: Duration,
+    pub deployment_configuration: DeploymentConfiguration,
+    pub steady_state: bool,
+    pub deployments: Vec<Deployment>,
+    /// Live tasks, then recently stopped ones.
+    pub tasks: Vec<ServiceTaskStatus>,
+    /// Newest first, at most 100 (S2.19).
+    pub events: Vec<ServiceEvent>,
+}

@@ -1,0 +1,176 @@
+//! The task's OS process: spawning it in its own process group, relaying its output, and
+//! stopping it (SIGTERM to the group, SIGKILL after the stop timeout).
+
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use chrono::Utc;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::health::HealthTracker;
+use super::state::{StopCode, TaskSnapshot, TaskStatus, reasons};
+use super::{OutputSink, OutputStream, StopRequest, TaskOutput, TaskSpec};
+
+/// A free TCP port on 127.0.0.1, chosen by the kernel (bind to port 0, read it, release it).
+pub fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+pub(super) struct SpawnedChild {
+    pub(super) pid: u32,
+    child: Child,
+}
+
+pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
+    let mut command = Command::new(&spec.executable);
+    command
+        .args(&spec.args)
+        .env_clear()
+        .envs(base_environment())
+        .envs(spec.environment(port))
+        .stdin(Stdio::null())
+        // Its own group: a stop signal reaches everything the task started (a shell's
+        // children included), and Ctrl-C in berth's terminal does not reach it directly.
+        .process_group(0);
+    if let Some(dir) = &spec.working_dir {
+        command.current_dir(dir);
+    }
+    match &spec.output {
+        TaskOutput::Null => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        TaskOutput::Lines(_) => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+    }
+    let mut child = command.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("child exited at once"))?;
+    if let TaskOutput::Lines(sink) = &spec.output {
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(relay(stdout, OutputStream::Stdout, sink.clone()));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(relay(stderr, OutputStream::Stderr, sink.clone()));
+        }
+    }
+    Ok(SpawnedChild { pid, child })
+}
+
+/// The few variables of berth's own environment a task inherits; everything else comes from
+/// the stack, as in a container.
+fn base_environment() -> impl Iterator<Item = (String, String)> {
+    const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "TZ", "RUST_BACKTRACE"];
+    INHERITED
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_owned(), v)))
+}
+
+async fn relay(stream: impl AsyncRead + Unpin, which: OutputStream, sink: Arc<dyn OutputSink>) {
+    let mut lines = BufReader::new(stream).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => sink.line(which, &line),
+            Ok(None) => break,
+            Err(error) => {
+                tracing::debug!(%error, "task output stream closed");
+                break;
+            }
+        }
+    }
+}
+
+/// Owns the child until it is gone: records its exit, carries out a stop request, runs the
+/// container health check meanwhile.
+pub(super) async fn supervise(
+    mut spawned: SpawnedChild,
+    spec: TaskSpec,
+    state: Arc<watch::Sender<TaskSnapshot>>,
+    mut stop_rx: mpsc::UnboundedReceiver<StopRequest>,
+) {
+    let pgid = spawned.pid;
+    let health_stop = CancellationToken::new();
+    if let Some(check) = spec.health_check.clone() {
+        let port = state.borrow().port;
+        let tracker = HealthTracker::new(check, spec.environment(port), state.clone());
+        tokio::spawn(tracker.run(health_stop.clone()));
+    }
+
+    let status = tokio::select! {
+        status = spawned.child.wait() => status,
+        Some(request) = stop_rx.recv() => {
+            stop_group(&mut spawned.child, pgid, &spec, &state, request).await
+        }
+    };
+    health_stop.cancel();
+    // The main process is gone: whatever it left in its group goes with it, as when a
+    // container's init exits.
+    let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+
+    let exit_code = status.ok().map(exit_code_of);
+    state.send_modify(|s| {
+        s.last_status = TaskStatus::Deprovisioning;
+    });
+    state.send_modify(|s| {
+        s.finish(
+            StopCode::EssentialContainerExited,
+            reasons::ESSENTIAL_CONTAINER_EXITED.to_owned(),
+            exit_code,
+        );
+    });
+    let snapshot = state.borrow().clone();
+    tracing::info!(
+        task = %snapshot.task_id,
+        exit_code = ?snapshot.exit_code,
+        stop_code = ?snapshot.stop_code,
+        "task stopped"
+    );
+}
+
+async fn stop_group(
+    child: &mut Child,
+    pgid: u32,
+    spec: &TaskSpec,
+    state: &watch::Sender<TaskSnapshot>,
+    request: StopRequest,
+) -> io::Result<ExitStatus> {
+    state.send_modify(|s| {
+        s.last_status = TaskStatus::Stopping;
+        s.stopping_at = Some(Utc::now());
+        s.stop_code.get_or_insert(request.code);
+        s.stopped_reason.get_or_insert(request.reason);
+    });
+    let group = Pid::from_raw(pgid as i32);
+    if let Err(error) = killpg(group, Signal::SIGTERM) {
+        tracing::debug!(%error, pgid, "SIGTERM to the task's group failed");
+    }
+    match tokio::time::timeout(spec.stop_timeout, child.wait()).await {
+        Ok(status) => status,
+        Err(_elapsed) => {
+            tracing::info!(pgid, "task ignored SIGTERM for its stop timeout: SIGKILL");
+            if let Err(error) = killpg(group, Signal::SIGKILL) {
+                tracing::debug!(%error, pgid, "SIGKILL to the task's group failed");
+            }
+            child.wait().await
+        }
+    }
+}
+
+/// The exit code as a shell (and ECS, S4.8) reports it: 128 + n for death by signal n.
+fn exit_code_of(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => -1,
+    }
+}
