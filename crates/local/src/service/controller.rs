@@ -622,7 +622,7 @@ impl ServiceHandle {
             running_count,
             pending_count,
             target_group: record.settings.target_group.clone(),
-            health_check_grace_period: record.settings.grace_period,
+            health_check_grace_period_seconds: record.settings.grace_period.as_secs(),
             deployment_configuration: record.settings.configuration,
             steady_state: record.steady,
             deployments: record.deployments.clone(),

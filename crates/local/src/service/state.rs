@@ -1,12 +1,10 @@
 //! Service state vocabulary: deployments, rollout state, events, target health as the
 //! scheduler sees it (ECS-SEMANTICS §1–§2).
 
-use std::fmt;
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
 
 use crate::task::TaskSnapshot;
 
@@ -203,7 +201,7 @@ pub struct ServiceStatus {
     pub running_count: u32,
     pub pending_count: u32,
     pub target_group: Option<String>,
-    pub health_check_grace_period: Duration,
+    pub health_check_grace_period_seconds: u64,
     pub deployment_configuration: DeploymentConfiguration,
     pub steady_state: bool,
     pub deployments: Vec<Deployment>,

@@ -1,0 +1,117 @@
+//! Starting a service's task: image, environment, secrets read at start (S7.8–S7.9), its own
+//! port, its log stream.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::service::{BoxFuture, TaskLauncher};
+use crate::task::{
+    ContainerHealthCheck, SecretValue, Task, TaskId, TaskOutput, TaskSpec, free_port,
+};
+
+/// Reads secrets from the parameter store at task start.
+pub trait SecretSource: Send + Sync + 'static {
+    /// `(variable, parameter name)` pairs → `(variable, value)`. The error is the
+    /// `ResourceInitializationError` text ECS would record (it names the parameters, never
+    /// a value).
+    fn resolve(&self, secrets: &[(String, String)]) -> Result<Vec<(String, SecretValue)>, String>;
+}
+
+/// Opens a task's log stream.
+pub trait LogStreams: Send + Sync + 'static {
+    fn open(&self, service: &str, task: &TaskId) -> TaskOutput;
+}
+
+/// Secrets nobody defines: every lookup fails as a missing parameter would.
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn resolve(&self, secrets: &[(String, String)]) -> Result<Vec<(String, SecretValue)>, String> {
+        match secrets.first() {
+            None => Ok(Vec::new()),
+            Some(_) => Err(missing_parameters(secrets.iter().map(|(_, p)| p.as_str()))),
+        }
+    }
+}
+
+/// ECS's wording for parameters that cannot be read (S7.10).
+pub fn missing_parameters<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    format!(
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm: service call has been retried 1 time(s): invalid ssm parameters: {}",
+        names.join(" ")
+    )
+}
+
+/// How one service's tasks are made: the task definition, locally.
+#[derive(Debug, Clone)]
+pub struct TaskTemplate {
+    /// The registry snapshot's executable.
+    pub executable: PathBuf,
+    pub args: Vec<String>,
+    pub working_dir: Option<PathBuf>,
+    pub environment: Vec<(String, String)>,
+    /// `(variable, parameter name)`.
+    pub secrets: Vec<(String, String)>,
+    pub stop_timeout: Duration,
+    pub health_check: Option<ContainerHealthCheck>,
+}
+
+/// The [`TaskLauncher`] of the runtime: one template per service.
+pub struct StackLauncher {
+    pub templates: HashMap<String, TaskTemplate>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub logs: Option<Arc<dyn LogStreams>>,
+}
+
+impl StackLauncher {
+    fn start(&self, service: &str, id: TaskId) -> Task {
+        let Some(template) = self.templates.get(service) else {
+            return Task::failed_to_start(
+                id,
+                format!("ResourceInitializationError: no task definition for service {service}"),
+            );
+        };
+        let secrets = match self.secrets.resolve(&template.secrets) {
+            Ok(secrets) => secrets,
+            Err(reason) => return Task::failed_to_start(id, reason),
+        };
+        let port = match free_port() {
+            Ok(port) => port,
+            Err(error) => {
+                return Task::failed_to_start(
+                    id,
+                    format!("ResourceInitializationError: no free port: {error}"),
+                );
+            }
+        };
+        let output = self
+            .logs
+            .as_ref()
+            .map_or(TaskOutput::Null, |logs| logs.open(service, &id));
+        let spec = TaskSpec {
+            executable: template.executable.clone(),
+            args: template.args.clone(),
+            env: template.environment.clone(),
+            secrets,
+            working_dir: template.working_dir.clone(),
+            stop_timeout: template.stop_timeout,
+            health_check: template.health_check.clone(),
+            output,
+        };
+        Task::start(id, spec, port)
+    }
+}
+
+impl TaskLauncher for StackLauncher {
+    fn launch<'a>(
+        &'a self,
+        service: &'a str,
+        _deployment: &'a str,
+        id: TaskId,
+    ) -> BoxFuture<'a, Task> {
+        Box::pin(async move { self.start(service, id) })
+    }
+}

@@ -1,0 +1,371 @@
+//! The supervisor that owns everything a running berth started: the service controllers
+//! (and through them the tasks), the control socket, the recovery state, and the shutdown
+//! steps of the balancer and the database, run in order at the end.
+
+mod launcher;
+
+pub use launcher::{
+    LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
+};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cleanup::{RunPostgres, RunState, RunTask, process_start_time};
+use crate::control::{
+    ControlError, ControlHandler, ControlServer, StatusReport, TargetGroupStatus,
+};
+use crate::service::{
+    BoxFuture, ServiceController, ServiceHandle, ServiceSettings, TargetRouter, TaskLauncher,
+};
+
+/// How often the recovery state is brought up to date.
+const STATE_EVERY: Duration = Duration::from_millis(500);
+
+/// Progress of the runtime, for the CLI to render.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuntimeEvent {
+    /// A step of bringing the stack up (database started, image built, listening...).
+    Progress {
+        message: String,
+    },
+    /// A service event (ECS wording).
+    Service {
+        service: String,
+        message: String,
+    },
+    /// Every service reached a steady state: the stack serves at `url`.
+    Healthy {
+        url: String,
+    },
+    /// The ordered shutdown began / ended.
+    Stopping,
+    Stopped,
+}
+
+/// A step run at shutdown, after every task stopped (stop the balancer, stop PostgreSQL).
+pub type ShutdownStep = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// What the supervisor is given to run.
+pub struct RuntimeParts {
+    pub stack: String,
+    pub environment: String,
+    /// The load balancer's URL (`http://127.0.0.1:8080`).
+    pub url: String,
+    /// `.berth/run`.
+    pub run_dir: PathBuf,
+    pub services: Vec<ServiceSettings>,
+    pub launcher: Arc<dyn TaskLauncher>,
+    pub router: Option<Arc<dyn TargetRouter>>,
+    /// Shown by `berth status`: where the local runtime differs from AWS.
+    pub local_differences: Vec<String>,
+    /// Recorded for recovery.
+    pub postgres: Option<RunPostgres>,
+    /// Run in order after the tasks stopped.
+    pub shutdown_steps: Vec<(String, ShutdownStep)>,
+    /// Whether to listen on the control socket (off for in-process tests that run
+    /// several runtimes in one directory).
+    pub control_socket: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Cleanup(#[from] crate::cleanup::CleanupError),
+}
+
+/// A running stack.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stack: String,
+    environment: String,
+    url: String,
+    run_dir: PathBuf,
+    started_at: DateTime<Utc>,
+    services: Vec<ServiceHandle>,
+    router: Option<Arc<dyn TargetRouter>>,
+    target_groups: Vec<(String, String)>,
+    local_differences: Vec<String>,
+    postgres: Option<RunPostgres>,
+    events: broadcast::Sender<RuntimeEvent>,
+    background: CancellationToken,
+    shutdown_steps: Mutex<Vec<(String, ShutdownStep)>>,
+    shutdown_started: AtomicBool,
+    stopped: watch::Sender<bool>,
+    /// Asked to stop (by `berth down` through the socket, or `Runtime::request_stop`).
+    stop_requested: CancellationToken,
+}
+
+impl Runtime {
+    /// Starts the service controllers (which start the tasks), the control socket and the
+    /// recovery-state writer.
+    pub fn start(parts: RuntimeParts) -> Result<Self, RuntimeError> {
+        let (events, _) = broadcast::channel(1024);
+        let control = if parts.control_socket {
+            Some(ControlServer::bind(&parts.run_dir)?)
+        } else {
+            None
+        };
+        let target_groups = parts
+            .services
+            .iter()
+            .filter_map(|s| Some((s.target_group.clone()?, s.name.clone())))
+            .collect();
+        let services = parts
+            .services
+            .into_iter()
+            .map(|settings| {
+                ServiceController::spawn(
+                    settings,
+                    parts.launcher.clone(),
+                    parts.router.clone(),
+                    events.clone(),
+                )
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            stack: parts.stack,
+            environment: parts.environment,
+            url: parts.url,
+            run_dir: parts.run_dir,
+            started_at: Utc::now(),
+            services,
+            router: parts.router,
+            target_groups,
+            local_differences: parts.local_differences,
+            postgres: parts.postgres,
+            events,
+            background: CancellationToken::new(),
+            shutdown_steps: Mutex::new(parts.shutdown_steps),
+            shutdown_started: AtomicBool::new(false),
+            stopped: watch::Sender::new(false),
+            stop_requested: CancellationToken::new(),
+        });
+        inner.write_state()?;
+        tokio::spawn(state_writer(inner.clone()));
+        if let Some(control) = control {
+            let handler: Arc<dyn ControlHandler> = Arc::new(Runtime {
+                inner: inner.clone(),
+            });
+            tokio::spawn(control.serve(handler, inner.background.clone()));
+        }
+        Ok(Self { inner })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Sends a progress event to whoever renders them.
+    pub fn progress(&self, message: impl Into<String>) {
+        let _ = self.inner.events.send(RuntimeEvent::Progress {
+            message: message.into(),
+        });
+    }
+
+    pub fn services(&self) -> &[ServiceHandle] {
+        &self.inner.services
+    }
+
+    /// Resolves once every service is in steady state (every target healthy).
+    pub async fn wait_steady(&self) {
+        for service in &self.inner.services {
+            let mut steady = service.steady();
+            // The sender lives as long as the controller's record: an error means it ended.
+            let _ = steady.wait_for(|s| *s).await;
+        }
+        let _ = self.inner.events.send(RuntimeEvent::Healthy {
+            url: self.inner.url.clone(),
+        });
+    }
+
+    pub fn status(&self) -> StatusReport {
+        self.inner.status()
+    }
+
+    pub fn scale(&self, service: &str, count: u32) -> Result<(), String> {
+        self.inner.scale(service, count)
+    }
+
+    /// Asks the runtime to stop (what `berth down` and Ctrl-C do); [`Runtime::stop_requested`]
+    /// resolves for whoever owns the runtime.
+    pub fn request_stop(&self) {
+        self.inner.stop_requested.cancel();
+    }
+
+    /// Resolves when someone asked this runtime to stop.
+    pub async fn stop_requested(&self) {
+        self.inner.stop_requested.cancelled().await;
+    }
+
+    /// The ordered shutdown: deregister and drain every target, stop every task (SIGTERM,
+    /// then SIGKILL), run the shutdown steps (balancer, database), remove the run files.
+    /// Safe to call more than once; later calls wait for the first.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl Inner {
+    fn status(&self) -> StatusReport {
+        let target_groups = self
+            .target_groups
+            .iter()
+            .map(|(tg, service)| TargetGroupStatus {
+                target_group_name: tg.clone(),
+                service: service.clone(),
+                targets: self
+                    .router
+                    .as_ref()
+                    .map(|r| r.target_health(tg))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        StatusReport {
+            stack: self.stack.clone(),
+            environment: self.environment.clone(),
+            url: self.url.clone(),
+            pid: std::process::id(),
+            started_at: self.started_at,
+            services: self.services.iter().map(ServiceHandle::status).collect(),
+            target_groups,
+            local_differences: self.local_differences.clone(),
+        }
+    }
+
+    fn scale(&self, service: &str, count: u32) -> Result<(), String> {
+        let handle = self
+            .services
+            .iter()
+            .find(|s| s.name() == service)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.services.iter().map(ServiceHandle::name).collect();
+                format!(
+                    "no service `{service}` in this stack (services: {})",
+                    known.join(", ")
+                )
+            })?;
+        handle.scale(count);
+        Ok(())
+    }
+
+    fn run_state(&self) -> RunState {
+        let me = std::process::id();
+        RunState {
+            berth_pid: me,
+            berth_start_time: process_start_time(me),
+            listen: Some(self.url.clone()),
+            tasks: self
+                .services
+                .iter()
+                .flat_map(|service| {
+                    service.live_tasks().into_iter().filter_map(|task| {
+                        let pid = task.pid?;
+                        Some(RunTask {
+                            service: service.name().to_owned(),
+                            task_id: task.task_id.to_string(),
+                            pid,
+                            start_time: process_start_time(pid),
+                            port: task.port,
+                        })
+                    })
+                })
+                .collect(),
+            postgres: self.postgres.clone(),
+        }
+    }
+
+    fn write_state(&self) -> Result<(), crate::cleanup::CleanupError> {
+        self.run_state().write(&self.run_dir)
+    }
+
+    async fn shutdown(&self) {
+        if self.shutdown_started.swap(true, Ordering::SeqCst) {
+            let mut stopped = self.stopped.subscribe();
+            let _ = stopped.wait_for(|s| *s).await;
+            return;
+        }
+        self.stop_requested.cancel();
+        let _ = self.events.send(RuntimeEvent::Stopping);
+        let mut set = tokio::task::JoinSet::new();
+        for service in self.services.clone() {
+            set.spawn(async move { service.shutdown().await });
+        }
+        while set.join_next().await.is_some() {}
+        let steps = std::mem::take(
+            &mut *self
+                .shutdown_steps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (name, step) in steps {
+            let _ = self.events.send(RuntimeEvent::Progress {
+                message: format!("stopping {name}"),
+            });
+            step().await;
+        }
+        self.background.cancel();
+        RunState::remove(&self.run_dir);
+        let _ = self.events.send(RuntimeEvent::Stopped);
+        self.stopped.send_replace(true);
+    }
+}
+
+impl ControlHandler for Runtime {
+    fn status(&self) -> StatusReport {
+        self.inner.status()
+    }
+
+    fn scale(&self, service: &str, count: u32) -> Result<(), String> {
+        self.inner.scale(service, count)
+    }
+
+    fn down(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.inner.stop_requested.cancel();
+            self.inner.shutdown().await;
+        })
+    }
+}
+
+/// Keeps `.berth/run/state.json` current while the runtime runs.
+async fn state_writer(inner: Arc<Inner>) {
+    let mut last = inner.run_state();
+    let mut tick = tokio::time::interval(STATE_EVERY);
+    loop {
+        tokio::select! {
+            () = inner.background.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if inner.shutdown_started.load(Ordering::SeqCst) {
+            // Tasks are stopping: keep the last full list, so a berth killed mid-shutdown
+            // still leaves enough to clean up.
+            continue;
+        }
+        let state = inner.run_state();
+        if state != last {
+            if let Err(error) = state.write(&inner.run_dir) {
+                tracing::warn!(%error, "cannot update the run state");
+            }
+            last = state;
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Recovery after a berth was killed: leftover task groups are killed when they are still
+//! ours, unrelated processes are left alone, a live berth is not touched.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use berth_local::cleanup::{CleanupError, RunState, RunTask, process_start_time, recover};
+
+use crate::support::{eventually, process_gone};
+
+/// A process group like a task's: `sh` leading, a `sleep` under it.
+fn leftover_group() -> std::process::Child {
+    Command::new("/bin/sh")
+        .args(["-c", "sleep 600 & wait"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn task(pid: u32, start_time: Option<u64>) -> RunTask {
+    RunTask {
+        service: "backend".into(),
+        task_id: "0".repeat(32),
+        pid,
+        start_time,
+        port: 1,
+    }
+}
+
+#[tokio::test]
+async fn leftovers_of_a_killed_berth_are_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut ours = leftover_group();
+    let mut not_ours = leftover_group();
+    let state = RunState {
+        berth_pid: dead_pid(),
+        berth_start_time: Some(1),
+        listen: None,
+        tasks: vec![
+            task(ours.id(), process_start_time(ours.id())),
+            // Same pid, other start time: the pid was reused by something else.
+            task(
+                not_ours.id(),
+                Some(process_start_time(not_ours.id()).unwrap() + 1),
+            ),
+        ],
+        postgres: None,
+    };
+    state.write(&run).unwrap();
+    std::fs::write(run.join("control.sock"), "").unwrap();
+
+    let recovery = recover(&run).unwrap();
+    assert_eq!(recovery.stale_berth, Some(state.berth_pid));
+    assert_eq!(recovery.killed_tasks.len(), 1);
+    assert_eq!(recovery.skipped_tasks.len(), 1);
+    let _ = ours.wait();
+    eventually("our group to be gone", || process_gone(ours.id())).await;
+    assert!(!process_gone(not_ours.id()));
+    assert!(!run.join("state.json").exists());
+    assert!(!run.join("control.sock").exists());
+
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(not_ours.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = not_ours.wait();
+}
+
+#[tokio::test]
+async fn a_live_berth_is_not_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut other_berth = leftover_group();
+    let state = RunState {
+        berth_pid: other_berth.id(),
+        berth_start_time: process_start_time(other_berth.id()),
+        ..RunState::default()
+    };
+    state.write(&run).unwrap();
+    let error = recover(&run).unwrap_err();
+    assert!(matches!(error, CleanupError::AlreadyRunning { pid } if pid == other_berth.id()));
+    assert!(run.join("state.json").exists());
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(other_berth.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = other_berth.wait();
+}
+
+#[tokio::test]
+async fn nothing_to_recover_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(recover(dir.path()).unwrap(), Default::default());
+}
