@@ -2,6 +2,9 @@
 
 pub mod cleanup;
 pub mod control;
+pub mod params;
+pub mod registry;
 pub mod runtime;
 pub mod service;
+pub mod state_dir;
 pub mod task;

@@ -1,7 +1,9 @@
 //! Integration tests of the embedded runtime (one binary, STYLE.md).
 
 mod control;
+mod params;
 mod recovery;
+mod registry;
 mod scheduler;
 mod support;
 mod task;
