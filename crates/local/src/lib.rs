@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod control;
+pub mod database;
 pub mod params;
 pub mod registry;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! Integration tests of the embedded runtime (one binary, STYLE.md).
 
 mod control;
+mod database;
 mod params;
 mod recovery;
 mod registry;

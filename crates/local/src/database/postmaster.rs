@@ -1,0 +1,84 @@
+//! `postmaster.pid`: telling a live server from the stale lock file a killed one leaves.
+//!
+//! Line 1 is the postmaster's pid, line 4 its port. A file whose pid is not a live `postgres`
+//! process is stale (after a SIGKILL or a reboot), and is removed so `pg_ctl start` does not
+//! trip over it or over an unrelated process that reused the pid.
+
+use std::fs;
+use std::path::Path;
+
+use crate::state_dir::FsError;
+
+const PID_FILE: &str = "postmaster.pid";
+
+/// A server that is running on a data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    pub pid: u32,
+    pub port: u16,
+}
+
+/// The server running on `data_dir`, from its pid file, if its pid is a live postgres.
+pub fn running(data_dir: &Path) -> Option<Running> {
+    let text = fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
+    let (pid, port) = parse(&text)?;
+    is_live_postgres(pid).then_some(Running { pid, port })
+}
+
+/// Removes the pid file when no live server owns it.
+pub fn remove_stale(data_dir: &Path) -> Result<(), FsError> {
+    let path = data_dir.join(PID_FILE);
+    if !path.exists() || running(data_dir).is_some() {
+        return Ok(());
+    }
+    tracing::warn!(path = %path.display(), "removing the stale postmaster.pid of a server that is gone");
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FsError::new("remove", path, e)),
+    }
+}
+
+fn parse(text: &str) -> Option<(u32, u16)> {
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let port = lines.nth(2)?.trim().parse().ok()?;
+    Some((pid, port))
+}
+
+/// Whether `pid` is alive and is a PostgreSQL server process (not some process that reused
+/// the number).
+fn is_live_postgres(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pid_and_port() {
+        let text = "1234\n/data\n1700000000\n5433\n/run\n127.0.0.1\n  1 2\nready   \n";
+        assert_eq!(parse(text), Some((1234, 5433)));
+        assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_dead_pid_is_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        // pid_max is below 2^22 on Linux: this pid cannot exist.
+        fs::write(tmp.path().join(PID_FILE), "99999999\n/d\n0\n5432\n").unwrap();
+        assert_eq!(running(tmp.path()), None);
+        remove_stale(tmp.path()).unwrap();
+        assert!(!tmp.path().join(PID_FILE).exists());
+        // Our own pid is alive but not postgres.
+        fs::write(
+            tmp.path().join(PID_FILE),
+            format!("{}\n/d\n0\n5432\n", std::process::id()),
+        )
+        .unwrap();
+        assert_eq!(running(tmp.path()), None);
+    }
+}
