@@ -1,1 +1,117 @@
-fn main() {}
+//! `berth`: run the File Analyzer system (or any stack) locally or on AWS ECS.
+//!
+//! Adding a verb: write `commands/<verb>.rs` with an `Args` struct (clap derive, doc
+//! comments become the help) and `pub async fn run(cx: &Context, args: Args) -> CliResult`,
+//! declare it in `commands/mod.rs`, then add one variant to [`Command`] and one arm to
+//! [`dispatch`].
+
+mod commands;
+mod context;
+mod error;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::Context;
+use crate::error::CliResult;
+use crate::output::Format;
+
+/// Run a containerised system from one stack file: on this machine, or on AWS ECS Fargate.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// The stack file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "berth.toml",
+        env = "BERTH_FILE"
+    )]
+    file: PathBuf,
+
+    /// The environment to act on (an `[environments.<name>]` of the stack file).
+    #[arg(
+        short = 'e',
+        long = "env",
+        global = true,
+        default_value = "local",
+        env = "BERTH_ENV"
+    )]
+    environment: String,
+
+    /// Output format: tables and text for people, JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    output: Format,
+
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace); BERTH_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter berth.toml (or a complete example).
+    Init(commands::init::Args),
+    /// Check the stack file and report every problem at once.
+    Validate(commands::validate::Args),
+    /// Show the resolved stack with every default filled in.
+    Explain(commands::explain::Args),
+}
+
+async fn dispatch(cx: &Context, command: Command) -> CliResult {
+    match command {
+        Command::Init(args) => commands::init::run(cx, args).await,
+        Command::Validate(args) => commands::validate::run(cx, args).await,
+        Command::Explain(args) => commands::explain::run(cx, args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let cx = Context::new(cli.file, cli.environment, cli.output);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let error = error::CliError::Failed(
+                anyhow::Error::new(e).context("cannot start the async runtime"),
+            );
+            return error::report(&cx.output, &error);
+        }
+    };
+    match runtime.block_on(dispatch(&cx, cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => error::report(&cx.output, &error),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::color_enabled_for(&std::io::stderr()))
+        .try_init();
+}

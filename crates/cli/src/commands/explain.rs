@@ -1,0 +1,61 @@
+//! `berth explain`: the resolved stack, every default filled in.
+
+use berth_spec::{Environment, EnvironmentKind, Stack, duration};
+
+use crate::context::Context;
+use crate::error::CliResult;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(cx: &Context, _args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    if cx.output.is_json() {
+        cx.output.json(&stack)?;
+        return Ok(());
+    }
+    let environment = cx.environment(&stack)?;
+    let body = toml::to_string_pretty(&stack).map_err(anyhow::Error::from)?;
+    cx.output.text(format!(
+        "{}\n{body}",
+        header(&stack, environment, &cx.file.display().to_string())
+    ));
+    Ok(())
+}
+
+/// Comment lines that say what differs between the local runtime and AWS.
+fn header(stack: &Stack, env: &Environment, file: &str) -> String {
+    let mut out = format!("# {file}, resolved: every default filled in.\n");
+    match &env.kind {
+        EnvironmentKind::Aws(aws) => {
+            out.push_str(&format!(
+                "#\n# Environment `{}` runs on AWS in {}: the values below apply as written.\n",
+                env.name, aws.region
+            ));
+        }
+        EnvironmentKind::Local(local) => {
+            out.push_str(&format!(
+            "#\n# On environment `{}` (the embedded runtime) these replace the services' AWS values:\n",
+            env.name
+        ));
+            for service in &stack.services {
+                let hc = &service.health_check;
+                out.push_str(&format!(
+                "#   {}: health check every {} (AWS {}), timeout {} (AWS {}), healthy after {} (AWS {}), unhealthy after {} (AWS {}); draining {} (AWS {})\n",
+                service.name,
+                duration::format(local.health_check_interval),
+                duration::format(hc.interval),
+                duration::format(local.health_check_timeout),
+                duration::format(hc.timeout),
+                local.healthy_threshold,
+                hc.healthy_threshold,
+                local.unhealthy_threshold,
+                hc.unhealthy_threshold,
+                duration::format(local.deregistration_delay),
+                duration::format(service.deregistration_delay),
+            ));
+            }
+        }
+    }
+    out
+}

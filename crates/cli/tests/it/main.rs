@@ -1,0 +1,3 @@
+//! Runs the built `berth` binary: exit codes, output formats, init/validate/explain.
+
+mod verbs;

@@ -1,0 +1,194 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::duration::{serde_duration, serde_opt_duration};
+
+/// One `[services.<name>]`: an ECS service, its task definition, target group and logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    /// The key in the stack file (`backend`).
+    pub name: String,
+    /// The ECS service name (`backend-service`).
+    pub service_name: String,
+    /// The task-definition family (`backend-task`).
+    pub task_family: String,
+    /// The image repository (`backend-repo`).
+    pub repository: String,
+    /// The container's name inside the task (`backend-app`).
+    pub container_name: String,
+    /// The port the container listens on (AWS); locally each task gets its own port.
+    pub port: u16,
+    /// Fargate task CPU units (512 = 0.5 vCPU).
+    pub cpu: u32,
+    /// Fargate task memory, MiB.
+    pub memory: u32,
+    pub desired_count: u32,
+    /// How to build the artifact locally; absent for services run from pushed images only.
+    pub build: Option<Build>,
+    /// The target group's name (`backend-tg`).
+    pub target_group: String,
+    /// Path rules that forward to this service, in file order.
+    pub routes: Vec<Route>,
+    /// Whether the listener's default action forwards here (exactly one service).
+    pub default_route: bool,
+    pub health_check: HealthCheck,
+    pub container_health_check: Option<ContainerHealthCheck>,
+    /// Plain variables, set verbatim.
+    pub environment: BTreeMap<String, String>,
+    /// Variable name → parameter name; the value is read at task start.
+    pub secrets: BTreeMap<String, String>,
+    pub logs: Logs,
+    pub deployment: Deployment,
+    pub autoscaling: Option<Autoscaling>,
+    /// How long a deregistering target keeps in-flight requests (AWS default 300 s).
+    #[serde(with = "serde_duration")]
+    pub deregistration_delay: Duration,
+}
+
+/// A local build: run `command` in `context`, then snapshot `artifact` into the registry.
+///
+/// Both paths are absolute: `context` resolved against the stack file's directory,
+/// `artifact` against `context`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    pub context: PathBuf,
+    /// A shell command line (run with `sh -c`).
+    pub command: String,
+    /// The executable the task runs.
+    pub artifact: PathBuf,
+}
+
+/// One listener rule: requests whose path matches `path` go to the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// An ALB path pattern: case-sensitive, `*` matches any run, `?` one character.
+    pub path: String,
+    /// 1 to 50000, lower first; unique across the listener.
+    pub priority: u32,
+}
+
+/// The target group's health check (ALB semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// HTTP codes that mean healthy: `"200"`, `"200,204"`, `"200-299"`.
+    pub matcher: String,
+}
+
+impl HealthCheck {
+    /// Whether `status` matches [`HealthCheck::matcher`].
+    pub fn matches(&self, status: u16) -> bool {
+        self.matcher
+            .split(',')
+            .any(|part| match part.split_once('-') {
+                Some((lo, hi)) => match (lo.trim().parse::<u16>(), hi.trim().parse::<u16>()) {
+                    (Ok(lo), Ok(hi)) => (lo..=hi).contains(&status),
+                    _ => false,
+                },
+                None => part.trim().parse::<u16>() == Ok(status),
+            })
+    }
+}
+
+/// The container's own health check (the task definition's `healthCheck`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerHealthCheck {
+    /// `["CMD", arg...]` or `["CMD-SHELL", "<shell command>"]`.
+    pub command: Vec<String>,
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    pub retries: u32,
+    #[serde(with = "serde_opt_duration")]
+    pub start_period: Option<Duration>,
+}
+
+/// The awslogs configuration (locally: the runtime's log groups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Logs {
+    pub group: String,
+    /// One of CloudWatch's allowed values; `None` keeps logs forever.
+    pub retention_days: Option<u32>,
+    /// Streams are named `<prefix>/<container>/<task-id>`.
+    pub stream_prefix: String,
+}
+
+/// How a new version replaces the old one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployment {
+    pub strategy: Strategy,
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    pub circuit_breaker: CircuitBreaker,
+    /// How long ECS ignores failing health checks of a new task.
+    #[serde(with = "serde_duration")]
+    pub health_check_grace_period: Duration,
+    /// SIGTERM → SIGKILL delay (Fargate: 2 s to 120 s).
+    #[serde(with = "serde_duration")]
+    pub stop_timeout: Duration,
+}
+
+/// The ECS deployment strategy and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Strategy {
+    Rolling,
+    BlueGreen {
+        #[serde(with = "serde_duration")]
+        bake_time: Duration,
+    },
+    Canary {
+        /// Share of production traffic shifted first, 0.1 to 100.
+        percent: f64,
+        #[serde(with = "serde_duration")]
+        canary_bake: Duration,
+        #[serde(with = "serde_duration")]
+        bake_time: Duration,
+    },
+    Linear {
+        /// Share shifted at each step, 3 to 100.
+        step_percent: f64,
+        #[serde(with = "serde_duration")]
+        step_bake: Duration,
+        #[serde(with = "serde_duration")]
+        bake_time: Duration,
+    },
+}
+
+/// The deployment circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+/// Target-tracking autoscaling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Autoscaling {
+    pub min: u32,
+    pub max: u32,
+    pub target: ScalingTarget,
+    #[serde(with = "serde_duration")]
+    pub scale_in_cooldown: Duration,
+    #[serde(with = "serde_duration")]
+    pub scale_out_cooldown: Duration,
+}
+
+/// The metric autoscaling keeps at its target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalingTarget {
+    CpuPercent(f64),
+    MemoryPercent(f64),
+    RequestsPerTarget(u32),
+}

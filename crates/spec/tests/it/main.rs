@@ -1,0 +1,3 @@
+//! Integration tests of the stack file: the example, the diagnostics corpus.
+
+mod example;
