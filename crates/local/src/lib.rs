@@ -3,6 +3,7 @@
 pub mod cleanup;
 pub mod control;
 pub mod database;
+pub mod logs;
 pub mod params;
 pub mod registry;
 pub mod runtime;

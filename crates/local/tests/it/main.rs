@@ -2,6 +2,7 @@
 
 mod control;
 mod database;
+mod logs;
 mod params;
 mod recovery;
 mod registry;
