@@ -1,5 +1,6 @@
 //! The embedded runtime.
 
+pub mod balancer;
 pub mod cleanup;
 pub mod control;
 pub mod database;

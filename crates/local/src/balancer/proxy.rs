@@ -1,0 +1,268 @@
+//! The listener and the forwarding path: accept client connections (HTTP/1.1, keep-alive),
+//! route each request by the rules, forward it over a pooled keep-alive connection to the
+//! chosen target with bodies streamed both ways, and answer 502/503/504 like the ALB.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::headers::{self, ClientConnection};
+use super::target_group::InFlight;
+
+/// Connecting to a target longer than this is a 504 (S5.12).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The pooled client towards targets; request bodies are the clients' bodies, streamed.
+pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// A client with keep-alive pools per target; idle pooled connections close after
+/// `idle_timeout`.
+pub(crate) fn upstream_client(idle_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle_timeout)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// Accepts connections until `stop` is cancelled, then lets in-flight requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    idle_timeout: Duration,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        // Bounds the wait for the next request on a kept-alive connection (S5.14).
+        .header_read_timeout(idle_timeout);
+    let graceful = GracefulShutdown::new();
+    let listener_port = shared.local_addr.port();
+    let listener_port_value = HeaderValue::from(listener_port);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot disable Nagle's algorithm");
+        }
+        let client = Arc::new(ClientConnection {
+            ip: HeaderValue::try_from(peer.ip().to_string())
+                .unwrap_or(HeaderValue::from_static("0.0.0.0")),
+            listener_port,
+            listener_port_value: listener_port_value.clone(),
+        });
+        let shared = Arc::clone(&shared);
+        let service =
+            service_fn(move |request| forward(Arc::clone(&shared), Arc::clone(&client), request));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over with requests still in flight");
+    }
+}
+
+/// Routes one request and forwards it; never fails, errors become 502/503/504 responses.
+async fn forward(
+    shared: Arc<Shared>,
+    client: Arc<ClientConnection>,
+    mut request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let chosen = {
+        let rules = shared.rules.load();
+        let group = rules.select(request.uri().path()).choose();
+        group
+            .pick()
+            .map(|in_flight| (in_flight, group.config.request_timeout))
+    };
+    let Some((in_flight, request_timeout)) = chosen else {
+        return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE));
+    };
+
+    let mut uri = std::mem::take(request.uri_mut()).into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(in_flight.target().authority.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    match Uri::from_parts(uri) {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(error) => {
+            tracing::debug!(%error, "cannot build the target URI");
+            return Ok(error_response(StatusCode::BAD_REQUEST));
+        }
+    }
+    *request.version_mut() = Version::HTTP_11;
+    headers::forward_request(request.headers_mut(), &client);
+
+    match tokio::time::timeout(request_timeout, shared.client.request(request)).await {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            headers::forward_response(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                ProxyBody::Upstream {
+                    body,
+                    in_flight: Some(in_flight),
+                },
+            ))
+        }
+        Ok(Err(error)) => {
+            let status = if is_timeout(&error) {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            tracing::debug!(
+                target = %in_flight.target().addr,
+                error = %error_chain(&error),
+                %status,
+                "forwarding failed"
+            );
+            Ok(error_response(status))
+        }
+        Err(_elapsed) => {
+            tracing::debug!(target = %in_flight.target().addr, "target response timed out");
+            Ok(error_response(StatusCode::GATEWAY_TIMEOUT))
+        }
+    }
+}
+
+/// Whether a forwarding error was a timeout (connect timeout → 504, S5.12).
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
+/// A balancer-generated error page in the ALB's shape (S5.10: the 503 page is 162 bytes,
+/// its body ending in CRLF).
+pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
+    let body: &'static str = match status {
+        StatusCode::BAD_GATEWAY => {
+            "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        StatusCode::GATEWAY_TIMEOUT => {
+            "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        _ => {
+            "<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+    };
+    let mut response = Response::new(ProxyBody::Fixed(Some(Bytes::from_static(body.as_bytes()))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::SERVER, HeaderValue::from_static("berth"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    response
+}
+
+/// A response body: the target's, streamed, or a balancer-generated page.
+#[derive(Debug)]
+pub(crate) enum ProxyBody {
+    /// The target's body; the request counts as in flight until it has been sent.
+    Upstream {
+        body: Incoming,
+        in_flight: Option<InFlight>,
+    },
+    /// A fixed body, taken on the first poll.
+    Fixed(Option<Bytes>),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Upstream { body, in_flight } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+                    // The exchange is over: a draining target may be let go now.
+                    in_flight.take();
+                }
+                polled
+            }
+            Self::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream { body, .. } => body.is_end_stream(),
+            Self::Fixed(data) => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Upstream { body, .. } => body.size_hint(),
+            Self::Fixed(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
