@@ -1,0 +1,157 @@
+//! Statistics: totals and a chart of counts and bytes by type.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use crate::AppState;
+use crate::api::{ApiClient, ApiError, Stats};
+use crate::chart::{self, Bar};
+use crate::error::PageError;
+use crate::format::{self, Kind};
+use crate::views::{Layout, Section, html};
+
+/// Bytes by type are summed from the file list (the summary only has counts); past this many
+/// files the page says the byte chart covers the newest ones only.
+const MAX_SCANNED_FILES: u64 = 5_000;
+const SCAN_PAGE: u32 = 100;
+
+struct Card {
+    label: &'static str,
+    value: String,
+}
+
+struct TypeRow {
+    label: &'static str,
+    kind: &'static str,
+    count: String,
+    bytes: String,
+}
+
+#[derive(Template)]
+#[template(path = "stats.html")]
+struct StatsPage {
+    layout: Layout,
+    cards: Vec<Card>,
+    count_chart: String,
+    bytes_chart: String,
+    rows: Vec<TypeRow>,
+    /// Set when the byte chart covers only part of the files.
+    partial: Option<String>,
+    empty: bool,
+}
+
+/// `GET /stats`.
+pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let stats = app.api.stats().await?;
+    let (bytes_by_kind, scanned) = bytes_by_kind(&app.api, stats.total_files).await?;
+    let counts = counts_by_kind(&stats);
+
+    let count_bars: Vec<Bar> = Kind::ALL
+        .iter()
+        .zip(counts)
+        .map(|(kind, n)| Bar {
+            label: kind.plural().into(),
+            value: n,
+            value_text: format::count(n),
+            class: kind.slug(),
+        })
+        .collect();
+    let byte_bars: Vec<Bar> = Kind::ALL
+        .iter()
+        .zip(bytes_by_kind)
+        .map(|(kind, n)| Bar {
+            label: kind.plural().into(),
+            value: n,
+            value_text: format::size(n),
+            class: kind.slug(),
+        })
+        .collect();
+    let rows = Kind::ALL
+        .iter()
+        .zip(counts.iter().zip(bytes_by_kind))
+        .map(|(kind, (count, bytes))| TypeRow {
+            label: kind.plural(),
+            kind: kind.slug(),
+            count: format::count(*count),
+            bytes: format::size(bytes),
+        })
+        .collect();
+    let cards = vec![
+        Card {
+            label: "Files",
+            value: format::count(stats.total_files),
+        },
+        Card {
+            label: "Total size",
+            value: format::size(stats.total_size),
+        },
+        Card {
+            label: "Average size",
+            value: format::size(stats.avg_file_size),
+        },
+        Card {
+            label: "Largest file",
+            value: format::size(stats.max_file_size),
+        },
+        Card {
+            label: "Smallest file",
+            value: format::size(stats.min_file_size),
+        },
+    ];
+    let view = StatsPage {
+        layout: Layout::new("Statistics", Section::Stats, &headers),
+        cards,
+        count_chart: chart::horizontal_bars("chart-count", "Number of files by type", &count_bars),
+        bytes_chart: chart::horizontal_bars("chart-bytes", "Storage used by type", &byte_bars),
+        rows,
+        partial: (scanned < stats.total_files).then(|| {
+            format!(
+                "Storage by type covers the {} newest files.",
+                format::count(scanned)
+            )
+        }),
+        empty: stats.total_files == 0,
+    };
+    Ok(html(StatusCode::OK, &view))
+}
+
+/// Counts in `Kind::ALL` order; "other" is what the summary's three counts leave.
+fn counts_by_kind(stats: &Stats) -> [u64; 4] {
+    let known = stats.image_count + stats.pdf_count + stats.text_count;
+    [
+        stats.image_count,
+        stats.pdf_count,
+        stats.text_count,
+        stats.total_files.saturating_sub(known),
+    ]
+}
+
+/// Sums sizes by kind over the file list, newest first, up to `MAX_SCANNED_FILES`; returns
+/// the sums in `Kind::ALL` order and how many files were seen.
+async fn bytes_by_kind(api: &ApiClient, total: u64) -> Result<([u64; 4], u64), ApiError> {
+    let mut sums = [0u64; 4];
+    let mut seen = 0u64;
+    let wanted = total.min(MAX_SCANNED_FILES);
+    while seen < wanted {
+        let page = api
+            .list_files(SCAN_PAGE, seen, std::time::Duration::from_secs(15))
+            .await?;
+        if page.files.is_empty() {
+            break;
+        }
+        for file in &page.files {
+            let slot = Kind::ALL
+                .iter()
+                .position(|k| *k == Kind::of(&file.mime_type))
+                .unwrap_or(3);
+            sums[slot] += file.size;
+        }
+        seen += page.files.len() as u64;
+        if !page.has_more {
+            break;
+        }
+    }
+    Ok((sums, seen))
+}
