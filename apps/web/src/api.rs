@@ -321,7 +321,10 @@ impl ApiClient {
     ) -> Result<FileRecord, ApiError> {
         let path = "/api/files/upload";
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(reqwest::header::CONTENT_TYPE, part_content_type(content_type));
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            part_content_type(content_type),
+        );
         let part = reqwest::multipart::Part::stream(body)
             .file_name(file_name.to_owned())
             .headers(headers);
@@ -369,9 +372,14 @@ fn part_content_type(declared: &str) -> reqwest::header::HeaderValue {
         };
         token(kind) && token(sub)
     });
-    let value = if plausible { declared } else { "application/octet-stream" };
-    reqwest::header::HeaderValue::from_str(value)
-        .unwrap_or(reqwest::header::HeaderValue::from_static("application/octet-stream"))
+    let value = if plausible {
+        declared
+    } else {
+        "application/octet-stream"
+    };
+    reqwest::header::HeaderValue::from_str(value).unwrap_or(
+        reqwest::header::HeaderValue::from_static("application/octet-stream"),
+    )
 }
 
 fn default_refusal(status: StatusCode) -> String {

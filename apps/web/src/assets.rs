@@ -64,9 +64,10 @@ pub fn url(name: &str) -> &'static str {
 /// `GET /static/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Response {
     let requested = format!("/static/{file}");
-    let Some(asset) = ASSETS.iter().find(|a| {
-        a.url == requested || strip_hash(&file).is_some_and(|plain| plain == a.name)
-    }) else {
+    let Some(asset) = ASSETS
+        .iter()
+        .find(|a| a.url == requested || strip_hash(&file).is_some_and(|plain| plain == a.name))
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
     // A page from an older or newer build may ask for another hash during a rolling deploy:
@@ -78,7 +79,10 @@ pub async fn serve(Path(file): Path<String>) -> Response {
     };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
             (
                 header::HeaderName::from_static("x-content-type-options"),
@@ -106,7 +110,10 @@ mod tests {
     #[test]
     fn urls_carry_a_content_hash() {
         let css = url("app.css");
-        assert!(css.starts_with("/static/app.") && css.ends_with(".css"), "{css}");
+        assert!(
+            css.starts_with("/static/app.") && css.ends_with(".css"),
+            "{css}"
+        );
         assert_eq!(css.len(), "/static/app.".len() + 12 + ".css".len());
         assert_ne!(url("app.css"), url("app.js"));
         assert_eq!(hashed_url("a.css", b"x"), hashed_url("a.css", b"x"));

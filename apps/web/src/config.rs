@@ -46,19 +46,17 @@ impl Config {
             })?,
             None => 80,
         };
-        let max_file_size = match lookup("MAX_FILE_SIZE") {
-            Some(value) => value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|size| *size > 0)
-                .ok_or(ConfigError::Invalid {
-                    name: "MAX_FILE_SIZE",
-                    expected: "a positive number of bytes",
-                    value,
-                })?,
-            None => DEFAULT_MAX_FILE_SIZE,
-        };
+        let max_file_size =
+            match lookup("MAX_FILE_SIZE") {
+                Some(value) => value.trim().parse().ok().filter(|size| *size > 0).ok_or(
+                    ConfigError::Invalid {
+                        name: "MAX_FILE_SIZE",
+                        expected: "a positive number of bytes",
+                        value,
+                    },
+                )?,
+                None => DEFAULT_MAX_FILE_SIZE,
+            };
         let api_url = lookup("API_URL").unwrap_or_else(|| "http://127.0.0.1:3001".to_owned());
         let api_url = api_url.trim().trim_end_matches('/');
         // The seed's parameter sometimes carries the `/api` suffix; paths already include it.

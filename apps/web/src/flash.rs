@@ -97,8 +97,7 @@ impl Flash {
         loop {
             let json = serde_json::to_string(&self).unwrap_or_default();
             let encoded = utf8_percent_encode(&json, NON_ALPHANUMERIC).to_string();
-            if encoded.len() <= MAX_ENCODED || (self.items.is_empty() && self.message.len() < 64)
-            {
+            if encoded.len() <= MAX_ENCODED || (self.items.is_empty() && self.message.len() < 64) {
                 return encoded;
             }
             // Too long for a cookie: keep the summary, drop detail.

@@ -70,9 +70,7 @@ pub async fn same_origin_posts(request: Request, next: Next) -> Response {
     let forwarded_host = headers
         .get("x-forwarded-host")
         .and_then(|h| h.to_str().ok());
-    let same = origin_host.is_some_and(|o| {
-        Some(o) == host || Some(o) == forwarded_host
-    });
+    let same = origin_host.is_some_and(|o| Some(o) == host || Some(o) == forwarded_host);
     if same {
         next.run(request).await
     } else {

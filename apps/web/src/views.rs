@@ -86,7 +86,11 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response {
             .into_response(),
         Err(error) => {
             tracing::error!(error = %error, "a page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be drawn.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be drawn.",
+            )
+                .into_response()
         }
     }
 }

@@ -140,8 +140,10 @@ pub async fn delete(State(app): State<AppState>, form: Bytes) -> Response {
         return Flash::error("Select at least one file to delete.").redirect(&back);
     }
     if selection.ids.len() > MAX_BATCH {
-        return Flash::error(format!("At most {MAX_BATCH} files can be deleted at a time."))
-            .redirect(&back);
+        return Flash::error(format!(
+            "At most {MAX_BATCH} files can be deleted at a time."
+        ))
+        .redirect(&back);
     }
     match app.api.delete_files(&selection.ids).await {
         Ok(deleted) => {

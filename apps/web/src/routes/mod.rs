@@ -34,7 +34,10 @@ pub fn router(state: AppState) -> Router {
         .route("/files/{id}", get(files::detail))
         .route("/files/{id}/thumbnail", get(files::thumbnail))
         .route("/files/{id}/text", get(tools::text))
-        .route("/files/{id}/tools/{operation}", post(tools::image_operation))
+        .route(
+            "/files/{id}/tools/{operation}",
+            post(tools::image_operation),
+        )
         .route("/stats", get(stats::page))
         .route("/duplicates", get(duplicates::page))
         .route("/static/{file}", get(crate::assets::serve))

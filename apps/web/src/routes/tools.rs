@@ -79,12 +79,32 @@ fn parameters(operation: &str, fields: &Fields) -> Result<Value, String> {
                 .choice("format", "Format", &["jpeg", "png", "webp"])?
                 .ok_or("Choose a format to convert to.")?;
             put("format", Some(json!(format)));
-            put("quality", fields.number("quality", "Quality", 1, 100)?.map(Value::from));
-            put("width", fields.number("width", "Width", 1, MAX_DIMENSION)?.map(Value::from));
-            put("height", fields.number("height", "Height", 1, MAX_DIMENSION)?.map(Value::from));
+            put(
+                "quality",
+                fields
+                    .number("quality", "Quality", 1, 100)?
+                    .map(Value::from),
+            );
+            put(
+                "width",
+                fields
+                    .number("width", "Width", 1, MAX_DIMENSION)?
+                    .map(Value::from),
+            );
+            put(
+                "height",
+                fields
+                    .number("height", "Height", 1, MAX_DIMENSION)?
+                    .map(Value::from),
+            );
         }
         "compress" => {
-            put("quality", fields.number("quality", "Quality", 1, 100)?.map(Value::from));
+            put(
+                "quality",
+                fields
+                    .number("quality", "Quality", 1, 100)?
+                    .map(Value::from),
+            );
         }
         "resize" => {
             let width = fields.number("width", "Width", 1, MAX_DIMENSION)?;
@@ -98,8 +118,14 @@ fn parameters(operation: &str, fields: &Fields) -> Result<Value, String> {
             put("fit", fields.choice("fit", "Fit", &fits)?.map(Value::from));
         }
         "crop" => {
-            put("x", Some(fields.required("x", "Left (x)", 0, MAX_DIMENSION)?.into()));
-            put("y", Some(fields.required("y", "Top (y)", 0, MAX_DIMENSION)?.into()));
+            put(
+                "x",
+                Some(fields.required("x", "Left (x)", 0, MAX_DIMENSION)?.into()),
+            );
+            put(
+                "y",
+                Some(fields.required("y", "Top (y)", 0, MAX_DIMENSION)?.into()),
+            );
             let width = fields.required("width", "Width", 1, MAX_DIMENSION)?;
             let height = fields.required("height", "Height", 1, MAX_DIMENSION)?;
             put("width", Some(width.into()));
@@ -131,7 +157,11 @@ pub async fn image_operation(
         }
     };
     let mut headers = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_DISPOSITION] {
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_DISPOSITION,
+    ] {
         if let Some(value) = response.headers().get(&name) {
             headers.insert(name, value.clone());
         }
@@ -204,16 +234,32 @@ mod tests {
             params("crop", "x=0&y=0&width=10&height=5").unwrap(),
             json!({"x": 0, "y": 0, "width": 10, "height": 5})
         );
-        assert!(params("crop", "x=0&y=0&width=10").unwrap_err().contains("Height"));
+        assert!(
+            params("crop", "x=0&y=0&width=10")
+                .unwrap_err()
+                .contains("Height")
+        );
     }
 
     #[test]
     fn bad_values_explain_themselves() {
         assert!(params("resize", "").unwrap_err().contains("width"));
         assert!(params("resize", "width=-3").unwrap_err().contains("Width"));
-        assert!(params("resize", "width=3&fit=stretch").unwrap_err().contains("Fit"));
-        assert!(params("convert", "format=bmp").unwrap_err().contains("Format"));
-        assert!(params("compress", "quality=101").unwrap_err().contains("Quality"));
+        assert!(
+            params("resize", "width=3&fit=stretch")
+                .unwrap_err()
+                .contains("Fit")
+        );
+        assert!(
+            params("convert", "format=bmp")
+                .unwrap_err()
+                .contains("Format")
+        );
+        assert!(
+            params("compress", "quality=101")
+                .unwrap_err()
+                .contains("Quality")
+        );
         assert!(params("explode", "").is_err());
     }
 }

@@ -217,7 +217,10 @@ mod tests {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(join_words(&words(&[])), "");
         assert_eq!(join_words(&words(&["PDF"])), "PDF");
-        assert_eq!(join_words(&words(&["PNG", "PDF", "Text"])), "PNG, PDF and Text");
+        assert_eq!(
+            join_words(&words(&["PNG", "PDF", "Text"])),
+            "PNG, PDF and Text"
+        );
     }
 
     #[test]
