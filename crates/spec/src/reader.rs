@@ -69,8 +69,8 @@ pub(crate) fn did_you_mean<'c>(
 ) -> Option<&'c str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|c| (strsim::normalized_damerau_levenshtein(word, c), c))
+        .filter(|(score, _)| *score >= 0.65)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -112,6 +112,14 @@ impl<'a, 'i> Table<'a, 'i> {
     /// The span of `key` itself (for "remove this key" labels).
     pub fn key_span(&self, key: &str) -> Option<Span> {
         self.table.get_key_value(key).map(|(k, _)| k.span())
+    }
+
+    /// Whether the table holds `key`, or a key so close to it that the typo is reported
+    /// as an unknown key (then "missing `key`" would only repeat it).
+    pub fn mentions(&self, key: &str) -> bool {
+        self.table
+            .iter()
+            .any(|(k, _)| k.get_ref() == key || did_you_mean(k.get_ref(), [key]).is_some())
     }
 
     /// All entries (for tables keyed by user names, like `[services]`: such a table has

@@ -172,3 +172,26 @@ fn explain_shows_local_differences() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no environment `staging`"));
 }
+
+#[test]
+fn every_broken_stack_of_the_corpus_exits_2() {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/tests/it/corpus");
+    let dir = tempfile::tempdir().unwrap();
+    let mut count = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = berth(dir.path(), &["validate", "-f", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", path.display());
+        assert!(
+            text(&out.stderr).contains("berth::"),
+            "{}: {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        count += 1;
+    }
+    assert!(count >= 15, "the corpus has {count} files");
+}

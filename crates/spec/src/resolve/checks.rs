@@ -60,7 +60,7 @@ pub(crate) fn default_service(
 pub(crate) fn run(read: &Read, problems: &mut Problems) {
     routes(&read.services, problems);
     unique_names(&read.services, problems);
-    secrets(&read.services, &read.parameters, problems);
+    secrets(&read.stack.name, &read.services, &read.parameters, problems);
     database_parameters(read, problems);
     parameters(&read.parameters, read.stack.database.is_some(), problems);
 }
@@ -121,7 +121,12 @@ fn unique_names(services: &[ServiceSpans], problems: &mut Problems) {
     }
 }
 
-fn secrets(services: &[ServiceSpans], parameters: &[ParameterSpans], problems: &mut Problems) {
+fn secrets(
+    stack: &str,
+    services: &[ServiceSpans],
+    parameters: &[ParameterSpans],
+    problems: &mut Problems,
+) {
     let names: Vec<&str> = parameters
         .iter()
         .map(|p| p.parameter.name.as_str())
@@ -141,6 +146,23 @@ fn secrets(services: &[ServiceSpans], parameters: &[ParameterSpans], problems: &
             }) {
                 continue;
             }
+            let suggestion = did_you_mean(&parameter.value, names.iter().copied());
+            if suggestion.is_none() && !parameter.value.starts_with('/') {
+                // Not a hierarchical name and close to none: most likely the secret itself.
+                let name = format!("/{stack}/{}/{}", service.service.name, var.value);
+                problems.push(
+                    Problem::new(
+                        "berth::secret_value_in_file",
+                        format!("secret `{}` of `{}` is given a value, not a parameter name", var.value, service.service.name),
+                    )
+                    .label(parameter.span.clone(), "a value in plain text?")
+                    .help(format!(
+                        "a secret names a parameter: write `{} = \"{name}\"`, declare [parameters.\"{name}\"] with `type = \"SecureString\"` and set it with `berth param put {name}`",
+                        var.value
+                    )),
+                );
+                continue;
+            }
             let mut problem = Problem::new(
                 "berth::unknown_parameter",
                 format!(
@@ -149,12 +171,12 @@ fn secrets(services: &[ServiceSpans], parameters: &[ParameterSpans], problems: &
                 ),
             )
             .label(parameter.span.clone(), "no such parameter");
-            problem = match did_you_mean(&parameter.value, names.iter().copied()) {
+            problem = match suggestion {
                 Some(s) => problem.help(format!("did you mean `{s}`?")),
-                None if rules::parameter_name_problem(&parameter.value).is_some() => problem.help(
-                    "a secret's value is a parameter name, never the secret itself: declare the parameter under [parameters] and set it with `berth param put`",
-                ),
-                None => problem.help(format!("declare it: [parameters.\"{}\"] with `type = \"SecureString\"`", parameter.value)),
+                None => problem.help(format!(
+                    "declare it: [parameters.\"{}\"] with `type = \"SecureString\"`",
+                    parameter.value
+                )),
             };
             problems.push(problem);
         }

@@ -34,7 +34,7 @@ pub(crate) fn read(top: &mut Table<'_, '_>, problems: &mut Problems) -> Vec<Envi
                 problems.at(
                     "berth::bad_name",
                     name.span.clone(),
-                    format!("environment name {why}"),
+                    format!("invalid environment name: {why}"),
                     "invalid name",
                 );
             }
@@ -53,7 +53,7 @@ pub(crate) fn read(top: &mut Table<'_, '_>, problems: &mut Problems) -> Vec<Envi
                 }
                 None => name.value == "local",
             };
-            if runtime.is_none() && name.value != "local" && env.key_span("runtime").is_none() {
+            if runtime.is_none() && name.value != "local" && !env.mentions("runtime") {
                 problems.push(
                     crate::diagnostics::Problem::new(
                         "berth::missing_key",
@@ -178,7 +178,7 @@ fn aws(env: &mut Table<'_, '_>, problems: &mut Problems) -> AwsEnvironment {
             region.value
         }
         None => {
-            if env.key_span("region").is_none() {
+            if !env.mentions("region") {
                 problems.at(
                     "berth::missing_key",
                     env.span.clone(),

@@ -208,7 +208,7 @@ pub(crate) fn load_balancer(
             problems.at(
                 "berth::bad_name",
                 name.span.clone(),
-                format!("load balancer name {why}"),
+                format!("invalid load balancer name: {why}"),
                 "invalid name",
             );
         }
@@ -240,7 +240,7 @@ pub(crate) fn load_balancer(
                 arn.value
             }
             None => {
-                if h.key_span("certificate_arn").is_none() {
+                if !h.mentions("certificate_arn") {
                     problems.at(
                         "berth::missing_key",
                         h.span.clone(),
@@ -333,7 +333,7 @@ pub(crate) fn database(
             n.value
         }
         None => {
-            if t.key_span("name").is_none() {
+            if !t.mentions("name") {
                 problems.at(
                     "berth::missing_key",
                     t.span.clone(),
@@ -551,7 +551,6 @@ pub(crate) fn iam(
                                 .map(|s| format!("did you mean `{s}`?")),
                         ),
                     );
-                    r.finish(problems);
                     continue;
                 };
                 if let Some(name) = r.text(problems, "name") {
@@ -674,7 +673,7 @@ pub(crate) fn security_groups(
                     ("port", port.is_none()),
                     ("from", source.is_none()),
                 ] {
-                    if missing && r.key_span(key).is_none() {
+                    if missing && !r.mentions(key) {
                         problems.at(
                             "berth::missing_key",
                             item.span(),

@@ -92,7 +92,7 @@ fn stack_section(
     doc_span: std::ops::Range<usize>,
 ) -> (String, String) {
     let Some(mut table) = top.table(problems, "stack") else {
-        if top.key_span("stack").is_none() {
+        if !top.mentions("stack") {
             problems.push(
                 crate::diagnostics::Problem::new(
                     "berth::missing_key",
@@ -110,7 +110,7 @@ fn stack_section(
                 problems.at(
                     "berth::bad_name",
                     name.span.clone(),
-                    format!("stack name {why}"),
+                    format!("invalid stack name: {why}"),
                     "invalid name",
                 );
             } else if !name.value.starts_with(|c: char| c.is_ascii_lowercase())
@@ -126,7 +126,7 @@ fn stack_section(
             name.value
         }
         None => {
-            if table.key_span("name").is_none() {
+            if !table.mentions("name") {
                 problems.at(
                     "berth::missing_key",
                     table.span.clone(),
@@ -143,7 +143,7 @@ fn stack_section(
                 problems.at(
                     "berth::bad_name",
                     cluster.span,
-                    format!("cluster name {why}"),
+                    format!("invalid cluster name: {why}"),
                     "invalid name",
                 );
             }

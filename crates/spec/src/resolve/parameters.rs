@@ -54,7 +54,7 @@ pub(crate) fn read(
                     continue;
                 };
                 let Some(name) = t.text(problems, "name") else {
-                    if t.key_span("name").is_none() {
+                    if !t.mentions("name") {
                         problems.at(
                             "berth::missing_key",
                             item.span(),

@@ -43,7 +43,7 @@ pub(crate) fn read(
             problems.at(
                 "berth::bad_name",
                 name.span.clone(),
-                format!("service name {why}"),
+                format!("invalid service name: {why}"),
                 "invalid name",
             );
         }
@@ -66,7 +66,7 @@ fn named(
                 problems.at(
                     "berth::bad_name",
                     v.span,
-                    format!("`{}.{key}` {why}", t.path),
+                    format!("invalid `{}.{key}`: {why}", t.path),
                     "invalid name",
                 );
             }
@@ -108,7 +108,7 @@ fn service(
     let port = match t.u16(problems, "port", 1, 65535) {
         Some(p) => p.value,
         None => {
-            if t.key_span("port").is_none() {
+            if !t.mentions("port") {
                 problems.at(
                     "berth::missing_key",
                     name.span.clone(),
@@ -288,7 +288,7 @@ fn read_build(b: &mut Table<'_, '_>, problems: &mut Problems, root: &Path) -> Op
     let command = b.text(problems, "command");
     let artifact = b.text(problems, "artifact");
     for (key, value) in [("command", &command), ("artifact", &artifact)] {
-        if value.is_none() && b.key_span(key).is_none() {
+        if value.is_none() && !b.mentions(key) {
             problems.at(
                 "berth::missing_key",
                 b.span.clone(),
@@ -344,7 +344,7 @@ fn read_routes(t: &mut Table<'_, '_>, problems: &mut Problems) -> Vec<(Sp<u32>, 
             );
         }
         for (key, missing) in [("path", path.is_none()), ("priority", priority.is_none())] {
-            if missing && r.key_span(key).is_none() {
+            if missing && !r.mentions(key) {
                 problems.at(
                     "berth::missing_key",
                     item.span(),
@@ -497,7 +497,7 @@ fn read_container_health_check(
             parts
         }
         None => {
-            if h.key_span("command").is_none() {
+            if !h.mentions("command") {
                 problems.at(
                     "berth::missing_key",
                     h.span.clone(),
@@ -801,7 +801,7 @@ fn read_autoscaling(
         max.as_ref().map_or(1, |m| m.value),
     );
     for (key, value) in [("min", &min), ("max", &max)] {
-        if value.is_none() && a.key_span(key).is_none() {
+        if value.is_none() && !a.mentions(key) {
             problems.at(
                 "berth::missing_key",
                 a.span.clone(),
@@ -849,7 +849,7 @@ fn read_autoscaling(
             .collect();
             let any_key = ["cpu_percent", "memory_percent", "requests_per_target"]
                 .iter()
-                .any(|k| t.key_span(k).is_some());
+                .any(|k| t.mentions(k));
             if given.len() > 1 {
                 let mut problem =
                     Problem::new("berth::bad_value", "autoscaling tracks one target metric");
@@ -875,7 +875,7 @@ fn read_autoscaling(
             }
         }
         None => {
-            if a.key_span("target").is_none() {
+            if !a.mentions("target") {
                 problems.push(
                     Problem::new(
                         "berth::missing_key",

@@ -1,3 +1,4 @@
 //! Integration tests of the stack file: the example, the diagnostics corpus.
 
+mod diagnostics;
 mod example;
