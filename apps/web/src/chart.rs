@@ -12,9 +12,10 @@ pub struct Bar {
     pub class: &'static str,
 }
 
-const WIDTH: u32 = 520;
-const LABEL_WIDTH: u32 = 110;
-const VALUE_WIDTH: u32 = 90;
+// Narrow enough that labels stay readable when a phone scales the chart down.
+const WIDTH: u32 = 400;
+const LABEL_WIDTH: u32 = 96;
+const VALUE_WIDTH: u32 = 80;
 const ROW: u32 = 40;
 const BAR_HEIGHT: u32 = 24;
 

@@ -146,19 +146,7 @@ pub async fn detail(
     let id = file_id(&id)?;
     let file = app.api.file(id).await?;
     let row = FileRow::new(&file);
-    let metadata = match &file.metadata {
-        serde_json::Value::Object(entries) => entries
-            .iter()
-            .filter(|(key, _)| key.as_str() != "type")
-            .map(|(key, value)| {
-                (
-                    format::metadata_label(key),
-                    format::metadata_value(key, value),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let metadata = metadata_rows(&file.metadata);
     let dimension = |key: &str| {
         file.metadata
             .get(key)
@@ -176,6 +164,42 @@ pub async fn detail(
         file: row,
     };
     Ok(html(StatusCode::OK, &view))
+}
+
+/// The API's metadata as label/value rows: the most telling first, then the rest by name.
+/// `type` and `fileSize` are left out: the page already shows the type and the size.
+fn metadata_rows(metadata: &serde_json::Value) -> Vec<(String, String)> {
+    const FIRST: [&str; 8] = [
+        "width",
+        "height",
+        "format",
+        "pages",
+        "colorSpace",
+        "channels",
+        "hasAlpha",
+        "density",
+    ];
+    let serde_json::Value::Object(entries) = metadata else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = entries
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "type" | "fileSize"))
+        .collect();
+    keys.sort_by_key(|k| {
+        (
+            FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()),
+            k.as_str(),
+        )
+    });
+    keys.into_iter()
+        .map(|key| {
+            (
+                format::metadata_label(key),
+                format::metadata_value(key, &entries[key.as_str()]),
+            )
+        })
+        .collect()
 }
 
 /// `GET /files/{id}/thumbnail`: a small image for the list, made by the API's resize. The
@@ -224,4 +248,23 @@ fn placeholder() -> Response {
         SVG,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_puts_dimensions_first_and_skips_what_the_page_shows() {
+        let rows = metadata_rows(&serde_json::json!({
+            "type": "image", "fileSize": 10, "hasAlpha": true, "height": 200, "width": 320,
+            "zebra": "z", "format": "png"
+        }));
+        let labels: Vec<&str> = rows.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Width", "Height", "Format", "Transparency", "Zebra"]
+        );
+        assert!(metadata_rows(&serde_json::json!(null)).is_empty());
+    }
 }

@@ -51,6 +51,7 @@ impl FakeApi {
             .route("/api/files/batch/delete", post(batch_delete))
             .route("/api/files/{id}", get(one))
             .route("/api/files/{id}/extract-text", get(extract_text))
+            .route("/api/files/{id}/download", get(download))
             .route("/api/files/{id}/{operation}", post(image_operation))
             .layer(DefaultBodyLimit::max(MAX_FILE_SIZE * 2))
             .layer(axum::middleware::from_fn_with_state(state.clone(), record))
@@ -280,15 +281,45 @@ async fn batch_delete(State(state): Shared, Json(body): Json<Value>) -> Response
         .into_response()
 }
 
+async fn download(State(state): Shared, Path(id): Path<String>) -> Response {
+    let state = state.lock().unwrap();
+    match find(&state, &id) {
+        Ok(file) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    file.record["mime_type"].as_str().unwrap().to_owned(),
+                ),
+                (header::CONTENT_DISPOSITION, "attachment".to_owned()),
+            ],
+            file.bytes,
+        )
+            .into_response(),
+        Err((status, message)) => refuse(status, message),
+    }
+}
+
 async fn extract_text(State(state): Shared, Path(id): Path<String>) -> Response {
     let state = state.lock().unwrap();
     match find(&state, &id) {
-        Ok(file) if file.record["mime_type"] == "application/pdf" => Json(json!({
-            "success": true,
-            "data": {"text": "Hello from the fake PDF\nSecond line", "filename": file.record["original_filename"]}
-        }))
-        .into_response(),
-        Ok(_) => refuse(StatusCode::BAD_REQUEST, "Text extraction is only for PDF files"),
+        Ok(file) if file.record["mime_type"] == "application/pdf" => {
+            // The text of a `(...) Tj` operator if there is one, else a fixed text.
+            let raw = String::from_utf8_lossy(&file.bytes);
+            let text = raw
+                .split_once('(')
+                .and_then(|(_, rest)| rest.split_once(") Tj"))
+                .map(|(text, _)| text.to_owned())
+                .unwrap_or_else(|| "Hello from the fake PDF\nSecond line".to_owned());
+            Json(json!({
+                "success": true,
+                "data": {"text": text, "filename": file.record["original_filename"]}
+            }))
+            .into_response()
+        }
+        Ok(_) => refuse(
+            StatusCode::BAD_REQUEST,
+            "Text extraction is only for PDF files",
+        ),
         Err((status, message)) => refuse(status, message),
     }
 }
@@ -313,7 +344,7 @@ async fn image_operation(
         "resize" => {
             let w = dim("width", image.width()).min(image.width());
             let h = dim("height", image.height()).min(image.height());
-            image.resize_exact(w, h, image::imageops::FilterType::Triangle)
+            image.resize(w, h, image::imageops::FilterType::Triangle)
         }
         "crop" => image.crop_imm(dim("x", 0), dim("y", 0), dim("width", 1), dim("height", 1)),
         "convert" | "compress" => image,

@@ -3,6 +3,8 @@
 
 mod binary;
 mod browser;
+mod chrome;
 mod fake_api;
+mod origin;
 mod pages;
 mod support;
