@@ -126,11 +126,20 @@ pub enum SecurityGroupRole {
 }
 
 /// Where an ingress rule admits traffic from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngressSource {
     Cidr(Cidr),
     Group(SecurityGroupRole),
+}
+
+/// As the file writes it: a CIDR block (`"0.0.0.0/0"`) or a group (`"alb"`).
+impl Serialize for IngressSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IngressSource::Cidr(cidr) => cidr.serialize(s),
+            IngressSource::Group(role) => role.serialize(s),
+        }
+    }
 }
 
 /// One inbound TCP rule.

@@ -5,6 +5,7 @@
 
 mod environment;
 mod infra;
+mod outputs;
 mod parameter;
 mod service;
 mod stack;
@@ -15,6 +16,7 @@ pub use infra::{
     ManagedDatabase, NatGateways, Network, PolicyStatement, Registry, SecurityGroup,
     SecurityGroupRole, SecurityGroups, TaskRole,
 };
+pub use outputs::{Outputs, RenderError};
 pub use parameter::{
     Generator, Parameter, ParameterType, ParameterValue, Reference, Segment, Template,
 };

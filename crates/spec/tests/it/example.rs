@@ -237,3 +237,82 @@ fn local_environment_is_faster_than_aws() {
         backend.health_check
     );
 }
+
+#[test]
+fn parameters_render_from_outputs() {
+    let stack = example();
+    let outputs = berth_spec::Outputs {
+        database_host: Some("ecs-postgres-db.abc.us-east-1.rds.amazonaws.com".into()),
+        database_port: Some(5432),
+        database_name: Some("fileanalyzer".into()),
+        load_balancer_dns_name: Some("ecs-alb-1.us-east-1.elb.amazonaws.com".into()),
+        load_balancer_url: Some("http://ecs-alb-1.us-east-1.elb.amazonaws.com".into()),
+    };
+    let values = stack.render_parameters(&outputs).unwrap();
+    let get = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        get("/ecs/backend/DB_HOST"),
+        Some("ecs-postgres-db.abc.us-east-1.rds.amazonaws.com")
+    );
+    assert_eq!(get("/ecs/backend/DB_PORT"), Some("5432"));
+    assert_eq!(get("/ecs/backend/DB_NAME"), Some("fileanalyzer"));
+    assert_eq!(
+        get("/ecs/frontend/API_URL"),
+        Some("http://ecs-alb-1.us-east-1.elb.amazonaws.com/api")
+    );
+    assert_eq!(
+        get("/ecs/backend/DB_USER"),
+        None,
+        "SecureStrings are never rendered"
+    );
+
+    let missing = stack
+        .render_parameters(&berth_spec::Outputs::default())
+        .unwrap_err();
+    assert_eq!(missing.parameter, "/ecs/backend/DB_HOST");
+}
+
+#[test]
+fn parameter_references_chain() {
+    let text = r#"
+[stack]
+name = "demo"
+[services.web]
+port = 80
+[parameters."/demo/BASE"]
+value = "${load_balancer.url}"
+[parameters."/demo/API"]
+value = "${param:/demo/BASE}/api/$${literal}"
+"#;
+    let stack = berth_spec::parse(text, "f", std::path::Path::new("/")).unwrap();
+    let outputs = berth_spec::Outputs {
+        load_balancer_url: Some("http://127.0.0.1:8080".into()),
+        ..Default::default()
+    };
+    let values = stack.render_parameters(&outputs).unwrap();
+    assert_eq!(
+        values[1],
+        (
+            "/demo/API".to_owned(),
+            "http://127.0.0.1:8080/api/${literal}".to_owned()
+        )
+    );
+}
+
+/// The whole resolved example, as `berth explain` prints it: pins every default.
+#[test]
+fn resolved_example_snapshot() {
+    let text = std::fs::read_to_string(example_path()).unwrap();
+    let stack = berth_spec::parse(
+        &text,
+        "berth.toml",
+        std::path::Path::new("/repo/examples/file-analyzer"),
+    )
+    .unwrap();
+    insta::assert_snapshot!(toml::to_string_pretty(&stack).unwrap());
+}
