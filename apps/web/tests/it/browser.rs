@@ -78,6 +78,11 @@ async fn tour(api_base: &str) {
     // An empty library.
     browser.goto(&format!("{site}/")).await;
     assert!(browser.text("main").await.contains("No files yet"));
+    assert_eq!(
+        browser.tab().await,
+        "Skip to content",
+        "the first Tab offers the skip link"
+    );
     browser.screenshot("01-files-empty", 1280).await;
 
     // Upload both files through the page: JavaScript sends each with its own progress bar.
@@ -193,6 +198,22 @@ async fn tour(api_base: &str) {
     assert_eq!(browser.count("svg.chart rect.bar-fill").await, 8);
     browser.screenshot("08-stats", 1280).await;
     browser.screenshot("08-stats-phone", 390).await;
+
+    // The dark theme follows the system's preference.
+    browser.prefer_dark(true).await;
+    let background = browser
+        .client
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(11, 16, 32)");
+    browser.screenshot("08-stats-dark", 1280).await;
+    browser.goto(&format!("{site}/")).await;
+    browser.screenshot("04-files-dark", 1280).await;
+    browser.prefer_dark(false).await;
 
     // The same picture again makes a duplicate.
     browser.goto(&format!("{site}/upload")).await;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -115,6 +116,38 @@ impl Browser {
         self.client.set_window_size(1280, 900).await.unwrap();
     }
 
+    /// Makes pages see `prefers-color-scheme: dark` (or light again).
+    pub async fn prefer_dark(&self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.client
+            .issue_cmd(Cdp {
+                command: "Emulation.setEmulatedMedia",
+                params: serde_json::json!({
+                    "features": [{ "name": "prefers-color-scheme", "value": value }]
+                }),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Presses Tab on the page; returns the text of the element that then has focus.
+    pub async fn tab(&self) -> String {
+        self.client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .send_keys(&char::from(fantoccini::key::Key::Tab).to_string())
+            .await
+            .unwrap();
+        self.client
+            .active_element()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
@@ -149,6 +182,31 @@ impl Browser {
             .click()
             .await
             .unwrap();
+    }
+}
+
+/// A Chrome DevTools Protocol command, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    command: &'static str,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.command, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
