@@ -191,17 +191,26 @@ async fn upload(State(state): Shared, mut form: Multipart) -> Response {
                 &format!("File type {mime} is not allowed"),
             );
         }
-        let Ok(bytes) = field.bytes().await else {
-            return refuse(StatusCode::BAD_REQUEST, "Upload interrupted");
-        };
-        if bytes.len() > MAX_FILE_SIZE {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "File too large (max 10 MiB)");
+        // Like the real API, refuse as soon as the limit is passed, without reading the rest.
+        let mut field = field;
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_FILE_SIZE {
+                        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "File too large (max 10 MiB)");
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return refuse(StatusCode::BAD_REQUEST, "Upload interrupted"),
+            }
         }
         let api = FakeApi {
             base: String::new(),
             state: state.clone(),
         };
-        let id = api.add(&name, &mime, bytes.to_vec());
+        let id = api.add(&name, &mime, bytes);
         let record = find(&state.lock().unwrap(), &id.to_string())
             .ok()
             .unwrap()

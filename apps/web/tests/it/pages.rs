@@ -412,3 +412,41 @@ async fn assets_are_embedded_and_cache_busted() {
     assert_eq!(stale.status(), 200);
     assert_eq!(stale.headers()[header::CACHE_CONTROL], "no-cache");
 }
+
+#[tokio::test]
+async fn an_oversized_file_fails_alone_and_the_next_one_still_arrives() {
+    let api = FakeApi::start().await;
+    let web = start_web(&api.base).await;
+    let too_big = vec![b'a'; crate::fake_api::MAX_FILE_SIZE + 1];
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(too_big)
+                .file_name("huge.txt")
+                .mime_str("text/plain")
+                .unwrap(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"small".to_vec())
+                .file_name("small.txt")
+                .mime_str("text/plain")
+                .unwrap(),
+        );
+    let response = client()
+        .post(format!("{web}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (_, html) = follow(&web, response).await;
+    let words = text(&html);
+    assert!(
+        words.contains("huge.txt failed: File too large (max 10 MiB)"),
+        "{words}"
+    );
+    assert!(words.contains("small.txt uploaded"), "{words}");
+    let ids = api.ids();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(api.bytes(ids[0]).unwrap(), b"small");
+}
