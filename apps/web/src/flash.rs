@@ -5,12 +5,21 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 const COOKIE: &str = "flash";
 /// Browsers keep at least 4 KiB per cookie; stay well below with the encoding's overhead.
 const MAX_ENCODED: usize = 3500;
+/// What a cookie value may not contain (RFC 6265 `cookie-octet`), plus `%` itself.
+const COOKIE_UNSAFE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%')
+    .add(0x7f);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,12 +105,14 @@ impl Flash {
     fn encode(mut self) -> String {
         loop {
             let json = serde_json::to_string(&self).unwrap_or_default();
-            let encoded = utf8_percent_encode(&json, NON_ALPHANUMERIC).to_string();
+            let encoded = utf8_percent_encode(&json, COOKIE_UNSAFE).to_string();
             if encoded.len() <= MAX_ENCODED || (self.items.is_empty() && self.message.len() < 64) {
                 return encoded;
             }
-            // Too long for a cookie: keep the summary, drop detail.
-            if self.items.pop().is_none() {
+            // Too long for a cookie: keep the summary and the failures, drop successes first.
+            if let Some(last_ok) = self.items.iter().rposition(|item| item.ok) {
+                self.items.remove(last_ok);
+            } else if self.items.pop().is_none() {
                 self.message.truncate(self.message.len() / 2);
                 while !self.message.is_char_boundary(self.message.len()) {
                     self.message.pop();
@@ -207,6 +218,25 @@ mod tests {
         let back = round_trip(Flash::error("Some files failed").with_items(items));
         assert!(!back.items.is_empty() && back.items.len() < 500);
         assert_eq!(back.message, "Some files failed");
+
+        // Failures are what people need to see: successes go first.
+        let mut items: Vec<Item> = (0..100)
+            .map(|i| Item {
+                name: format!("fine-{i}.png"),
+                ok: true,
+                detail: "1 KiB".into(),
+                href: Some(format!("/files/{}", uuid::Uuid::new_v4())),
+            })
+            .collect();
+        items.push(Item {
+            name: "broken.png".into(),
+            ok: false,
+            detail: "Not sent".into(),
+            href: None,
+        });
+        let back = round_trip(Flash::error("Some files failed").with_items(items));
+        assert_eq!(back.items.last().unwrap().name, "broken.png");
+        assert!(back.items.len() > 10, "{}", back.items.len());
     }
 
     #[test]

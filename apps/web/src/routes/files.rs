@@ -157,7 +157,7 @@ pub async fn detail(
         layout: Layout::new(file.original_filename.clone(), Section::Files, &headers),
         mime: file.mime_type.clone(),
         metadata,
-        can_extract_text: matches!(Kind::of(&file.mime_type), Kind::Pdf | Kind::Text),
+        can_extract_text: Kind::of(&file.mime_type) == Kind::Pdf,
         download: format!("/api/files/{id}/download"),
         width: dimension("width"),
         height: dimension("height"),

@@ -183,7 +183,7 @@ struct TextPage {
     words: usize,
 }
 
-/// `GET /files/{id}/text`: the text of a PDF (or text file), ready to copy.
+/// `GET /files/{id}/text`: the text of a PDF, ready to copy.
 pub async fn text(
     State(app): State<AppState>,
     headers: HeaderMap,

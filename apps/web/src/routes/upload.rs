@@ -81,6 +81,7 @@ fn join_words(words: &[String]) -> String {
 /// whole); the outcome of each is shown on the upload page after the redirect.
 pub async fn submit(State(app): State<AppState>, mut form: Multipart) -> Response {
     let mut items = Vec::new();
+    let mut forwarded = 0;
     let mut broken = false;
     loop {
         let field = match form.next_field().await {
@@ -97,7 +98,7 @@ pub async fn submit(State(app): State<AppState>, mut form: Multipart) -> Respons
             Some(name) if field.name() == Some("file") && !name.is_empty() => name.to_owned(),
             _ => continue,
         };
-        if items.len() == MAX_FILES_PER_POST {
+        if forwarded == MAX_FILES_PER_POST {
             items.push(Item {
                 name,
                 ok: false,
@@ -106,6 +107,7 @@ pub async fn submit(State(app): State<AppState>, mut form: Multipart) -> Respons
             });
             continue;
         }
+        forwarded += 1;
         match forward(&app.api, &name, field).await {
             Ok(item) => items.push(item),
             Err(error) => {

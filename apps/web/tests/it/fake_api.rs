@@ -199,7 +199,10 @@ async fn upload(State(state): Shared, mut form: Multipart) -> Response {
                 Ok(Some(chunk)) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() > MAX_FILE_SIZE {
-                        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "File too large (max 10 MiB)");
+                        return refuse(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "File too large (max 10 MiB)",
+                        );
                     }
                 }
                 Ok(None) => break,

@@ -450,3 +450,33 @@ async fn an_oversized_file_fails_alone_and_the_next_one_still_arrives() {
     assert_eq!(ids.len(), 1);
     assert_eq!(api.bytes(ids[0]).unwrap(), b"small");
 }
+
+#[tokio::test]
+async fn one_form_post_sends_at_most_twenty_files() {
+    let api = FakeApi::start().await;
+    let web = start_web(&api.base).await;
+    let mut form = reqwest::multipart::Form::new();
+    for i in 0..22 {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(format!("file {i}").into_bytes())
+                .file_name(format!("f{i}.txt"))
+                .mime_str("text/plain")
+                .unwrap(),
+        );
+    }
+    let response = client()
+        .post(format!("{web}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (_, html) = follow(&web, response).await;
+    assert_eq!(api.ids().len(), 20);
+    let words = text(&html);
+    assert!(words.contains("Uploaded 20 of 22 files"), "{words}");
+    assert!(
+        words.contains("f21.txt failed: Not sent: at most 20 files at a time."),
+        "{words}"
+    );
+}
