@@ -1,0 +1,133 @@
+//! The connection pool, the embedded migrations and whether the database is usable.
+//!
+//! The pool connects lazily, so the process starts while PostgreSQL is down; a background
+//! task applies the migrations (under sqlx's advisory lock, so tasks starting together take
+//! turns) and retries until it succeeds. Until then data routes answer 503.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::Config;
+use crate::error::{AppError, chain};
+
+/// Forward-only migrations, embedded at compile time from `apps/api/migrations`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Connections per task: a few keep PostgreSQL's per-connection memory low and are enough
+/// for a 1-vCPU task (each request holds one for a single short query).
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The pool plus whether the schema is in place.
+#[derive(Clone)]
+pub struct Database {
+    pool: PgPool,
+    migrated: Arc<AtomicBool>,
+}
+
+impl Database {
+    /// A pool that connects on first use (never fails here).
+    pub fn connect_lazy(config: &Config) -> Database {
+        let options = PgConnectOptions::new()
+            .host(&config.db_host)
+            .port(config.db_port)
+            .database(&config.db_name)
+            .username(&config.db_user)
+            .password(&config.db_password)
+            .application_name("file-analyzer-api");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            // Short: while the database is down a request should get its 503 quickly.
+            .acquire_timeout(Duration::from_secs(3))
+            .idle_timeout(Duration::from_secs(300))
+            // Stale connections (after a PostgreSQL restart) are caught by the ping on
+            // release and by `retry_once`; a ping before every query would halve throughput.
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Database {
+            pool,
+            migrated: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The pool, once the schema is in place; 503 before.
+    pub fn pool(&self) -> Result<&PgPool, AppError> {
+        if self.migrated.load(Ordering::Acquire) {
+            Ok(&self.pool)
+        } else {
+            Err(AppError::Unavailable {
+                action: "waiting for the schema migrations",
+                source: None,
+            })
+        }
+    }
+
+    /// Whether the database answers and the schema is in place (for `/api/health/ready`).
+    pub async fn is_ready(&self) -> bool {
+        if !self.migrated.load(Ordering::Acquire) {
+            return false;
+        }
+        match sqlx::query("SELECT 1").execute(&self.pool).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "readiness check failed");
+                false
+            }
+        }
+    }
+
+    /// Apply the migrations, retrying with backoff until they succeed.
+    pub async fn migrate_until_done(self) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => {
+                    self.migrated.store(true, Ordering::Release);
+                    tracing::info!("database schema is up to date");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = %chain(&error),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot apply migrations yet"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Run `op` and, when it failed because a pooled connection had died (PostgreSQL restarted
+/// since it was opened), once more on a fresh connection. Only for idempotent work.
+pub async fn retry_once<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    match op().await {
+        Err(error) if is_stale_connection(&error) => {
+            tracing::debug!(error = %chain(&error), "retrying on a fresh connection");
+            op().await
+        }
+        other => other,
+    }
+}
+
+/// A dead pooled connection, as opposed to a database that cannot be reached at all
+/// (retrying a pool timeout would only double the wait).
+fn is_stale_connection(error: &sqlx::Error) -> bool {
+    !matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+        && crate::error::is_connection_error(error)
+}

@@ -1,0 +1,455 @@
+//! Image metadata and transformations with the `image` crate. Blocking: call from
+//! `spawn_blocking`.
+//!
+//! Decompression bombs: the header's dimensions are read first and checked against
+//! [`MAX_PIXELS`] / [`MAX_SIDE`] before any pixel buffer exists, and the decoder runs under
+//! `image::Limits` as a second guard.
+
+use std::io::Cursor;
+
+use image::codecs::gif::GifEncoder;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+use image::codecs::webp::WebPEncoder;
+use image::imageops::FilterType;
+use image::{
+    ColorType, DynamicImage, ExtendedColorType, Frame, ImageDecoder, ImageEncoder, ImageFormat,
+    ImageReader, Limits,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::sniff::FileType;
+
+/// Largest image accepted, in pixels (40 MP: a 7,300 × 5,500 photo; ~160 MB as RGBA).
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Largest side accepted, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// Ceiling on what a decoder may allocate.
+const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+
+/// Why an image cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageFailure {
+    #[error(
+        "the image declares {width}×{height} pixels, more than this server decodes \
+         ({MAX_PIXELS} pixels, {MAX_SIDE} per side)"
+    )]
+    TooLarge { width: u32, height: u32 },
+    #[error("the image data is corrupt or truncated")]
+    Corrupt(#[source] image::ImageError),
+    #[error("invalid parameters: {0}")]
+    Invalid(String),
+    #[error("encoding the {format} result failed")]
+    Encode {
+        format: &'static str,
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+/// A decoded image with what its header said.
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub color: ColorType,
+}
+
+/// Decode `bytes` (of sniffed type `file_type`) after checking the declared dimensions.
+pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure> {
+    let format = image_format(file_type)
+        .ok_or_else(|| ImageFailure::Invalid(format!("{} is not an image", file_type.mime())))?;
+    // Header only: no pixel buffer is allocated here, so no limits are needed yet and the
+    // refusal can say what the file declared.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(ImageFailure::Corrupt)?;
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageFailure::TooLarge { width, height });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits());
+    let decoder = reader.into_decoder().map_err(ImageFailure::Corrupt)?;
+    let color = decoder.color_type();
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageFailure::TooLarge { width, height },
+        other => ImageFailure::Corrupt(other),
+    })?;
+    Ok(Decoded { image, color })
+}
+
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    limits
+}
+
+fn image_format(file_type: FileType) -> Option<ImageFormat> {
+    Some(match file_type {
+        FileType::Jpeg => ImageFormat::Jpeg,
+        FileType::Png => ImageFormat::Png,
+        FileType::Gif => ImageFormat::Gif,
+        FileType::Webp => ImageFormat::WebP,
+        FileType::Bmp => ImageFormat::Bmp,
+        FileType::Tiff => ImageFormat::Tiff,
+        FileType::Pdf | FileType::Text => return None,
+    })
+}
+
+/// The original's image metadata (sharp's field names), from a decoded image.
+pub fn metadata(bytes: &[u8], file_type: FileType, decoded: &Decoded) -> Value {
+    let color = decoded.color;
+    let channels = color.channel_count();
+    let gray = matches!(
+        color,
+        ColorType::L8 | ColorType::La8 | ColorType::L16 | ColorType::La16
+    );
+    let mut value = json!({
+        "type": "image",
+        "width": decoded.image.width(),
+        "height": decoded.image.height(),
+        "format": format_name(file_type),
+        "hasAlpha": color.has_alpha(),
+        "colorSpace": if gray { "b-w" } else { "srgb" },
+        "channels": channels,
+        "bitsPerSample": color.bits_per_pixel() / u16::from(channels),
+        "fileSize": bytes.len(),
+    });
+    if let Some(density) = density(bytes, file_type) {
+        value["density"] = json!(density);
+    }
+    value
+}
+
+/// sharp's format names.
+fn format_name(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Jpeg => "jpeg",
+        FileType::Png => "png",
+        FileType::Gif => "gif",
+        FileType::Webp => "webp",
+        FileType::Bmp => "bmp",
+        FileType::Tiff => "tiff",
+        FileType::Pdf => "pdf",
+        FileType::Text => "text",
+    }
+}
+
+/// Pixels per inch from a PNG `pHYs` chunk or a JPEG JFIF header, when present.
+fn density(bytes: &[u8], file_type: FileType) -> Option<f64> {
+    match file_type {
+        FileType::Png => png_density(bytes),
+        FileType::Jpeg => jfif_density(bytes),
+        _ => None,
+    }
+}
+
+fn png_density(bytes: &[u8]) -> Option<f64> {
+    let mut at = 8;
+    while at + 8 <= bytes.len() {
+        let length = u32::from_be_bytes(bytes[at..at + 4].try_into().ok()?) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let data = bytes.get(at + 8..at + 8 + length)?;
+        match kind {
+            b"pHYs" if length == 9 => {
+                let x = u32::from_be_bytes(data[0..4].try_into().ok()?);
+                // Unit 1 is metres; anything else carries no absolute density.
+                return (data[8] == 1 && x > 0).then(|| (f64::from(x) * 0.0254).round());
+            }
+            b"IDAT" | b"IEND" => return None,
+            _ => at += 12 + length,
+        }
+    }
+    None
+}
+
+fn jfif_density(bytes: &[u8]) -> Option<f64> {
+    // FF D8 FF E0 <len:2> "JFIF\0" <ver:2> <units:1> <x:2> <y:2>
+    let app0 = bytes.get(2..20)?;
+    if app0[0..2] != [0xFF, 0xE0] || &app0[4..9] != b"JFIF\0" {
+        return None;
+    }
+    let units = app0[11];
+    let x = f64::from(u16::from_be_bytes([app0[12], app0[13]]));
+    match units {
+        1 if x > 0.0 => Some(x),
+        2 if x > 0.0 => Some((x * 2.54).round()),
+        _ => None,
+    }
+}
+
+/// An encoded result.
+pub struct Output {
+    pub bytes: Vec<u8>,
+    pub file_type: FileType,
+}
+
+/// Encode `image` as `file_type`; `quality` (1–100) applies to JPEG.
+pub fn encode(
+    image: &DynamicImage,
+    file_type: FileType,
+    quality: u8,
+    best_compression: bool,
+) -> Result<Output, ImageFailure> {
+    let mut bytes = Vec::new();
+    let name = format_name(file_type);
+    let wrap = |source| ImageFailure::Encode {
+        format: name,
+        source,
+    };
+    match file_type {
+        FileType::Jpeg => {
+            // JPEG has no alpha: flatten to RGB (or keep grey).
+            let encoder = JpegEncoder::new_with_quality(&mut bytes, quality.clamp(1, 100));
+            if image.color().channel_count() <= 2 {
+                let gray = image.to_luma8();
+                encoder
+                    .write_image(&gray, gray.width(), gray.height(), ExtendedColorType::L8)
+                    .map_err(wrap)?;
+            } else {
+                let rgb = image.to_rgb8();
+                encoder
+                    .write_image(&rgb, rgb.width(), rgb.height(), ExtendedColorType::Rgb8)
+                    .map_err(wrap)?;
+            }
+        }
+        FileType::Png => {
+            let compression = if best_compression {
+                CompressionType::Best
+            } else {
+                CompressionType::Default
+            };
+            let encoder =
+                PngEncoder::new_with_quality(&mut bytes, compression, PngFilter::Adaptive);
+            image.write_with_encoder(encoder).map_err(wrap)?;
+        }
+        FileType::Webp => {
+            // The image crate writes lossless WebP only.
+            let encoder = WebPEncoder::new_lossless(&mut bytes);
+            if image.color().has_alpha() {
+                image.to_rgba8().write_with_encoder(encoder).map_err(wrap)?;
+            } else {
+                image.to_rgb8().write_with_encoder(encoder).map_err(wrap)?;
+            }
+        }
+        FileType::Gif => {
+            let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+            encoder
+                .encode_frame(Frame::new(image.to_rgba8()))
+                .map_err(wrap)?;
+        }
+        FileType::Bmp | FileType::Tiff => {
+            let format = image_format(file_type).unwrap_or(ImageFormat::Png);
+            let mut cursor = Cursor::new(&mut bytes);
+            image.write_to(&mut cursor, format).map_err(wrap)?;
+        }
+        FileType::Pdf | FileType::Text => {
+            return Err(ImageFailure::Invalid(format!(
+                "cannot encode an image as {}",
+                file_type.mime()
+            )));
+        }
+    }
+    Ok(Output { bytes, file_type })
+}
+
+/// How `/resize` fits the image into the requested box (sharp's names).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Scale to cover the box, then crop the overflow (centred).
+    Cover,
+    /// Scale to fit inside the box, then pad to the box (transparent/black).
+    Contain,
+    /// Stretch to the box, ignoring the aspect ratio.
+    Fill,
+    /// Scale to fit inside the box, keeping the aspect ratio.
+    #[default]
+    Inside,
+    /// Scale so the box fits inside the image, keeping the aspect ratio.
+    Outside,
+}
+
+/// Resize for `/resize` and `/convert`: never enlarges (an upscale request keeps the
+/// original size in that direction).
+pub fn resize(
+    image: &DynamicImage,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> DynamicImage {
+    let (w0, h0) = (image.width(), image.height());
+    let (bw, bh) = match (width, height) {
+        (Some(w), Some(h)) => (w, h),
+        (Some(w), None) => (w, scale(h0, w, w0)),
+        (None, Some(h)) => (scale(w0, h, h0), h),
+        (None, None) => return image.clone(),
+    };
+    let (bw, bh) = (bw.max(1), bh.max(1));
+    let sx = f64::from(bw) / f64::from(w0);
+    let sy = f64::from(bh) / f64::from(h0);
+    let filter = FilterType::Lanczos3;
+    match fit {
+        Fit::Fill => image.resize_exact(bw.min(w0), bh.min(h0), filter),
+        Fit::Inside => {
+            let s = sx.min(sy).min(1.0);
+            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
+        }
+        Fit::Outside => {
+            let s = sx.max(sy).min(1.0);
+            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
+        }
+        Fit::Cover => {
+            let s = sx.max(sy).min(1.0);
+            let scaled_image = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
+            let (cw, ch) = (bw.min(scaled_image.width()), bh.min(scaled_image.height()));
+            let x = (scaled_image.width() - cw) / 2;
+            let y = (scaled_image.height() - ch) / 2;
+            scaled_image.crop_imm(x, y, cw, ch)
+        }
+        Fit::Contain => {
+            let s = sx.min(sy).min(1.0);
+            let inner = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
+            // The canvas is the box, but never larger than the original.
+            let (cw, ch) = (
+                bw.min(w0).max(inner.width()),
+                bh.min(h0).max(inner.height()),
+            );
+            let mut canvas = DynamicImage::new_rgba8(cw, ch);
+            let x = i64::from((cw - inner.width()) / 2);
+            let y = i64::from((ch - inner.height()) / 2);
+            image::imageops::overlay(&mut canvas, &inner.to_rgba8(), x, y);
+            canvas
+        }
+    }
+}
+
+fn scale(other: u32, target: u32, this: u32) -> u32 {
+    ((f64::from(other) * f64::from(target) / f64::from(this)).round() as u32).max(1)
+}
+
+fn scaled(side: u32, factor: f64) -> u32 {
+    ((f64::from(side) * factor).round() as u32).max(1)
+}
+
+/// Check crop parameters against the image: every value a whole number, inside the image.
+pub fn check_crop(
+    image_width: u32,
+    image_height: u32,
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err("width and height must be at least 1".into());
+    }
+    if u64::from(x) + u64::from(width) > u64::from(image_width)
+        || u64::from(y) + u64::from(height) > u64::from(image_height)
+    {
+        return Err(format!(
+            "the area {width}×{height} at ({x}, {y}) does not fit in the {image_width}×{image_height} image"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let image = DynamicImage::new_rgb8(width, height);
+        encode(&image, FileType::Png, 80, false).unwrap().bytes
+    }
+
+    #[test]
+    fn refuses_a_bomb_before_decoding() {
+        // A valid PNG header claiming 20000×20000, followed by nothing useful.
+        let mut bytes = png(1, 1);
+        bytes[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        match decode(&bytes, FileType::Png) {
+            Err(ImageFailure::TooLarge { .. }) => {}
+            Err(other) => panic!("expected TooLarge, got {other}"),
+            Ok(_) => panic!("expected TooLarge, got an image"),
+        }
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn truncated_images_are_corrupt() {
+        let bytes = png(64, 64);
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            decode(truncated, FileType::Png),
+            Err(ImageFailure::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn resize_never_enlarges() {
+        let image = DynamicImage::new_rgb8(100, 50);
+        for fit in [
+            Fit::Inside,
+            Fit::Outside,
+            Fit::Cover,
+            Fit::Contain,
+            Fit::Fill,
+        ] {
+            let out = resize(&image, Some(400), Some(400), fit);
+            assert!(out.width() <= 100 && out.height() <= 50, "{fit:?}");
+        }
+        let out = resize(&image, Some(50), None, Fit::Inside);
+        assert_eq!((out.width(), out.height()), (50, 25));
+        let out = resize(&image, Some(20), Some(20), Fit::Cover);
+        assert_eq!((out.width(), out.height()), (20, 20));
+        let out = resize(&image, Some(20), Some(20), Fit::Inside);
+        assert_eq!((out.width(), out.height()), (20, 10));
+        let out = resize(&image, Some(20), Some(20), Fit::Outside);
+        assert_eq!((out.width(), out.height()), (40, 20));
+        let out = resize(&image, Some(20), Some(20), Fit::Contain);
+        assert_eq!((out.width(), out.height()), (20, 20));
+        let out = resize(&image, Some(20), Some(20), Fit::Fill);
+        assert_eq!((out.width(), out.height()), (20, 20));
+    }
+
+    #[test]
+    fn crop_bounds() {
+        assert!(check_crop(10, 10, 0, 0, 10, 10).is_ok());
+        assert!(check_crop(10, 10, 5, 5, 6, 1).is_err());
+        assert!(check_crop(10, 10, 0, 0, 0, 1).is_err());
+    }
+
+    #[test]
+    fn density_from_png_phys() {
+        let mut bytes = png(2, 2);
+        // Insert a pHYs chunk (72 dpi = 2835 px/m) right after IHDR.
+        let mut chunk = Vec::new();
+        chunk.extend_from_slice(&9u32.to_be_bytes());
+        chunk.extend_from_slice(b"pHYs");
+        chunk.extend_from_slice(&2835u32.to_be_bytes());
+        chunk.extend_from_slice(&2835u32.to_be_bytes());
+        chunk.push(1);
+        chunk.extend_from_slice(&[0, 0, 0, 0]); // CRC is not checked by this reader
+        bytes.splice(33..33, chunk);
+        assert_eq!(png_density(&bytes), Some(72.0));
+    }
+}

@@ -1,0 +1,221 @@
+//! Listing, reading, deleting and summarising file records.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::extract::{JsonBody, clip, file_id};
+use crate::routes::success;
+use crate::store::{self, FileRecord};
+
+/// Most rows one page may ask for.
+const MAX_LIMIT: i64 = 1000;
+/// Most ids one batch delete may name.
+const MAX_BATCH: usize = 1000;
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    let limit = int_param(&query, "limit", 50, 1, MAX_LIMIT)?;
+    let offset = int_param(&query, "offset", 0, 0, i64::MAX)?;
+    let pool = state.db.pool()?;
+    let (rows, total) = store::list_files(pool, limit, offset)
+        .await
+        .map_err(|e| AppError::db("listing files", e))?;
+    let count = rows.len();
+    let records: Vec<FileRecord> = rows.into_iter().map(FileRecord::from).collect();
+    Ok(Json(success(
+        records,
+        json!({ "count": count, "total": total, "limit": limit, "offset": offset }),
+    )))
+}
+
+fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, AppError> {
+    let Some(raw) = query.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(AppError::bad_request(if max == i64::MAX {
+            format!(
+                "`{name}` must be a whole number ≥ {min} (got `{}`)",
+                clip(raw)
+            )
+        } else {
+            format!(
+                "`{name}` must be a whole number from {min} to {max} (got `{}`)",
+                clip(raw)
+            )
+        })),
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = file_id(&id)?;
+    let row = find(&state, id).await?;
+    Ok(Json(success(FileRecord::from(row), json!({}))))
+}
+
+/// The file row or 404.
+pub async fn find(state: &AppState, id: Uuid) -> Result<store::FileRow, AppError> {
+    store::get_file(state.db.pool()?, id)
+        .await
+        .map_err(|e| AppError::db("reading a file record", e))?
+        .ok_or_else(|| AppError::not_found(format!("file {id} not found")))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = file_id(&id)?;
+    let pool = state.db.pool()?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| AppError::db("deleting a file", e))?;
+    let deleted = store::delete_files(&mut tx, &[id])
+        .await
+        .map_err(|e| AppError::db("deleting a file", e))?;
+    if deleted.is_empty() {
+        return Err(AppError::not_found(format!("file {id} not found")));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| AppError::db("deleting a file", e))?;
+    Ok(Json(json!({
+        "success": true,
+        "message": "File deleted successfully",
+        "id": id,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct BatchDelete {
+    ids: Option<Vec<Value>>,
+}
+
+/// All or nothing: every id must be a UUID of an existing file, or nothing is deleted;
+/// the answer says, per id, what happened or what was wrong.
+pub async fn batch_delete(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<BatchDelete>,
+) -> Result<Json<Value>, AppError> {
+    let raw_ids = body
+        .ids
+        .ok_or_else(|| AppError::bad_request("`ids` must be an array of file ids"))?;
+    if raw_ids.is_empty() {
+        return Err(AppError::bad_request("`ids` is empty"));
+    }
+    if raw_ids.len() > MAX_BATCH {
+        return Err(AppError::bad_request(format!(
+            "`ids` has {} entries; at most {MAX_BATCH} per batch",
+            raw_ids.len()
+        )));
+    }
+    let parsed: Vec<(String, Option<Uuid>)> = raw_ids
+        .iter()
+        .map(|v| {
+            let text = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            let id = v.as_str().and_then(|s| Uuid::parse_str(s).ok());
+            (text, id)
+        })
+        .collect();
+    if parsed.iter().any(|(_, id)| id.is_none()) {
+        let results: Vec<Value> = parsed
+            .iter()
+            .map(|(text, id)| match id {
+                Some(id) => json!({"id": id, "status": "not_deleted"}),
+                None => json!({"id": clip(text), "status": "invalid_id"}),
+            })
+            .collect();
+        return Err(AppError::bad_request(
+            "some ids are not file ids (UUIDs); nothing was deleted",
+        )
+        .with_details(json!({ "results": results })));
+    }
+    let mut ids: Vec<Uuid> = parsed.iter().filter_map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let pool = state.db.pool()?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| AppError::db("deleting files", e))?;
+    let deleted = store::delete_files(&mut tx, &ids)
+        .await
+        .map_err(|e| AppError::db("deleting files", e))?;
+    if deleted.len() != ids.len() {
+        tx.rollback()
+            .await
+            .map_err(|e| AppError::db("deleting files", e))?;
+        let results: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                let status = if deleted.contains(id) {
+                    "not_deleted"
+                } else {
+                    "not_found"
+                };
+                json!({"id": id, "status": status})
+            })
+            .collect();
+        return Err(AppError::client(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} of {} files not found; nothing was deleted",
+                ids.len() - deleted.len(),
+                ids.len()
+            ),
+        )
+        .with_details(json!({ "results": results })));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| AppError::db("deleting files", e))?;
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "status": "deleted"}))
+        .collect();
+    Ok(Json(json!({
+        "success": true,
+        "message": format!("Deleted {} file(s)", deleted.len()),
+        "deletedCount": deleted.len(),
+        "results": results,
+    })))
+}
+
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let stats = store::stats(state.db.pool()?)
+        .await
+        .map_err(|e| AppError::db("computing statistics", e))?;
+    Ok(Json(success(stats, json!({}))))
+}
+
+pub async fn duplicates(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let groups = store::duplicates(state.db.pool()?)
+        .await
+        .map_err(|e| AppError::db("finding duplicates", e))?;
+    let count = groups.len();
+    Ok(Json(success(groups, json!({ "count": count }))))
+}

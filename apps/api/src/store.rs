@@ -1,0 +1,261 @@
+//! The SQL: file rows in `files`, contents in `blobs` keyed by SHA-256.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::db::retry_once;
+
+/// A `files` row (never the contents).
+#[derive(Debug, Clone, FromRow)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub filename: String,
+    pub original_filename: String,
+    pub mime_type: String,
+    pub size: i64,
+    pub sha256: Vec<u8>,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The original's FileRecord, with numbers as numbers and `file_path` a logical name.
+#[derive(Debug, Serialize)]
+pub struct FileRecord {
+    pub id: Uuid,
+    pub filename: String,
+    pub original_filename: String,
+    pub mime_type: String,
+    pub size: i64,
+    /// `files/<id>`: where the contents are, without exposing any server path.
+    pub file_path: String,
+    pub sha256: String,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<FileRow> for FileRecord {
+    fn from(row: FileRow) -> FileRecord {
+        FileRecord {
+            file_path: format!("files/{}", row.id),
+            sha256: hex::encode(&row.sha256),
+            id: row.id,
+            filename: row.filename,
+            original_filename: row.original_filename,
+            mime_type: row.mime_type,
+            size: row.size,
+            metadata: row.metadata,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const FILE_COLUMNS: &str =
+    "id, filename, original_filename, mime_type, size, sha256, metadata, created_at, updated_at";
+
+/// What an upload stores.
+pub struct NewFile<'a> {
+    pub id: Uuid,
+    pub filename: &'a str,
+    pub original_filename: &'a str,
+    pub mime_type: &'a str,
+    pub sha256: &'a [u8],
+    pub content: &'a [u8],
+    pub metadata: &'a Value,
+}
+
+/// Store the blob (once per distinct content) and the file row, in one transaction.
+pub async fn insert_file(pool: &PgPool, new: &NewFile<'_>) -> Result<FileRow, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO blobs (sha256, size, content) VALUES ($1, $2, $3) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(new.sha256)
+    .bind(new.content.len() as i64)
+    .bind(new.content)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query_as::<_, FileRow>(&format!(
+        "INSERT INTO files (id, filename, original_filename, mime_type, size, sha256, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {FILE_COLUMNS}"
+    ))
+    .bind(new.id)
+    .bind(new.filename)
+    .bind(new.original_filename)
+    .bind(new.mime_type)
+    .bind(new.content.len() as i64)
+    .bind(new.sha256)
+    .bind(new.metadata)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// A page of files, newest first, plus the total number of files.
+pub async fn list_files(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<FileRow>, i64), sqlx::Error> {
+    #[derive(FromRow)]
+    struct Counted {
+        #[sqlx(flatten)]
+        row: FileRow,
+        total: i64,
+    }
+    let sql = format!(
+        "SELECT {FILE_COLUMNS}, (SELECT count(*) FROM files) AS total FROM files \
+         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+    );
+    let rows: Vec<Counted> = retry_once(|| {
+        sqlx::query_as(&sql)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+    })
+    .await?;
+    let total = match rows.first() {
+        Some(first) => first.total,
+        None => count_files(pool).await?,
+    };
+    Ok((rows.into_iter().map(|c| c.row).collect(), total))
+}
+
+async fn count_files(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    retry_once(|| sqlx::query_scalar("SELECT count(*) FROM files").fetch_one(pool)).await
+}
+
+pub async fn get_file(pool: &PgPool, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
+    let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1");
+    retry_once(|| sqlx::query_as(&sql).bind(id).fetch_optional(pool)).await
+}
+
+/// `length` bytes of a blob from `offset` (0-based), or the whole blob.
+pub async fn read_blob(
+    pool: &PgPool,
+    sha256: &[u8],
+    range: Option<(u64, u64)>,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    match range {
+        None => {
+            retry_once(|| {
+                sqlx::query_scalar("SELECT content FROM blobs WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(pool)
+            })
+            .await
+        }
+        Some((offset, length)) => {
+            // substring() counts from 1; PostgreSQL reads only the slice it needs from TOAST
+            // when the column is stored uncompressed, and never ships the rest.
+            retry_once(|| {
+                sqlx::query_scalar(
+                    "SELECT substring(content FROM $2 FOR $3) FROM blobs WHERE sha256 = $1",
+                )
+                .bind(sha256)
+                .bind(i32::try_from(offset + 1).unwrap_or(i32::MAX))
+                .bind(i32::try_from(length).unwrap_or(i32::MAX))
+                .fetch_optional(pool)
+            })
+            .await
+        }
+    }
+}
+
+/// Delete files by id in `tx`, then the blobs no file references any more.
+/// Returns the ids that existed.
+pub async fn delete_files(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let deleted: Vec<(Uuid, Vec<u8>)> =
+        sqlx::query_as("DELETE FROM files WHERE id = ANY($1) RETURNING id, sha256")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    let hashes: Vec<Vec<u8>> = deleted.iter().map(|(_, h)| h.clone()).collect();
+    if !hashes.is_empty() {
+        sqlx::query(
+            "DELETE FROM blobs b WHERE b.sha256 = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b.sha256)",
+        )
+        .bind(&hashes)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(deleted.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Totals for `/api/files/stats/summary`.
+#[derive(Debug, Serialize, FromRow)]
+pub struct Stats {
+    pub total_files: i64,
+    pub total_size: i64,
+    pub image_count: i64,
+    pub pdf_count: i64,
+    pub text_count: i64,
+    pub avg_file_size: f64,
+    pub max_file_size: i64,
+    pub min_file_size: i64,
+    /// Bytes actually stored after de-duplication.
+    pub stored_size: i64,
+}
+
+pub async fn stats(pool: &PgPool) -> Result<Stats, sqlx::Error> {
+    retry_once(|| {
+        sqlx::query_as(
+            "SELECT count(*) AS total_files, \
+                    COALESCE(sum(size), 0)::bigint AS total_size, \
+                    count(*) FILTER (WHERE mime_type LIKE 'image/%') AS image_count, \
+                    count(*) FILTER (WHERE mime_type = 'application/pdf') AS pdf_count, \
+                    count(*) FILTER (WHERE mime_type LIKE 'text/%') AS text_count, \
+                    COALESCE(round(avg(size), 2), 0)::float8 AS avg_file_size, \
+                    COALESCE(max(size), 0)::bigint AS max_file_size, \
+                    COALESCE(min(size), 0)::bigint AS min_file_size, \
+                    (SELECT COALESCE(sum(size), 0)::bigint FROM blobs) AS stored_size \
+             FROM files",
+        )
+        .fetch_one(pool)
+    })
+    .await
+}
+
+/// A group of files with identical contents.
+#[derive(Debug, Serialize, FromRow)]
+pub struct DuplicateGroup {
+    pub original_filename: String,
+    pub size: i64,
+    pub mime_type: String,
+    pub duplicate_count: i64,
+    pub file_ids: Vec<Uuid>,
+    #[serde(serialize_with = "hex_bytes")]
+    pub sha256: Vec<u8>,
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}
+
+pub async fn duplicates(pool: &PgPool) -> Result<Vec<DuplicateGroup>, sqlx::Error> {
+    retry_once(|| {
+        sqlx::query_as(
+            "SELECT (array_agg(original_filename ORDER BY created_at, id))[1] AS original_filename, \
+                    max(size) AS size, \
+                    (array_agg(mime_type ORDER BY created_at, id))[1] AS mime_type, \
+                    count(*) AS duplicate_count, \
+                    array_agg(id ORDER BY created_at, id) AS file_ids, \
+                    sha256 \
+             FROM files GROUP BY sha256 HAVING count(*) > 1 \
+             ORDER BY count(*) DESC, max(size) DESC",
+        )
+        .fetch_all(pool)
+    })
+    .await
+}

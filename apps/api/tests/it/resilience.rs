@@ -1,0 +1,177 @@
+//! Several tasks on one database, database outages, configuration errors, graceful stop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use berth_testkit::{Postgres, Server, bin_path, http_get};
+
+use crate::common::{Env, error_message, json, png, spawn_api, upload_to};
+
+#[tokio::test]
+async fn two_api_processes_share_one_database() {
+    // Started together: the migrations' advisory lock lets them take turns.
+    let pg = Postgres::start();
+    let a = spawn_api(&pg, &[]);
+    let b = spawn_api(&pg, &[]);
+    a.wait_until_ok("/api/health/ready");
+    b.wait_until_ok("/api/health/ready");
+    let client = reqwest::Client::new();
+    let bytes = png(12, 12);
+    let (status, body) =
+        json(upload_to(&client, &a, "shared.png", None, bytes.clone()).await).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["id"].as_str().unwrap();
+    let download = client
+        .get(format!("{}/api/files/{id}/download", b.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let (status, deleted) = json(
+        client
+            .delete(format!("{}/api/files/{id}", b.base_url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{deleted}");
+    let gone = client
+        .get(format!("{}/api/files/{id}", a.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    // A restart of a task (a deploy) keeps the data: the schema is migrated, never recreated.
+    drop(a);
+    let (status, kept) = json(upload_to(&client, &b, "kept.png", None, bytes).await).await;
+    assert_eq!(status, 201, "{kept}");
+    let c = spawn_api(&pg, &[]);
+    c.wait_until_ok("/api/health/ready");
+    assert_eq!(pg.psql("SELECT count(*) FROM files"), "1");
+    assert_eq!(pg.psql("SELECT count(*) FROM _sqlx_migrations"), "1");
+}
+
+#[tokio::test]
+async fn survives_a_postgres_restart_mid_traffic() {
+    let mut env = Env::start();
+    let record = env.upload_ok("before.png", None, png(6, 6)).await;
+    let id = record["id"].as_str().unwrap().to_owned();
+    // Warm the pool so that its connections go stale across the restart.
+    for _ in 0..8 {
+        assert_eq!(env.get("/api/files").await.status(), 200);
+    }
+    env.pg.stop();
+    let (status, body) = json(env.get("/api/files").await).await;
+    assert_eq!(status, 503, "{body}");
+    error_message(&body);
+    let (status, body) = json(env.upload("during.png", None, png(2, 2)).await).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        env.get("/api/health").await.status(),
+        200,
+        "liveness ignores the database"
+    );
+    assert_eq!(env.get("/api/health/ready").await.status(), 503);
+    assert!(env.api.is_alive());
+
+    env.pg.start_again();
+    env.api.wait_until_ok("/api/health/ready");
+    let (status, body) = json(env.get(&format!("/api/files/{id}")).await).await;
+    assert_eq!(status, 200, "{body}");
+    let mut ok = 0;
+    for _ in 0..16 {
+        if env.get("/api/files").await.status() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 16, "stale connections are replaced transparently");
+    env.upload_ok("after.png", None, png(3, 3)).await;
+    assert!(env.api.is_alive());
+}
+
+#[tokio::test]
+async fn starts_while_postgres_is_down_and_recovers_without_restart() {
+    let pg = Postgres::start();
+    pg.stop();
+    let api = spawn_api(&pg, &[]);
+    let ready = http_get(api.port(), "/api/health/ready").unwrap();
+    assert_eq!(ready.status, 503);
+    let files = http_get(api.port(), "/api/files").unwrap();
+    assert_eq!(files.status, 503);
+    assert!(
+        files.text().contains("\"success\":false"),
+        "{}",
+        files.text()
+    );
+    pg.start_again();
+    api.wait_until_ok("/api/health/ready");
+    assert_eq!(http_get(api.port(), "/api/files").unwrap().status, 200);
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_variable() {
+    for (variable, value) in [
+        ("PORT", "eighty"),
+        ("DB_PORT", "0"),
+        ("MAX_FILE_SIZE", "ten"),
+        ("ALLOWED_FILE_TYPES", "application/x-sh"),
+        ("FRONTEND_URL", "ftp//nope"),
+    ] {
+        let output = std::process::Command::new(bin_path("file-analyzer-api"))
+            .env(variable, value)
+            .env("DB_PASSWORD", "s3cret-never-printed")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+        assert!(!stderr.contains("s3cret"));
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let pg = Postgres::start();
+    let mut api: Server = spawn_api(&pg, &[]);
+    api.wait_until_ok("/api/health/ready");
+
+    // Start an upload, stop half-way through the body, deliver SIGTERM, then finish it.
+    let boundary = "XBOUNDARYX";
+    let body = [
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\nContent-Type: text/plain\r\n\r\n").into_bytes(),
+        b"slow upload contents".to_vec(),
+        format!("\r\n--{boundary}--\r\n").into_bytes(),
+    ]
+    .concat();
+    let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /api/files/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..40]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    api.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(api.is_alive(), "the in-flight request holds the shutdown");
+    assert!(
+        TcpStream::connect(("127.0.0.1", api.port())).is_err(),
+        "no new connections after SIGTERM"
+    );
+    stream.write_all(&body[40..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let status = api
+        .wait_timeout(Duration::from_secs(30))
+        .expect("the process exits");
+    assert_eq!(status.code(), Some(0), "{}", api.logs());
+    assert_eq!(pg.psql("SELECT count(*) FROM files"), "1");
+}
