@@ -68,6 +68,14 @@ enum Command {
     Validate(commands::validate::Args),
     /// Show the resolved stack with every default filled in.
     Explain(commands::explain::Args),
+    /// Build services and push their artifacts to the local registry.
+    Build(commands::build::Args),
+    /// List the images of the local registry.
+    Images(commands::images::Args),
+    /// Manage parameters (String and SecureString), as SSM Parameter Store does.
+    Param(commands::param::Args),
+    /// Show a service's logs, every task merged in time order.
+    Logs(commands::logs::Args),
 }
 
 async fn dispatch(cx: &Context, command: Command) -> CliResult {
@@ -75,6 +83,10 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Init(args) => commands::init::run(cx, args).await,
         Command::Validate(args) => commands::validate::run(cx, args).await,
         Command::Explain(args) => commands::explain::run(cx, args).await,
+        Command::Build(args) => commands::build::run(cx, args).await,
+        Command::Images(args) => commands::images::run(cx, args).await,
+        Command::Param(args) => commands::param::run(cx, args).await,
+        Command::Logs(args) => commands::logs::run(cx, args).await,
     }
 }
 

@@ -1,3 +1,4 @@
 //! Runs the built `berth` binary: exit codes, output formats, init/validate/explain.
 
+mod local_stores;
 mod verbs;

@@ -71,9 +71,7 @@ impl std::str::FromStr for ParameterType {
 pub enum ParamError {
     #[error(transparent)]
     InvalidName(#[from] NameError),
-    #[error(
-        "parameter {name} already exists (ParameterAlreadyExists); overwrite it to add a version"
-    )]
+    #[error("parameter {name} already exists (ParameterAlreadyExists)")]
     AlreadyExists { name: String },
     #[error("parameter {name} not found (ParameterNotFound)")]
     NotFound { name: String },

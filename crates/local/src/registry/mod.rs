@@ -44,6 +44,10 @@ pub enum RegistryError {
         repository: String,
         reference: String,
     },
+    #[error(
+        "tag {tag} of repository {repository} already names other content, and the repository's tags are immutable"
+    )]
+    TagImmutable { repository: String, tag: String },
     #[error("artifact {} does not exist; did the build produce it?", path.display())]
     ArtifactMissing { path: PathBuf },
     #[error("corrupt registry index {}", path.display())]
@@ -110,6 +114,19 @@ impl Registry {
         artifact: &Path,
         tags: &[String],
     ) -> Result<Image, RegistryError> {
+        self.push_with_mutability(repository, artifact, tags, false)
+    }
+
+    /// [`Registry::push`] for a repository whose tags may be immutable (ECR's IMMUTABLE):
+    /// then a tag in `tags` that names other content fails the push, before anything is
+    /// stored. `latest` always moves: it names the newest push by definition.
+    pub fn push_with_mutability(
+        &self,
+        repository: &str,
+        artifact: &Path,
+        tags: &[String],
+        immutable_tags: bool,
+    ) -> Result<Image, RegistryError> {
         validate_repository(repository)?;
         for tag in tags {
             validate_tag(tag)?;
@@ -146,6 +163,22 @@ impl Registry {
             }
         };
         let digest = digest_path(&staged)?;
+        if immutable_tags {
+            let index = self.read_index(repository)?;
+            let taken = tags.iter().filter(|t| t.as_str() != LATEST).find(|tag| {
+                index
+                    .images
+                    .iter()
+                    .any(|(d, entry)| *d != digest && entry.tags.contains(tag))
+            });
+            if let Some(tag) = taken {
+                remove_tree(&staging)?;
+                return Err(RegistryError::TagImmutable {
+                    repository: repository.to_owned(),
+                    tag: tag.clone(),
+                });
+            }
+        }
         let image_dir = repo_dir.join(&digest);
         if image_dir.exists() {
             tracing::debug!(repository, %digest, "content already stored");

@@ -263,3 +263,23 @@ fn git_revision_tags_sha_and_dirty() {
     assert!(dirty.dirty);
     assert_eq!(dirty.tag(), format!("{}-dirty", clean.short_sha));
 }
+
+#[test]
+fn immutable_tags_refuse_to_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = registry(tmp.path());
+    let one = artifact(tmp.path(), "app", "one");
+    let first = reg
+        .push_with_mutability("repo", &one, &["v1".to_owned()], true)
+        .unwrap();
+    // The same content under the same tag is fine.
+    reg.push_with_mutability("repo", &one, &["v1".to_owned()], true)
+        .unwrap();
+    let two = artifact(tmp.path(), "app2", "two");
+    assert!(matches!(
+        reg.push_with_mutability("repo", &two, &["v1".to_owned()], true),
+        Err(RegistryError::TagImmutable { .. })
+    ));
+    assert_eq!(reg.list("repo").unwrap().len(), 1, "nothing stored");
+    assert_eq!(reg.resolve("repo", "v1").unwrap().digest, first.digest);
+}

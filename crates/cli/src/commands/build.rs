@@ -1,0 +1,241 @@
+//! `berth build [SERVICE]`: run the build command, snapshot the artifact into the local
+//! registry, tag it with the git SHA and `latest`.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use berth_local::cleanup::RunState;
+use berth_local::registry::{
+    BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, git_revision, run_build,
+};
+use berth_local::state_dir::StateDir;
+use berth_spec::{Service, Stack};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::local_state::{self, human_size, short_digest};
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::output::Paint;
+
+/// Build services and push their artifacts to the local registry.
+///
+/// Runs each service's `build.command` in its `build.context`, then snapshots
+/// `build.artifact` into `.berth/registry/<repository>/<digest>`, tagged with the git
+/// commit (`-dirty` for uncommitted changes) and `latest`. The whole build output is kept in
+/// `.berth/registry/<service>.build.log`. Images beyond the repository's `keep_last` are
+/// removed, except while berth is running (it may use them).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service to build; every service with a `build` when omitted.
+    service: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Built {
+    service: String,
+    #[serde(flatten)]
+    image: Image,
+    log_file: String,
+    seconds: f64,
+    expired: Vec<String>,
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    let state = local_state::open(cx, &stack, "build")?;
+    let services: Vec<&Service> = match &args.service {
+        Some(name) => {
+            let service = find_service(&stack, name)?;
+            if service.build.is_none() {
+                return Err(CliError::Usage(anyhow!(
+                    "service `{name}` has no `build` in {}",
+                    cx.file.display()
+                )));
+            }
+            vec![service]
+        }
+        None => stack
+            .services
+            .iter()
+            .filter(|s| s.build.is_some())
+            .collect(),
+    };
+    if services.is_empty() {
+        return Err(CliError::Usage(anyhow!(
+            "no service of {} has a `build`",
+            cx.file.display()
+        )));
+    }
+    let registry = Registry::open(&state).context("cannot open the local registry")?;
+    let mut built = Vec::new();
+    for service in services {
+        built.push(build_one(cx, &stack, &state, &registry, service).await?);
+    }
+    if cx.output.is_json() {
+        cx.output.json(&built)?;
+    }
+    Ok(())
+}
+
+/// The service `name`, or a usage error listing the services.
+pub fn find_service<'s>(stack: &'s Stack, name: &str) -> Result<&'s Service, CliError> {
+    stack.service(name).ok_or_else(|| {
+        let names: Vec<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
+        CliError::Usage(anyhow!(
+            "no service `{name}` in the stack (services: {})",
+            names.join(", ")
+        ))
+    })
+}
+
+async fn build_one(
+    cx: &Context,
+    stack: &Stack,
+    state: &StateDir,
+    registry: &Registry,
+    service: &Service,
+) -> Result<Built, CliError> {
+    let Some(build) = &service.build else {
+        return Err(CliError::Usage(anyhow!(
+            "service `{}` has no build",
+            service.name
+        )));
+    };
+    let request = BuildRequest {
+        command: BuildCommand::Shell(build.command.clone()),
+        context: build.context.clone(),
+        artifact: build.artifact.clone(),
+        log_file: state.registry().join(format!("{}.build.log", service.name)),
+    };
+    let started = Instant::now();
+    let progress = Progress::new(cx, &service.name, &build.command);
+    let result = run_build(&request, |line| progress.line(line)).await;
+    progress.finish();
+    let result = match result {
+        Ok(result) => result,
+        Err(BuildError::Failed {
+            command,
+            status,
+            log_file,
+            tail,
+        }) => {
+            let mut message = format!(
+                "building {} failed: `{command}` exited with {status}",
+                service.name
+            );
+            if !tail.is_empty() {
+                message.push_str("; its last lines:\n");
+                for line in &tail {
+                    message.push_str(&format!("    {line}\n"));
+                }
+            }
+            message.push_str(&format!("  full log: {}", log_file.display()));
+            return Err(CliError::Failed(anyhow!(message)));
+        }
+        Err(e) => {
+            return Err(CliError::Failed(
+                anyhow::Error::new(e).context(format!("cannot build {}", service.name)),
+            ));
+        }
+    };
+
+    let revision = git_revision(&build.context);
+    let tags: Vec<String> = revision.iter().map(|r| r.tag()).collect();
+    let repository = stack.registry(&service.name);
+    let immutable = repository.is_some_and(|r| r.immutable_tags);
+    let image = registry
+        .push_with_mutability(&service.repository, &result.artifact, &tags, immutable)
+        .with_context(|| format!("cannot push the build of {}", service.name))?;
+
+    let mut expired = Vec::new();
+    let keep_last = repository.map_or(10, |r| r.keep_last as usize);
+    // A running berth may run any image: leave the lifecycle to it.
+    let berth_running = matches!(RunState::read(&state.run()), Ok(Some(_)));
+    if !berth_running {
+        expired = registry
+            .apply_lifecycle(&service.repository, keep_last, &HashSet::new())
+            .context("cannot apply the registry lifecycle")?
+            .into_iter()
+            .map(|image| image.digest)
+            .collect();
+    }
+
+    let seconds = started.elapsed().as_secs_f64();
+    if !cx.output.is_json() {
+        let style = cx.output.style();
+        cx.output.line(format!(
+            "{} built {} → {}@{}  tags {}  ({}, {:.0}s)",
+            style.paint(Paint::Green, "✓"),
+            style.paint(Paint::Bold, &service.name),
+            service.repository,
+            short_digest(&image.digest),
+            image.tags.join(", "),
+            human_size(image.size),
+            seconds
+        ));
+        if revision.is_none() {
+            cx.output.note(format!(
+                "  {} is not in a git repository: tagged latest only",
+                build.context.display()
+            ));
+        }
+        if !expired.is_empty() {
+            cx.output.note(format!(
+                "  lifecycle: removed {} image(s) beyond the last {keep_last}",
+                expired.len()
+            ));
+        }
+    }
+    Ok(Built {
+        service: service.name.clone(),
+        image,
+        log_file: result.log_file.display().to_string(),
+        seconds,
+        expired,
+    })
+}
+
+/// A spinner with the last output line on a terminal; plain prefixed lines on stderr
+/// otherwise (CI logs keep the whole build); nothing with `--output json`.
+enum Progress {
+    Spinner(ProgressBar),
+    Lines(String),
+    Quiet,
+}
+
+impl Progress {
+    fn new(cx: &Context, service: &str, command: &str) -> Progress {
+        if cx.output.is_json() {
+            return Progress::Quiet;
+        }
+        if !std::io::stderr().is_terminal() {
+            cx.output.note(format!("building {service}: {command}"));
+            return Progress::Lines(service.to_owned());
+        }
+        let bar = ProgressBar::new_spinner();
+        let style = ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_prefix(format!("building {service}"));
+        bar.set_message(command.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Progress::Spinner(bar)
+    }
+
+    fn line(&self, output: &BuildOutput) {
+        match self {
+            Progress::Spinner(bar) => bar.set_message(output.line().trim().to_owned()),
+            Progress::Lines(service) => eprintln!("  {service} | {}", output.line()),
+            Progress::Quiet => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Spinner(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! `berth param put|get|list|history|rm`: the local parameter store (SSM semantics).
+
+use std::io::Read;
+
+use anyhow::{Context as _, anyhow};
+use berth_local::params::{
+    ParamError, ParamStore, Parameter, ParameterSummary, ParameterType, ParameterValue, PutOptions,
+    REDACTED,
+};
+use serde::Serialize;
+
+use super::local_state;
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::output::{Paint, Table};
+
+/// Manage the parameter store (SSM Parameter Store on this machine).
+///
+/// Names follow SSM's rules: letters, digits, `_ . - /`, hierarchies start with `/` (at most
+/// 15 levels), nothing starting with `aws` or `ssm`. SecureString values are encrypted at
+/// rest in `.berth/params` and shown only with `--with-decryption`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ParamCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ParamCommand {
+    /// Create a parameter, or add a version with --overwrite.
+    Put(PutArgs),
+    /// Print a parameter's value (`NAME` or `NAME:VERSION`).
+    Get(GetArgs),
+    /// List parameters (metadata only, never values).
+    List(ListArgs),
+    /// Every kept version of a parameter.
+    History(GetArgs),
+    /// Delete a parameter and all its versions.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PutArgs {
+    name: String,
+    /// The value; `-` reads it from stdin, so a secret stays out of the shell history.
+    value: String,
+    /// String or SecureString. Default: String for a new parameter, the current type when
+    /// overwriting.
+    #[arg(long = "type", value_parser = parse_type)]
+    kind: Option<ParameterType>,
+    /// Replace an existing parameter (adds a version); without it, an existing name fails.
+    #[arg(long)]
+    overwrite: bool,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct GetArgs {
+    /// `NAME` or `NAME:VERSION`.
+    name: String,
+    /// Show a SecureString's value instead of `********`.
+    #[arg(long)]
+    with_decryption: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Only parameters under this hierarchy (`/ecs/backend`).
+    #[arg(long)]
+    path: Option<String>,
+    /// With --path: every level below it, not only its direct children.
+    #[arg(long)]
+    recursive: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RmArgs {
+    name: String,
+}
+
+fn parse_type(text: &str) -> Result<ParameterType, String> {
+    text.parse()
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    let state = local_state::open(cx, &stack, "param")?;
+    let store = ParamStore::open(&state).context("cannot open the parameter store")?;
+    match args.command {
+        ParamCommand::Put(put) => put_parameter(cx, &store, put),
+        ParamCommand::Get(get) => {
+            let parameter = store
+                .get(&get.name, get.with_decryption)
+                .map_err(param_error)?;
+            show_parameter(cx, &parameter)
+        }
+        ParamCommand::History(get) => {
+            let versions = store
+                .history(&get.name, get.with_decryption)
+                .map_err(param_error)?;
+            if cx.output.is_json() {
+                let rows: Vec<ParameterJson> = versions.iter().map(ParameterJson::from).collect();
+                cx.output.json(&rows)?;
+                return Ok(());
+            }
+            let mut table = Table::new(["VERSION", "TYPE", "MODIFIED", "VALUE"]);
+            for p in &versions {
+                table.row([
+                    p.version.to_string(),
+                    p.kind.to_string(),
+                    p.last_modified.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    shown_value(&p.value),
+                ]);
+            }
+            cx.output.table(&table);
+            Ok(())
+        }
+        ParamCommand::List(list) => {
+            if list.recursive && list.path.is_none() {
+                return Err(CliError::Usage(anyhow!("--recursive needs --path")));
+            }
+            let parameters = store
+                .list(list.path.as_deref(), list.recursive)
+                .map_err(param_error)?;
+            list_parameters(cx, &stack, &parameters, list.path.is_none())
+        }
+        ParamCommand::Rm(rm) => {
+            store.delete(&rm.name).map_err(param_error)?;
+            if cx.output.is_json() {
+                cx.output.json(&serde_json::json!({ "deleted": rm.name }))?;
+            } else {
+                cx.output.line(format!("deleted {}", rm.name));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn put_parameter(cx: &Context, store: &ParamStore, put: PutArgs) -> CliResult {
+    let value = if put.value == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the value from stdin")?;
+        // `echo secret | berth param put` adds a newline that is not part of the value.
+        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+    } else {
+        put.value
+    };
+    let options = PutOptions {
+        kind: put.kind,
+        overwrite: put.overwrite,
+        description: put.description,
+    };
+    let version = store
+        .put(&put.name, &value, &options)
+        .map_err(param_error)?;
+    if cx.output.is_json() {
+        cx.output
+            .json(&serde_json::json!({ "name": put.name, "version": version }))?;
+    } else {
+        cx.output.line(format!("{} version {version}", put.name));
+    }
+    Ok(())
+}
+
+fn show_parameter(cx: &Context, parameter: &Parameter) -> CliResult {
+    if cx.output.is_json() {
+        cx.output.json(&ParameterJson::from(parameter))?;
+        return Ok(());
+    }
+    match &parameter.value {
+        ParameterValue::Plain(value) => cx.output.line(value),
+        // The one place a secret is printed, because the operator asked for it.
+        ParameterValue::Secret(secret) => cx.output.line(secret.expose()),
+        ParameterValue::Redacted => {
+            cx.output.line(REDACTED);
+            cx.output.note(format!(
+                "{} is a SecureString: add --with-decryption to show its value",
+                parameter.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn list_parameters(
+    cx: &Context,
+    stack: &berth_spec::Stack,
+    parameters: &[ParameterSummary],
+    include_unset: bool,
+) -> CliResult {
+    // The stack's parameters that have no value yet (the operator must set them, or
+    // `berth up` fills them).
+    let unset: Vec<&berth_spec::Parameter> = if include_unset {
+        stack
+            .parameters
+            .iter()
+            .filter(|p| !parameters.iter().any(|s| same_name(&s.name, &p.name)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cx.output.is_json() {
+        cx.output.json(&serde_json::json!({
+            "parameters": parameters,
+            "unset": unset.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        }))?;
+        return Ok(());
+    }
+    let style = cx.output.style();
+    let mut table = Table::new(["NAME", "TYPE", "VERSION", "MODIFIED", "DESCRIPTION"]);
+    for p in parameters {
+        table.row([
+            p.name.clone(),
+            p.kind.to_string(),
+            p.version.to_string(),
+            p.last_modified.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            p.description.clone().unwrap_or_default(),
+        ]);
+    }
+    for p in &unset {
+        let kind = match p.kind {
+            berth_spec::ParameterType::String => "String",
+            berth_spec::ParameterType::SecureString => "SecureString",
+        };
+        table.row([
+            p.name.clone(),
+            kind.to_owned(),
+            style.paint(Paint::Yellow, "not set"),
+            String::new(),
+            p.description.clone().unwrap_or_default(),
+        ]);
+    }
+    cx.output.table(&table);
+    Ok(())
+}
+
+/// SSM treats `/Name` and `Name` as one parameter.
+fn same_name(a: &str, b: &str) -> bool {
+    let canonical = |n: &str| {
+        let body = n.strip_prefix('/').unwrap_or(n);
+        if body.contains('/') {
+            n.to_owned()
+        } else {
+            body.to_owned()
+        }
+    };
+    canonical(a) == canonical(b)
+}
+
+fn shown_value(value: &ParameterValue) -> String {
+    match value {
+        ParameterValue::Secret(secret) => secret.expose().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A usage error for what the operator typed wrong (a bad name, an existing parameter
+/// without --overwrite), a failure otherwise.
+fn param_error(error: ParamError) -> CliError {
+    match error {
+        ParamError::InvalidName(_)
+        | ParamError::InvalidValue { .. }
+        | ParamError::InvalidSelector { .. } => CliError::Usage(anyhow::Error::new(error)),
+        ParamError::AlreadyExists { .. } => CliError::Usage(anyhow!(
+            "{error}\nhint: add --overwrite to replace it (as a new version)"
+        )),
+        other => CliError::Failed(anyhow::Error::new(other)),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ParameterJson {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    version: u64,
+    value: String,
+    last_modified: String,
+    description: Option<String>,
+}
+
+impl From<&Parameter> for ParameterJson {
+    fn from(p: &Parameter) -> Self {
+        ParameterJson {
+            name: p.name.clone(),
+            kind: p.kind.to_string(),
+            version: p.version,
+            value: shown_value(&p.value),
+            last_modified: p.last_modified.to_rfc3339(),
+            description: p.description.clone(),
+        }
+    }
+}
