@@ -215,3 +215,59 @@ fn nix_uid(name: &str) -> u32 {
     let out = Command::new("id").args(["-u", name]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+/// The stack under a directory the postgres user cannot enter (like /root): the cluster goes
+/// to /var/lib/berth/<hash>, and the seed's master user `postgres` logs in with its password.
+#[tokio::test]
+async fn unreachable_stack_dir_falls_back_and_superuser_name_works() {
+    if !nix_is_root() {
+        return; // Without root PostgreSQL runs as us and reaches any directory we can.
+    }
+    let tmp = tempfile::tempdir().unwrap(); // 0700: closed to the postgres user
+    let state = StateDir::at(tmp.path().join("stack/.berth"));
+    state.ensure().unwrap();
+    let config = LocalPostgresConfig {
+        username: "postgres".into(),
+        ..config()
+    };
+    let mut pg = LocalPostgres::new(&state, config.clone()).unwrap();
+    let home = pg.data_dir().parent().unwrap().to_path_buf();
+    assert!(home.starts_with("/var/lib/berth"), "{}", home.display());
+    struct RemoveHome(PathBuf);
+    impl Drop for RemoveHome {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    // Dropped last: after the server is stopped.
+    let _remove = RemoveHome(home.clone());
+    let _guard = StopOnDrop {
+        data_dir: pg.data_dir(),
+    };
+    assert_eq!(
+        mode(state.root()),
+        0o700,
+        ".berth is not opened up for nothing"
+    );
+
+    let password = SecretString::new("master-password-123");
+    let outputs = pg.start(&password).await.unwrap();
+    let options = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(outputs.port)
+        .username("postgres")
+        .password(password.expose())
+        .database("fileanalyzer");
+    let mut conn = PgConnection::connect_with(&options).await.unwrap();
+    let (one,): (i32,) = sqlx::query_as("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    pg.stop().await.unwrap();
+
+    // The same stack directory finds the same cluster again.
+    let again = LocalPostgres::new(&state, config).unwrap();
+    assert_eq!(again.data_dir(), pg.data_dir());
+}

@@ -228,3 +228,45 @@ async fn long_lines_are_split_like_awslogs() {
     assert_eq!(sizes, vec![MAX_EVENT_BYTES, MAX_EVENT_BYTES, 10, 5]);
     assert_eq!(events[3].message, "short");
 }
+
+#[tokio::test]
+async fn follow_survives_retention_rewriting_a_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = store(tmp.path());
+    logs.create_group("/ecs/backend", Some(1)).unwrap();
+    let now = 100 * DAY_MS;
+    logs.append(
+        "/ecs/backend",
+        "s/c/t",
+        &[(now - 2 * DAY_MS, "old"), (now - 10, "kept")],
+    )
+    .unwrap();
+    let mut follow = logs
+        .query(LogQuery {
+            follow: true,
+            poll_interval: Duration::from_millis(20),
+            ..LogQuery::new("/ecs/backend")
+        })
+        .unwrap();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(30), follow.next())
+            .await
+            .expect("an event arrives")
+            .unwrap()
+            .unwrap()
+            .message
+    };
+    assert_eq!(next().await, "old");
+    assert_eq!(next().await, "kept");
+    // Retention replaces the file (a new inode) without "old"; then a new event arrives.
+    assert_eq!(
+        logs.apply_retention("/ecs/backend", now)
+            .unwrap()
+            .events_deleted,
+        1
+    );
+    logs.append("/ecs/backend", "s/c/t", &[(now, "new")])
+        .unwrap();
+    // "kept" is not delivered twice.
+    assert_eq!(next().await, "new");
+}
