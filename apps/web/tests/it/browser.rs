@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use berth_testkit::{Postgres, Server};
 use fantoccini::Locator;
 
 use crate::chrome::{self, Browser};
@@ -21,8 +22,17 @@ async fn browser_tour() {
         );
         return;
     }
-    let api = fake_api::FakeApi::start().await;
-    tour(&api.base).await;
+    // A real PostgreSQL and the real API binary; the frontend runs in this process.
+    let (postgres, api) = tokio::task::spawn_blocking(|| {
+        let postgres = Postgres::start();
+        let api = Server::spawn("file-analyzer-api", postgres.env(), "/api/health");
+        (postgres, api)
+    })
+    .await
+    .unwrap();
+    tour(&api.base_url()).await;
+    drop(api);
+    drop(postgres);
 }
 
 /// A PDF with one page saying `text` in Helvetica.
