@@ -103,7 +103,11 @@ fn to_json(error: &CliError, code: u8) -> serde_json::Value {
                     "message": p.message,
                     "line": p.line,
                     "column": p.column,
-                    "labels": p.labels.iter().map(|l| l.text.clone()).collect::<Vec<_>>(),
+                    "labels": p.labels.iter().map(|l| serde_json::json!({
+                        "text": l.text,
+                        "offset": l.span.start,
+                        "length": l.span.end - l.span.start,
+                    })).collect::<Vec<_>>(),
                     "help": p.help,
                 })).collect::<Vec<_>>(),
             }
