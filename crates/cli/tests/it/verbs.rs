@@ -75,7 +75,13 @@ fn invalid_stack_as_json() {
         (Some(3), Some(1))
     );
     assert_eq!(json["error"]["exit_code"], 2);
-    assert_eq!((problem["labels"][0]["offset"].as_u64(), problem["labels"][0]["length"].as_u64()), (Some(22), Some(4)));
+    assert_eq!(
+        (
+            problem["labels"][0]["offset"].as_u64(),
+            problem["labels"][0]["length"].as_u64()
+        ),
+        (Some(22), Some(4))
+    );
 }
 
 #[test]
