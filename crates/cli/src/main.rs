@@ -76,6 +76,14 @@ enum Command {
     Param(commands::param::Args),
     /// Show a service's logs, every task merged in time order.
     Logs(commands::logs::Args),
+    /// Run the whole stack on this machine: database, tasks, load balancer.
+    Up(commands::up::Args),
+    /// Show services, deployments, tasks, targets and recent events of the running stack.
+    Status(commands::status::Args),
+    /// Change a service's desired count on the running stack.
+    Scale(commands::scale::Args),
+    /// Stop the running stack in order: drain, stop tasks, balancer, database.
+    Down(commands::down::Args),
 }
 
 async fn dispatch(cx: &Context, command: Command) -> CliResult {
@@ -87,6 +95,10 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Images(args) => commands::images::run(cx, args).await,
         Command::Param(args) => commands::param::run(cx, args).await,
         Command::Logs(args) => commands::logs::run(cx, args).await,
+        Command::Up(args) => commands::up::run(cx, args).await,
+        Command::Status(args) => commands::status::run(cx, args).await,
+        Command::Scale(args) => commands::scale::run(cx, args).await,
+        Command::Down(args) => commands::down::run(cx, args).await,
     }
 }
 

@@ -1,10 +1,15 @@
 //! One module per verb: `Args` (clap) and `run`.
 
 pub mod build;
+pub mod down;
 pub mod explain;
 pub mod images;
 pub mod init;
 pub mod local_state;
 pub mod logs;
 pub mod param;
+pub mod running;
+pub mod scale;
+pub mod status;
+pub mod up;
 pub mod validate;

@@ -2,11 +2,18 @@
 //! (and through them the tasks), the control socket, the recovery state, and the shutdown
 //! steps of the balancer and the database, run in order at the end.
 
+mod database;
 mod launcher;
+mod logs;
+mod router;
+mod up;
 
+pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
     LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
 };
+pub use router::BalancerRouter;
+pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

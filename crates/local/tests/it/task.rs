@@ -49,10 +49,17 @@ async fn task_id_looks_like_an_ecs_task_id() {
 
 #[tokio::test]
 async fn stop_sends_sigterm_which_a_task_may_honour() {
-    let mut spec = shell_task("trap 'exit 0' TERM; while true; do sleep 0.05; done");
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let mut spec = shell_task(&format!(
+        "trap 'exit 0' TERM; touch {}; while true; do sleep 0.05; done",
+        ready.display()
+    ));
     spec.stop_timeout = Duration::from_secs(120);
     let task = Task::start(TaskId::random(), spec, free_port().unwrap());
     task.mark_running();
+    // The trap must be set before the signal comes.
+    eventually("the trap to be set", || ready.exists()).await;
     let stopped = within(
         "the task to stop",
         task.stop(StopCode::UserInitiated, "stopped by the test"),
@@ -73,10 +80,16 @@ async fn stop_sends_sigterm_which_a_task_may_honour() {
 
 #[tokio::test]
 async fn a_task_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-    let mut spec = shell_task("trap '' TERM; while true; do sleep 0.05; done");
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let mut spec = shell_task(&format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        ready.display()
+    ));
     spec.stop_timeout = Duration::from_millis(300);
     let task = Task::start(TaskId::random(), spec, free_port().unwrap());
     task.mark_running();
+    eventually("the trap to be set", || ready.exists()).await;
     let stopped = within(
         "the task to be killed",
         task.stop(StopCode::ServiceSchedulerInitiated, "scaling"),

@@ -1,0 +1,54 @@
+//! `berth down`: ask the running berth to stop everything in order, and wait. When the berth
+//! that ran the stack was killed, clean up what it left instead.
+
+use berth_local::cleanup::recover;
+use berth_local::control::{ControlError, Request, Response};
+
+use crate::commands::running::{connect, local_run_dir, report_recovery};
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(cx: &Context, _args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    let run_dir = local_run_dir(cx, &stack)?;
+    match connect(&run_dir).await {
+        Ok(mut client) => {
+            cx.output
+                .note("stopping: draining targets, then tasks, balancer and database");
+            match client.request(&Request::Down).await {
+                Ok(Response::Stopped) | Err(ControlError::NoAnswer) => {}
+                Ok(other) => {
+                    return Err(CliError::Failed(anyhow::anyhow!(
+                        "berth answered the down request with {other:?}"
+                    )));
+                }
+                Err(e) => return Err(CliError::Failed(e.into())),
+            }
+            if cx.output.is_json() {
+                cx.output.json(&serde_json::json!({ "stopped": true }))?;
+            } else {
+                cx.output.line("stopped");
+            }
+            Ok(())
+        }
+        Err(_) => {
+            // Nothing answers: maybe a berth was killed and left processes behind.
+            let recovery = recover(&run_dir).map_err(|e| CliError::Failed(e.into()))?;
+            if cx.output.is_json() {
+                cx.output.json(&serde_json::json!({
+                    "stopped": false,
+                    "cleanedUp": recovery.stale_berth.is_some(),
+                    "killedTasks": recovery.killed_tasks.len(),
+                }))?;
+            } else if recovery.stale_berth.is_some() {
+                report_recovery(cx, &recovery);
+            } else {
+                cx.output.line("nothing is running");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `berth status`: services, deployments, tasks, targets and recent events of the running
+//! stack, asked of the running berth through its control socket.
+
+use berth_local::control::{Request, Response, StatusReport};
+use berth_local::task::TaskStatus;
+
+use crate::commands::running::{connect, local_run_dir};
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::output::{Paint, Style, Table};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many recent events to show.
+    #[arg(long, default_value_t = 10)]
+    pub events: usize,
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    let run_dir = local_run_dir(cx, &stack)?;
+    let mut client = connect(&run_dir).await?;
+    let response = client
+        .request(&Request::Status)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+    let Response::Status { status } = response else {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "berth answered the status request with {response:?}"
+        )));
+    };
+    if cx.output.is_json() {
+        cx.output.json(&status)?;
+    } else {
+        cx.output.text(render(
+            &status,
+            cx.output.width(),
+            cx.output.style(),
+            args.events,
+        ));
+    }
+    Ok(())
+}
+
+/// The status as text: a header line, then the services, tasks, targets and events tables.
+pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) -> String {
+    let mut out = format!(
+        "{} {} ({}) at {}  berth pid {}\n",
+        style.paint(Paint::Bold, "stack"),
+        status.stack,
+        status.environment,
+        style.paint(Paint::Bold, &status.url),
+        status.pid,
+    );
+
+    let mut services = Table::new([
+        "SERVICE",
+        "DESIRED",
+        "RUNNING",
+        "PENDING",
+        "STATE",
+        "DEPLOYMENT",
+        "ROLLOUT",
+    ]);
+    for service in &status.services {
+        let state = if service.steady_state {
+            style.paint(Paint::Green, "steady")
+        } else {
+            style.paint(Paint::Yellow, "converging")
+        };
+        let primary = service.deployments.first();
+        services.row([
+            service.service_name.clone(),
+            service.desired_count.to_string(),
+            service.running_count.to_string(),
+            service.pending_count.to_string(),
+            state,
+            primary.map_or_else(String::new, |d| {
+                format!("{} {:?}", d.id, d.status).to_uppercase()
+            }),
+            primary.map_or_else(String::new, |d| {
+                format!("{:?}", d.rollout_state).to_uppercase()
+            }),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&services.render(width, style));
+
+    let mut tasks = Table::new([
+        "TASK", "SERVICE", "STATUS", "HEALTH", "TARGET", "PORT", "PID", "STOPPED",
+    ]);
+    for service in &status.services {
+        for task in &service.tasks {
+            let t = &task.task;
+            let status_text = match t.last_status {
+                TaskStatus::Running => style.paint(Paint::Green, t.last_status.as_str()),
+                TaskStatus::Stopped => style.paint(Paint::Dim, t.last_status.as_str()),
+                other => style.paint(Paint::Yellow, other.as_str()),
+            };
+            let stopped = match (&t.stop_code, &t.stopped_reason) {
+                (Some(code), Some(reason)) => match t.exit_code {
+                    Some(exit) => format!("{code}: {reason} (exit {exit})"),
+                    None => format!("{code}: {reason}"),
+                },
+                _ => String::new(),
+            };
+            tasks.row([
+                t.task_id.to_string(),
+                service.service_name.clone(),
+                status_text,
+                t.health_status.to_string(),
+                task.target_health
+                    .as_ref()
+                    .map_or_else(String::new, |h| h.state.to_string()),
+                if t.port == 0 {
+                    String::new()
+                } else {
+                    t.port.to_string()
+                },
+                t.pid.map_or_else(String::new, |p| p.to_string()),
+                stopped,
+            ]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&tasks.render(width, style));
+
+    let mut targets = Table::new(["TARGET GROUP", "TARGET", "STATE", "REASON", "DESCRIPTION"]);
+    for group in &status.target_groups {
+        for target in &group.targets {
+            targets.row([
+                group.target_group_name.clone(),
+                target.target.to_string(),
+                target.state.to_string(),
+                target.reason.clone().unwrap_or_default(),
+                target.description.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    if status.target_groups.iter().any(|g| !g.targets.is_empty()) {
+        out.push('\n');
+        out.push_str(&targets.render(width, style));
+    }
+
+    let mut recent: Vec<_> = status
+        .services
+        .iter()
+        .flat_map(|s| s.events.iter())
+        .collect();
+    recent.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+    if events > 0 && !recent.is_empty() {
+        let mut table = Table::new(["TIME", "EVENT"]);
+        for event in recent.into_iter().take(events) {
+            table.row([
+                event.created_at.format("%H:%M:%S").to_string(),
+                event.message.clone(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render(width, style));
+    }
+    if !status.local_differences.is_empty() {
+        out.push('\n');
+        out.push_str(&style.paint(Paint::Dim, "local runtime differences from AWS:"));
+        out.push('\n');
+        for difference in &status.local_differences {
+            out.push_str(&style.paint(Paint::Dim, format!("  {difference}")));
+            out.push('\n');
+        }
+    }
+    out
+}

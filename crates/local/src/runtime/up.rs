@@ -1,0 +1,673 @@
+//! `berth up`: from a resolved [`Stack`] to a running [`Runtime`].
+//!
+//! Order (each step needs the previous one's outputs): clean up after a killed berth, start
+//! the database, make sure every service has an image (building it when none), bind the load
+//! balancer, write the parameters that reference stack outputs, then start the services.
+//! A failure stops what was already started.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_spec::{Environment, ParameterValue, Reference, Service, Stack};
+
+use super::database::{DatabaseOutputs, RunningDatabase, start_database};
+use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
+use super::router::BalancerRouter;
+use super::{Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
+use crate::balancer::{
+    Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, Rule, TargetGroupConfig,
+};
+use crate::cleanup::{CleanupError, Recovery, recover};
+use crate::params::{ParamError, ParamStore, ParameterType};
+use crate::registry::{
+    BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
+    run_build,
+};
+use crate::service::{DeploymentConfiguration, ServiceSettings};
+use crate::state_dir::{FsError, StateDir};
+use crate::task::{ContainerHealthCheck, SecretValue, TaskId};
+
+/// Receives progress while the stack comes up.
+pub type Progress = Arc<dyn Fn(RuntimeEvent) + Send + Sync>;
+
+/// How to bring a stack up.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The environment (`local`).
+    pub environment: String,
+    /// Listen on `.berth/run/control.sock` (what `berth status`/`down`/`scale` use).
+    pub control_socket: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("no environment `{name}` in the stack")]
+    UnknownEnvironment { name: String },
+    #[error("environment `{name}` runs on AWS, not on this machine")]
+    NotLocal { name: String },
+    #[error("cannot prepare the state directory")]
+    StateDir(#[source] FsError),
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    #[error("cannot open the parameter store")]
+    Params(#[source] ParamError),
+    #[error("cannot write parameter {name}")]
+    Parameter {
+        name: String,
+        #[source]
+        source: ParamError,
+    },
+    #[error(
+        "parameter {name} has no value: set it with `berth param put {name} VALUE --type SecureString`"
+    )]
+    OperatorParameter { name: String },
+    #[error("parameter {name} references `{reference}`, which has no value here")]
+    UnresolvedReference { name: String, reference: String },
+    #[error("cannot open the image registry")]
+    Registry(#[source] RegistryError),
+    #[error("service {service} has no image in {repository} and no build to make one")]
+    NoImage { service: String, repository: String },
+    #[error("cannot build service {service}")]
+    Build {
+        service: String,
+        #[source]
+        source: BuildError,
+    },
+    #[error("cannot snapshot the build of {service} into the registry")]
+    Push {
+        service: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("cannot start the load balancer")]
+    Balancer(#[source] BalancerError),
+    #[error("cannot start the database")]
+    Database(#[source] super::database::DatabaseStartError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("interrupted before the stack was up")]
+    Interrupted,
+}
+
+fn local_environment<'s>(stack: &'s Stack, name: &str) -> Result<&'s Environment, UpError> {
+    let environment = stack
+        .environment(name)
+        .ok_or_else(|| UpError::UnknownEnvironment {
+            name: name.to_owned(),
+        })?;
+    if environment.as_local().is_none() {
+        return Err(UpError::NotLocal {
+            name: name.to_owned(),
+        });
+    }
+    Ok(environment)
+}
+
+/// The `.berth/` directory of a local environment.
+pub fn state_dir(stack: &Stack, environment: &Environment) -> Result<StateDir, UpError> {
+    let local = environment.as_local().ok_or_else(|| UpError::NotLocal {
+        name: environment.name.clone(),
+    })?;
+    Ok(StateDir::at(stack.root.join(&local.state_dir)))
+}
+
+/// `.berth/run` of a local environment: the control socket, the recovery state, the log of a
+/// detached berth.
+pub fn run_dir(stack: &Stack, environment: &Environment) -> Result<PathBuf, UpError> {
+    Ok(state_dir(stack, environment)?.run())
+}
+
+/// Brings the stack up and returns the running runtime, plus what was cleaned up after a
+/// berth that had been killed.
+pub async fn up(
+    stack: &Stack,
+    options: &UpOptions,
+    progress: Progress,
+) -> Result<(Runtime, Option<Recovery>), UpError> {
+    let environment = local_environment(stack, &options.environment)?;
+    let local = environment
+        .as_local()
+        .expect("local_environment checked it");
+    let state = state_dir(stack, environment)?;
+    state.ensure().map_err(UpError::StateDir)?;
+    let recovery = recover(&state.run())?;
+    let recovery = recovery.stale_berth.is_some().then_some(recovery);
+    let params = Arc::new(ParamStore::open(&state).map_err(UpError::Params)?);
+    let say = |message: String| {
+        progress(RuntimeEvent::Progress { message });
+    };
+
+    // The database first: the parameters reference its endpoint.
+    let database = start_database(stack, &state, &params, &progress)
+        .await
+        .map_err(UpError::Database)?;
+    let mut cleanup = Cleanup::default();
+    if let Some(db) = &database {
+        cleanup.database = Some(db.clone());
+    }
+
+    let result = async {
+        let images = ensure_images(stack, &state, &progress).await?;
+
+        let listener = listener_config(stack, environment);
+        let balancer = Balancer::bind(local.listen, listener)
+            .await
+            .map_err(UpError::Balancer)?;
+        cleanup.balancer = Some(balancer.clone());
+        let url = balancer.url();
+        say(format!("load balancer listening on {url}"));
+
+        let outputs = Outputs {
+            database: database.as_ref().map(RunningDatabase::outputs),
+            url: url.clone(),
+        };
+        ensure_parameters(stack, &params, &outputs)?;
+
+        let templates = stack
+            .services
+            .iter()
+            .map(|service| {
+                let image = &images[&service.name];
+                (
+                    service.service_name.clone(),
+                    task_template(service, image.clone()),
+                )
+            })
+            .collect();
+        let launcher = StackLauncher {
+            templates,
+            secrets: Arc::new(StoreSecrets(params.clone())),
+            logs: super::logs::log_streams(stack, &state),
+        };
+        let services = stack
+            .services
+            .iter()
+            .map(|service| service_settings(service, &images[&service.name]))
+            .collect();
+
+        let mut shutdown_steps: Vec<(String, ShutdownStep)> = Vec::new();
+        let lb = balancer.clone();
+        shutdown_steps.push((
+            "the load balancer".to_owned(),
+            Box::new(move || Box::pin(async move { lb.shutdown().await })),
+        ));
+        if let Some(db) = database.clone() {
+            shutdown_steps.push((
+                "the database".to_owned(),
+                Box::new(move || Box::pin(async move { db.stop().await })),
+            ));
+        }
+        let runtime = Runtime::start(RuntimeParts {
+            stack: stack.name.clone(),
+            environment: environment.name.clone(),
+            url,
+            run_dir: state.run(),
+            services,
+            launcher: Arc::new(launcher),
+            router: Some(Arc::new(BalancerRouter::new(balancer))),
+            local_differences: local_differences(stack, environment),
+            postgres: database.as_ref().and_then(RunningDatabase::run_record),
+            shutdown_steps,
+            control_socket: options.control_socket,
+        })?;
+        say("starting tasks".to_owned());
+        Ok(runtime)
+    }
+    .await;
+    match result {
+        Ok(runtime) => Ok((runtime, recovery)),
+        Err(error) => {
+            cleanup.run().await;
+            Err(error)
+        }
+    }
+}
+
+/// What to stop when `up` fails half-way.
+#[derive(Default)]
+struct Cleanup {
+    balancer: Option<Balancer>,
+    database: Option<RunningDatabase>,
+}
+
+impl Cleanup {
+    async fn run(self) {
+        if let Some(balancer) = self.balancer {
+            balancer.shutdown().await;
+        }
+        if let Some(database) = self.database {
+            database.stop().await;
+        }
+    }
+}
+
+/// The image of every service: the registry's `latest`, or a fresh build when it has none.
+async fn ensure_images(
+    stack: &Stack,
+    state: &StateDir,
+    progress: &Progress,
+) -> Result<HashMap<String, ImageRef>, UpError> {
+    let registry = Registry::open(state).map_err(UpError::Registry)?;
+    let mut images = HashMap::new();
+    for service in &stack.services {
+        let image = match registry.resolve(&service.repository, LATEST) {
+            Ok(image) => image,
+            Err(RegistryError::ImageNotFound { .. }) => {
+                build_image(stack, service, state, &registry, progress).await?
+            }
+            Err(source) => return Err(UpError::Registry(source)),
+        };
+        progress(RuntimeEvent::Progress {
+            message: format!(
+                "{}: image {}@{}",
+                service.name,
+                service.repository,
+                short_digest(&image.digest)
+            ),
+        });
+        images.insert(
+            service.name.clone(),
+            ImageRef {
+                path: image.path,
+                digest: image.digest,
+            },
+        );
+    }
+    Ok(images)
+}
+
+fn short_digest(digest: &str) -> &str {
+    let end = digest.len().min("sha256:".len() + 12);
+    &digest[..end]
+}
+
+/// An image a service runs.
+#[derive(Debug, Clone)]
+struct ImageRef {
+    path: PathBuf,
+    digest: String,
+}
+
+async fn build_image(
+    stack: &Stack,
+    service: &Service,
+    state: &StateDir,
+    registry: &Registry,
+    progress: &Progress,
+) -> Result<crate::registry::Image, UpError> {
+    let Some(build) = &service.build else {
+        return Err(UpError::NoImage {
+            service: service.name.clone(),
+            repository: service.repository.clone(),
+        });
+    };
+    progress(RuntimeEvent::Progress {
+        message: format!(
+            "{}: no image yet, building with `{}` (the first build of a Rust app takes a few minutes)",
+            service.name, build.command
+        ),
+    });
+    let request = BuildRequest {
+        command: BuildCommand::Shell(build.command.clone()),
+        context: build.context.clone(),
+        artifact: build.artifact.clone(),
+        log_file: state.registry().join(format!("{}.build.log", service.name)),
+    };
+    let name = service.name.clone();
+    let result = run_build(&request, |line| {
+        progress(RuntimeEvent::Progress {
+            message: format!("{name}: {}", line.line()),
+        });
+    })
+    .await
+    .map_err(|source| UpError::Build {
+        service: service.name.clone(),
+        source,
+    })?;
+    let mut tags = Vec::new();
+    if let Some(revision) = git_revision(&stack.root) {
+        tags.push(revision.tag());
+    }
+    registry
+        .push(&service.repository, &result.artifact, &tags)
+        .map_err(|source| UpError::Push {
+            service: service.name.clone(),
+            source,
+        })
+}
+
+/// The listener: the stack's path rules by priority, the default service, one target group
+/// per service with its health check as it runs locally.
+fn listener_config(stack: &Stack, environment: &Environment) -> ListenerConfig {
+    let rules = stack
+        .listener_rules()
+        .into_iter()
+        .map(|rule| Rule::forward(rule.priority, [rule.path], rule.target.target_group))
+        .collect();
+    let default_action = stack
+        .default_service()
+        .or_else(|| stack.services.first())
+        .map(|s| Forward::to(s.target_group.clone()))
+        .unwrap_or_else(|| Forward {
+            target_groups: Vec::new(),
+        });
+    let target_groups = stack
+        .services
+        .iter()
+        .map(|service| {
+            let check = stack.effective_health_check(service, environment);
+            let mut config = TargetGroupConfig::new(service.target_group.clone());
+            config.health_check = HealthCheckConfig {
+                path: check.path.clone(),
+                interval: check.interval,
+                timeout: check.timeout,
+                healthy_threshold: check.healthy_threshold,
+                unhealthy_threshold: check.unhealthy_threshold,
+                matcher: check.matcher.parse().unwrap_or_default(),
+            };
+            config.deregistration_delay =
+                stack.effective_deregistration_delay(service, environment);
+            config.request_timeout = stack.load_balancer.idle_timeout;
+            config
+        })
+        .collect();
+    ListenerConfig {
+        rules,
+        default_action,
+        target_groups,
+        idle_timeout: stack.load_balancer.idle_timeout,
+    }
+}
+
+/// The stack outputs String parameters may reference.
+struct Outputs {
+    database: Option<DatabaseOutputs>,
+    url: String,
+}
+
+impl Outputs {
+    fn lookup(&self, reference: &Reference, resolved: &HashMap<String, String>) -> Option<String> {
+        match reference {
+            Reference::DatabaseHost => self.database.as_ref().map(|d| d.host.clone()),
+            Reference::DatabasePort => self.database.as_ref().map(|d| d.port.to_string()),
+            Reference::DatabaseName => self.database.as_ref().map(|d| d.name.clone()),
+            Reference::LoadBalancerUrl => Some(self.url.clone()),
+            Reference::LoadBalancerDnsName => Some(
+                self.url
+                    .strip_prefix("http://")
+                    .unwrap_or(&self.url)
+                    .to_owned(),
+            ),
+            Reference::Parameter(name) => resolved.get(name).cloned(),
+        }
+    }
+}
+
+/// Writes every parameter berth owns (outputs, generated values, the database user) and
+/// checks that the operator's are set. Values only change when they differ, so `up` after
+/// `up` adds no versions.
+fn ensure_parameters(stack: &Stack, params: &ParamStore, outputs: &Outputs) -> Result<(), UpError> {
+    let put_error = |name: &str| {
+        let name = name.to_owned();
+        move |source| UpError::Parameter { name, source }
+    };
+    let mut resolved: HashMap<String, String> = HashMap::new();
+    // Templates may reference each other: resolve in passes until nothing moves.
+    let mut pending: Vec<_> = stack.parameters.iter().collect();
+    loop {
+        let before = pending.len();
+        let mut still = Vec::new();
+        for parameter in pending {
+            match &parameter.value {
+                ParameterValue::Template { template } => {
+                    match template.render(|r| outputs.lookup(r, &resolved)) {
+                        Ok(value) => {
+                            params
+                                .put_if_changed(
+                                    &parameter.name,
+                                    &value,
+                                    ParameterType::String,
+                                    parameter.description.as_deref(),
+                                )
+                                .map_err(put_error(&parameter.name))?;
+                            resolved.insert(parameter.name.clone(), value);
+                        }
+                        Err(_) => still.push(parameter),
+                    }
+                }
+                ParameterValue::Generated { .. } => {
+                    params
+                        .get_or_generate_password(
+                            &parameter.name,
+                            parameter
+                                .description
+                                .as_deref()
+                                .unwrap_or("generated by berth"),
+                        )
+                        .map_err(put_error(&parameter.name))?;
+                }
+                ParameterValue::DatabaseUsername => {
+                    if let Some(database) = &outputs.database {
+                        params
+                            .put_if_changed(
+                                &parameter.name,
+                                &database.username,
+                                ParameterType::SecureString,
+                                parameter.description.as_deref(),
+                            )
+                            .map_err(put_error(&parameter.name))?;
+                    }
+                }
+                // Generated when the database started.
+                ParameterValue::DatabasePassword => {}
+                ParameterValue::Operator => {
+                    let value = params
+                        .value(&parameter.name)
+                        .map_err(put_error(&parameter.name))?;
+                    if value.is_none() {
+                        return Err(UpError::OperatorParameter {
+                            name: parameter.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        if still.len() == before {
+            let parameter = still[0];
+            let reference = match &parameter.value {
+                ParameterValue::Template { template } => template
+                    .render(|r| outputs.lookup(r, &resolved))
+                    .err()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            return Err(UpError::UnresolvedReference {
+                name: parameter.name.clone(),
+                reference,
+            });
+        }
+        pending = still;
+    }
+}
+
+/// Secrets from the parameter store, read at each task's start.
+struct StoreSecrets(Arc<ParamStore>);
+
+impl SecretSource for StoreSecrets {
+    fn resolve(&self, secrets: &[(String, String)]) -> Result<Vec<(String, SecretValue)>, String> {
+        let mut values = Vec::with_capacity(secrets.len());
+        let mut missing = Vec::new();
+        for (variable, parameter) in secrets {
+            match self.0.value(parameter) {
+                Ok(Some(value)) => {
+                    values.push((variable.clone(), SecretValue::new(value.expose())))
+                }
+                Ok(None) => missing.push(parameter.as_str()),
+                Err(error) => {
+                    tracing::warn!(parameter = %parameter, %error, "cannot read a task secret");
+                    missing.push(parameter.as_str());
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(values)
+        } else {
+            Err(missing_parameters(missing.into_iter()))
+        }
+    }
+}
+
+/// The task definition of a service, locally.
+fn task_template(service: &Service, image: ImageRef) -> TaskTemplate {
+    TaskTemplate {
+        executable: image.path,
+        args: Vec::new(),
+        working_dir: None,
+        environment: service
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        secrets: service
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        stop_timeout: service.deployment.stop_timeout,
+        health_check: service
+            .container_health_check
+            .as_ref()
+            .map(|check| container_health_check(check, service.port)),
+    }
+}
+
+/// The container health check as a shell command. The stack's command probes the container
+/// port (AWS); locally each task has its own port, so `:<container port>` becomes `:$PORT`.
+fn container_health_check(
+    check: &berth_spec::ContainerHealthCheck,
+    container_port: u16,
+) -> ContainerHealthCheck {
+    let command = match check.command.split_first() {
+        Some((kind, rest)) if kind == "CMD-SHELL" => rest.join(" "),
+        Some((kind, rest)) if kind == "CMD" => rest
+            .iter()
+            .map(|arg| shell_quote(arg))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => check.command.join(" "),
+    };
+    ContainerHealthCheck {
+        command: with_task_port(&command, container_port),
+        interval: check.interval,
+        timeout: check.timeout,
+        retries: check.retries,
+        start_period: check.start_period.unwrap_or_default(),
+    }
+}
+
+/// Replaces `:<port>` (not followed by another digit) with `:$PORT`.
+fn with_task_port(command: &str, port: u16) -> String {
+    let needle = format!(":{port}");
+    let mut out = String::with_capacity(command.len());
+    let mut rest = command;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(&needle);
+        } else {
+            out.push_str(":${PORT}");
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+fn service_settings(service: &Service, image: &ImageRef) -> ServiceSettings {
+    ServiceSettings {
+        name: service.service_name.clone(),
+        desired_count: service.desired_count,
+        configuration: DeploymentConfiguration {
+            minimum_healthy_percent: service.deployment.minimum_healthy_percent,
+            maximum_percent: service.deployment.maximum_percent,
+        },
+        grace_period: service.deployment.health_check_grace_period,
+        target_group: Some(service.target_group.clone()),
+        container_health_check: service.container_health_check.is_some(),
+        task_definition: format!("{}:1", service.task_family),
+        image: format!("{}@{}", service.repository, image.digest),
+    }
+}
+
+/// What `berth status` lists as deliberate local differences.
+fn local_differences(stack: &Stack, environment: &Environment) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(service) = stack.services.first() {
+        let local = stack.effective_health_check(service, environment);
+        out.push(format!(
+            "target health checks every {}s, timeout {}s, healthy after {}, unhealthy after {} (AWS: the services' own values)",
+            local.interval.as_secs_f64(),
+            local.timeout.as_secs_f64(),
+            local.healthy_threshold,
+            local.unhealthy_threshold
+        ));
+        out.push(format!(
+            "deregistration delay {}s (AWS: {}s)",
+            stack
+                .effective_deregistration_delay(service, environment)
+                .as_secs_f64(),
+            service.deregistration_delay.as_secs_f64()
+        ));
+    }
+    out.push(
+        "each task listens on its own port (PORT); container health checks probe it".to_owned(),
+    );
+    out
+}
+
+/// A task's log stream id, for callers that need it (`berth logs`).
+pub fn log_stream_name(service: &Service, task: &TaskId) -> String {
+    format!(
+        "{}/{}/{}",
+        service.logs.stream_prefix, service.container_name, task
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_probes_the_task_port() {
+        assert_eq!(
+            with_task_port("curl -f http://localhost:3001/health || exit 1", 3001),
+            "curl -f http://localhost:${PORT}/health || exit 1"
+        );
+        assert_eq!(with_task_port("nc -z host:30011", 3001), "nc -z host:30011");
+    }
+
+    #[test]
+    fn cmd_arguments_are_quoted() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("http://x:1/y"), "http://x:1/y");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
