@@ -9,6 +9,8 @@ pub struct Args {}
 
 pub async fn run(cx: &Context, _args: Args) -> CliResult {
     let stack = cx.load_stack()?;
+    // `-e` must name an environment of the file (the default, `local`, always exists).
+    cx.environment(&stack)?;
     let summary = serde_json::json!({
         "valid": true,
         "file": cx.file.display().to_string(),

@@ -4,9 +4,16 @@
 //! secrets) run in [`checks`] once every section is read, so one run reports everything.
 
 mod checks;
+mod database;
+mod deployment;
 mod environments;
-mod infra;
+mod health;
+mod iam;
+mod load_balancer;
+mod network;
 mod parameters;
+mod registries;
+mod security_groups;
 mod services;
 
 use std::path::Path;
@@ -39,15 +46,15 @@ pub(crate) fn resolve(
     let mut top = Table::new(doc, doc_span.clone(), "");
     let (name, cluster) = stack_section(&mut top, problems, doc_span);
     let environments = environments::read(&mut top, problems);
-    let network = infra::network(&mut top, problems, &name);
-    let (load_balancer, default_service) = infra::load_balancer(&mut top, problems, &name);
-    let registry_defaults = infra::registry_defaults(&mut top, problems);
-    let (database, database_parameters) = infra::database(&mut top, problems, &name);
+    let network = network::network(&mut top, problems, &name);
+    let (load_balancer, default_service) = load_balancer::load_balancer(&mut top, problems, &name);
+    let registry_defaults = registries::registry_defaults(&mut top, problems);
+    let (database, database_parameters) = database::database(&mut top, problems, &name);
     let mut services = services::read(&mut top, problems, root);
     let parameters = parameters::read(text, &mut top, problems, database.as_ref());
-    let iam = infra::iam(&mut top, problems, &name, &services, &parameters);
+    let iam = iam::iam(&mut top, problems, &name, &services, &parameters);
     let security_groups =
-        infra::security_groups(&mut top, problems, &name, &services, database.as_ref());
+        security_groups::security_groups(&mut top, problems, &name, &services, database.as_ref());
     top.finish(problems);
     checks::default_service(&mut services, default_service.as_ref(), problems);
 

@@ -83,3 +83,23 @@ fn minimal_stack_gets_every_default() {
     assert!(stack.environment("local").is_some());
     assert!(stack.database.is_none() && stack.security_groups.rds.is_none());
 }
+
+/// Every truncation of the example (a file being typed, a cut-off download) parses without
+/// a panic, and its diagnostics render. The fuzz target does this at scale; this runs in CI.
+#[test]
+fn truncated_examples_never_panic() {
+    let text = std::fs::read_to_string(crate::example::example_path()).unwrap();
+    let cuts: Vec<usize> = (0..=text.len())
+        .filter(|i| text.is_char_boundary(*i))
+        .step_by(13)
+        .collect();
+    let mut invalid = 0;
+    for cut in cuts {
+        if let Err(diagnostics) = berth_spec::parse(&text[..cut], "berth.toml", Path::new("/")) {
+            assert!(!diagnostics.problems().is_empty());
+            assert!(!render(&diagnostics).is_empty());
+            invalid += 1;
+        }
+    }
+    assert!(invalid > 100, "most truncations are invalid ({invalid})");
+}
