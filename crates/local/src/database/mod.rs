@@ -275,7 +275,11 @@ impl LocalPostgres {
         state_dir::write_file_atomic(&self.port_file(), port.to_string().as_bytes(), 0o600)?;
         self.ensure_role_and_database(password).await?;
         tracing::info!(port, database = %self.config.database, "PostgreSQL ready");
-        Ok(self.outputs().expect("the port was just set"))
+        Ok(DatabaseOutputs {
+            host: "127.0.0.1".to_owned(),
+            port,
+            name: self.config.database.clone(),
+        })
     }
 
     /// Stops the server (fast shutdown: open sessions are cut, data is kept). Stopping a

@@ -21,6 +21,8 @@ pub enum KeyError {
     BadKeyFile { path: PathBuf },
     #[error("the operating system's random number generator failed: {reason}")]
     Random { reason: String },
+    #[error("encrypting a SecureString failed")]
+    Encrypt,
     #[error(transparent)]
     Fs(#[from] FsError),
 }
@@ -61,7 +63,9 @@ impl StoreKey {
                 fill_random(&mut bytes)?;
                 state_dir::write_private_file_atomic(path, &bytes)?;
                 tracing::info!(path = %path.display(), "created parameter store key");
-                Ok(Self::from_bytes(&bytes).expect("the key has KEY_LEN bytes"))
+                Ok(Self {
+                    cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)),
+                })
             }
             Err(e) => Err(FsError::new("read", path, e).into()),
         }
@@ -86,9 +90,7 @@ impl StoreKey {
                 },
             )
             // Encryption fails only for messages beyond 256 GiB; values are at most 4 KB.
-            .map_err(|_| KeyError::Random {
-                reason: "encryption failed".to_owned(),
-            })?;
+            .map_err(|_| KeyError::Encrypt)?;
         Ok(Sealed {
             nonce: hex::encode(nonce),
             ciphertext: hex::encode(ciphertext),
