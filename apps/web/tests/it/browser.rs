@@ -9,7 +9,7 @@ use berth_testkit::{Postgres, Server};
 use fantoccini::Locator;
 
 use crate::chrome::{self, Browser};
-use crate::support::{dead_url, start_web};
+use crate::support::{client, dead_url, follow, start_web, text};
 use crate::{fake_api, origin};
 
 const PDF_TEXT: &str = "Berth reads this PDF";
@@ -111,12 +111,30 @@ async fn tour(api_base: &str) {
     assert_eq!(browser.count(".queue li.failed").await, 0);
     browser.screenshot("03-upload-done", 1280).await;
 
+    // Without JavaScript the form posts to the frontend, which streams the file to the API.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"plain notes\n".to_vec())
+            .file_name("notes.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
+    let response = client()
+        .post(format!("{site}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (_, html) = follow(&site, response).await;
+    assert!(text(&html).contains("Uploaded 1 file."), "{}", text(&html));
+
     // Listed, with the image's dimensions.
     browser.goto(&format!("{site}/")).await;
     let list = browser.text("table.files").await;
     assert!(list.contains("sunset.png"), "{list}");
     assert!(list.contains("320 × 200 px"), "{list}");
     assert!(list.contains("report.pdf"), "{list}");
+    assert!(list.contains("notes.txt"), "{list}");
     browser.screenshot("04-files", 1280).await;
     browser.screenshot("04-files-phone", 390).await;
 
@@ -206,6 +224,10 @@ async fn tour(api_base: &str) {
     browser.goto(&format!("{site}/stats")).await;
     assert_eq!(browser.count("svg.chart").await, 2);
     assert_eq!(browser.count("svg.chart rect.bar-fill").await, 8);
+    let by_type = browser.text("table.by-type").await;
+    for row in ["Images 1", "PDFs 1", "Text files 1", "Other 0"] {
+        assert!(by_type.contains(row), "{row} in {by_type}");
+    }
     browser.screenshot("08-stats", 1280).await;
     browser.screenshot("08-stats-phone", 390).await;
 
@@ -254,13 +276,13 @@ async fn tour(api_base: &str) {
 
     // Batch delete everything from the list.
     browser.goto(&format!("{site}/")).await;
-    assert_eq!(browser.count("input[name=ids]").await, 2);
+    assert_eq!(browser.count("input[name=ids]").await, 3);
     browser.click("[data-check-all]").await;
-    assert_eq!(browser.count("input[name=ids]:checked").await, 2);
+    assert_eq!(browser.count("input[name=ids]:checked").await, 3);
     browser.screenshot("12-files-selected", 1280).await;
     browser.click(".toolbar button[type=submit]").await;
     browser.wait_for_count(".confirm", 1).await;
-    assert!(browser.text("h1").await.contains("Delete 2 files?"));
+    assert!(browser.text("h1").await.contains("Delete 3 files?"));
     browser.click(".confirm button[type=submit]").await;
     browser.wait_for_count(".flash-success", 1).await;
     assert!(browser.text("main").await.contains("No files yet"));
