@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use berth_testkit::Server;
 
+use crate::fake_api::FakeApi;
 use crate::support::dead_url;
 
 #[test]
@@ -45,4 +46,58 @@ fn bad_configuration_exits_with_status_2() {
         .expect("the server exits");
     assert_eq!(status.code(), Some(2), "{}", server.logs());
     assert!(server.stdout().contains("API_URL"), "{}", server.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let api = FakeApi::start().await;
+    let open = api.hold_stats();
+    let base = api.base.clone();
+    let mut server = tokio::task::spawn_blocking(move || {
+        Server::spawn("file-analyzer-web", [("API_URL", base)], "/health")
+    })
+    .await
+    .unwrap();
+    let port = server.port();
+
+    // A page whose API call is held open.
+    let in_flight =
+        tokio::spawn(async move { reqwest::get(format!("http://127.0.0.1:{port}/stats")).await });
+    while !api
+        .requests()
+        .contains(&"GET /api/files/stats/summary".to_owned())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.signal("TERM");
+    // The listener closes: new connections are refused while the old one is served.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            server.is_alive(),
+            "the server quit with a request in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.is_alive(), "{}", server.logs());
+
+    open.send(true).unwrap();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("Statistics"));
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_timeout(Duration::from_secs(30));
+        (status, server.logs())
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.is_some_and(|s| s.success()),
+        "exit {:?}\n{}",
+        status.0,
+        status.1
+    );
 }

@@ -28,6 +28,8 @@ pub struct FakeState {
     pub files: Vec<Stored>,
     /// Every request's method and path, in order.
     pub requests: Vec<String>,
+    /// While this holds `false`, the statistics call waits (a request kept in flight).
+    pub stats_gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,13 @@ impl FakeApi {
             .iter()
             .find(|f| id_of(&f.record) == id)
             .map(|f| f.bytes.clone())
+    }
+
+    /// Makes the statistics call wait until the returned sender says `true`.
+    pub fn hold_stats(&self) -> tokio::sync::watch::Sender<bool> {
+        let (open, gate) = tokio::sync::watch::channel(false);
+        self.state.lock().unwrap().stats_gate = Some(gate);
+        open
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -228,6 +237,10 @@ async fn upload(State(state): Shared, mut form: Multipart) -> Response {
 }
 
 async fn stats(State(state): Shared) -> Json<Value> {
+    let gate = state.lock().unwrap().stats_gate.clone();
+    if let Some(mut gate) = gate {
+        let _ = gate.wait_for(|open| *open).await;
+    }
     let state = state.lock().unwrap();
     let sizes: Vec<u64> = state
         .files
