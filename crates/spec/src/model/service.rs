@@ -192,3 +192,25 @@ pub enum ScalingTarget {
     MemoryPercent(f64),
     RequestsPerTarget(u32),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matcher_accepts_codes_lists_and_ranges() {
+        let mut check = HealthCheck {
+            path: "/".into(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            matcher: "200".into(),
+        };
+        assert!(check.matches(200) && !check.matches(204));
+        check.matcher = "200,204".into();
+        assert!(check.matches(204) && !check.matches(201));
+        check.matcher = "200-299".into();
+        assert!(check.matches(250) && !check.matches(300));
+    }
+}
