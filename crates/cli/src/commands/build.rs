@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use berth_local::cleanup::RunState;
 use berth_local::registry::{
-    BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, git_revision, run_build,
+    BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, digests_in_use,
+    git_revision, run_build,
 };
 use berth_local::state_dir::StateDir;
 use berth_spec::{Service, Stack};
@@ -26,7 +27,7 @@ use crate::output::Paint;
 /// `build.artifact` into `.berth/registry/<repository>/<digest>`, tagged with the git
 /// commit (`-dirty` for uncommitted changes) and `latest`. The whole build output is kept in
 /// `.berth/registry/<service>.build.log`. Images beyond the repository's `keep_last` are
-/// removed, except while berth is running (it may use them).
+/// removed, except the ones the running berth's tasks use.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The service to build; every service with a `build` when omitted.
@@ -152,11 +153,9 @@ async fn build_one(
 
     let mut expired = Vec::new();
     let keep_last = repository.map_or(10, |r| r.keep_last as usize);
-    // A running berth may run any image: leave the lifecycle to it.
-    let berth_running = matches!(RunState::read(&state.run()), Ok(Some(_)));
-    if !berth_running {
+    if let Some(in_use) = images_in_use(state) {
         expired = registry
-            .apply_lifecycle(&service.repository, keep_last, &HashSet::new())
+            .apply_lifecycle(&service.repository, keep_last, &in_use)
             .context("cannot apply the registry lifecycle")?
             .into_iter()
             .map(|image| image.digest)
@@ -196,6 +195,16 @@ async fn build_one(
         seconds,
         expired,
     })
+}
+
+/// The digests the running berth's tasks use (none when berth is not running), or `None`
+/// when that cannot be known: then the lifecycle waits for another build.
+fn images_in_use(state: &StateDir) -> Option<HashSet<String>> {
+    match RunState::read(&state.run()) {
+        Ok(None) => Some(HashSet::new()),
+        Ok(Some(run)) => digests_in_use(run.tasks.iter().map(|t| t.pid)),
+        Err(_) => None,
+    }
 }
 
 /// A spinner with the last output line on a terminal; plain prefixed lines on stderr

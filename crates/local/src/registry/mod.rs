@@ -8,6 +8,7 @@
 mod build;
 mod digest;
 mod git;
+mod in_use;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use build::{BuildCommand, BuildError, BuildOutput, BuildRequest, BuildResult, run_build};
 pub use digest::{digest_path, is_digest};
 pub use git::{GitRevision, git_revision};
+pub use in_use::digests_in_use;
 
 use crate::state_dir::{self, FsError, StateDir};
 

@@ -283,3 +283,24 @@ fn immutable_tags_refuse_to_move() {
     assert_eq!(reg.list("repo").unwrap().len(), 1, "nothing stored");
     assert_eq!(reg.resolve("repo", "v1").unwrap().digest, first.digest);
 }
+
+#[test]
+fn images_run_by_live_processes_are_found_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = registry(tmp.path());
+    let script = artifact(tmp.path(), "app.sh", "#!/bin/sh\nsleep 30\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let running = reg.push("backend-repo", &script, &[]).unwrap();
+    let mut child = std::process::Command::new(&running.path).spawn().unwrap();
+    for i in 0..3 {
+        let bin = artifact(tmp.path(), "app.sh", &format!("#!/bin/sh\necho {i}\n"));
+        reg.push("backend-repo", &bin, &[]).unwrap();
+    }
+    let in_use = berth_local::registry::digests_in_use([child.id()]).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(in_use.contains(&running.digest), "{in_use:?}");
+    let removed = reg.apply_lifecycle("backend-repo", 1, &in_use).unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(reg.resolve("backend-repo", &running.digest).is_ok());
+}
