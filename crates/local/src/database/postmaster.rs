@@ -22,7 +22,20 @@ pub struct Running {
 pub fn running(data_dir: &Path) -> Option<Running> {
     let text = fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
     let (pid, port) = parse(&text)?;
-    is_live_postgres(pid).then_some(Running { pid, port })
+    (is_live_postgres(pid) && serves(pid, data_dir)).then_some(Running { pid, port })
+}
+
+/// Whether `pid` works in `data_dir` (a postmaster's working directory is its data
+/// directory): a pid reused by another cluster's server is not ours. When the link cannot be
+/// read, trust the pid file.
+fn serves(pid: u32, data_dir: &Path) -> bool {
+    match (
+        fs::read_link(format!("/proc/{pid}/cwd")),
+        fs::canonicalize(data_dir),
+    ) {
+        (Ok(cwd), Ok(data)) => cwd == data,
+        _ => true,
+    }
 }
 
 /// Removes the pid file when no live server owns it.
