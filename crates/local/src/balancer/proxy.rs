@@ -19,8 +19,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::oneshot;
 
 use super::Shared;
 use super::headers::{self, ClientConnection};
@@ -46,21 +48,83 @@ pub(crate) fn upstream_client(idle_timeout: Duration) -> UpstreamClient {
         .build(connector)
 }
 
-/// Accepts connections until `stop` is cancelled, then lets in-flight requests finish.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// What one worker's requests share: the balancer's state and the worker's own pools.
+struct Worker {
     shared: Arc<Shared>,
-    stop: CancellationToken,
+    client: UpstreamClient,
+}
+
+/// Binds `workers` listening sockets on `addr` with `SO_REUSEPORT`, so that the kernel spreads
+/// connections over them (one per worker thread); the first binds `addr` (port 0 picks a
+/// port), the others its actual address.
+pub(crate) fn bind_listeners(
+    addr: SocketAddr,
+    workers: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(workers);
+    let mut bound = addr;
+    for _ in 0..workers.max(1) {
+        let socket = if bound.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(bound)?;
+        let listener = socket.listen(1024)?.into_std()?;
+        bound = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// One worker: a thread with its own single-threaded runtime, listening socket and
+/// keep-alive pools, like an nginx worker process. A client connection and the upstream
+/// connections serving it then live on one thread, which halves the wake-ups per request
+/// compared with one multi-threaded runtime (measured in BENCHMARKS.md).
+pub(crate) fn spawn_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
     idle_timeout: Duration,
-) {
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("berth-lb-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, shared, idle_timeout).await,
+                    Err(error) => tracing::error!(%error, "load balancer worker cannot listen"),
+                }
+            });
+            // Let detached connection tasks go with the runtime, then report.
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
+/// Accepts connections until the balancer stops, then lets in-flight requests finish.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, idle_timeout: Duration) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .keep_alive(true)
         // Bounds the wait for the next request on a kept-alive connection (S5.14).
         .header_read_timeout(idle_timeout);
     let graceful = GracefulShutdown::new();
+    let stop = shared.stop.clone();
     let listener_port = shared.local_addr.port();
     let listener_port_value = HeaderValue::from(listener_port);
+    let worker = Arc::new(Worker {
+        shared,
+        client: upstream_client(idle_timeout),
+    });
     loop {
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
@@ -83,9 +147,9 @@ pub(crate) async fn serve(
             listener_port,
             listener_port_value: listener_port_value.clone(),
         });
-        let shared = Arc::clone(&shared);
+        let worker = Arc::clone(&worker);
         let service =
-            service_fn(move |request| forward(Arc::clone(&shared), Arc::clone(&client), request));
+            service_fn(move |request| forward(Arc::clone(&worker), Arc::clone(&client), request));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -104,12 +168,12 @@ pub(crate) async fn serve(
 
 /// Routes one request and forwards it; never fails, errors become 502/503/504 responses.
 async fn forward(
-    shared: Arc<Shared>,
+    worker: Arc<Worker>,
     client: Arc<ClientConnection>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let chosen = {
-        let rules = shared.rules.load();
+        let rules = worker.shared.rules.load();
         let group = rules.select(request.uri().path()).choose();
         group
             .pick()
@@ -135,7 +199,7 @@ async fn forward(
     *request.version_mut() = Version::HTTP_11;
     headers::forward_request(request.headers_mut(), &client);
 
-    match tokio::time::timeout(request_timeout, shared.client.request(request)).await {
+    match tokio::time::timeout(request_timeout, worker.client.request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             headers::forward_response(&mut parts.headers);
