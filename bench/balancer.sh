@@ -2,14 +2,15 @@
 # Berth's load balancer against nginx and HAProxy in front of the same two backends, with
 # wrk, side by side in one run; writes the table under `## Load balancer` in BENCHMARKS.md.
 #
-#   bench/balancer.sh            # 10 s per run, 64 connections, 2 wrk threads
-#   DURATION=5s bench/balancer.sh
+#   bench/balancer.sh                     # 3 rounds x 4 targets x 10 s, 64 connections, 2 threads
+#   DURATION=5s ROUNDS=1 bench/balancer.sh  # quicker
 #
 # Everything listens on 127.0.0.1 and stops when the script exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 BASE_PORT=${BASE_PORT:-18080}
@@ -120,57 +121,85 @@ wait_port "$HAPROXY"
 sleep 2
 
 load_before=$(uptime | sed 's/.*load average/load average/')
-declare -A rps p50 p99
-run() { # name port
-    echo "wrk $1..." >&2
-    local out
-    out=$("$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/")
-    echo "$out" >"$tmp/wrk-$1.txt"
-    if grep -q 'Non-2xx' <<<"$out"; then
-        echo "$1: non-2xx responses" >&2
-        grep 'Non-2xx' <<<"$out" >&2
-    fi
-    rps[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-    p50[$1]=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99[$1]=$(awk '$1 == "99%" {print $2}' <<<"$out")
-}
-run direct "$BACKEND1"
-run berth "$BERTH"
-run nginx "$NGINX"
-run haproxy "$HAPROXY"
+# The machine is shared and noisy: interleave the four targets over several rounds and
+# report medians, so a burst of someone else's work does not land on one column only.
+for round in $(seq 1 "$ROUNDS"); do
+    for name in direct berth nginx haproxy; do
+        case $name in
+            direct) port=$BACKEND1 ;; berth) port=$BERTH ;; nginx) port=$NGINX ;; haproxy) port=$HAPROXY ;;
+        esac
+        echo "round $round: wrk $name..." >&2
+        "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port/" \
+            >"$tmp/wrk-$name-$round.txt"
+    done
+done
 
 versions="nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||'), HAProxy $("$HAPROXY_BIN" -v | awk 'NR==1 {print $3}')"
-section=$(
-    cat <<EOF
-## Load balancer
+export RESULTS=$tmp ROUNDS THREADS CONNECTIONS DURATION versions load_before
+export RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+# Parse wrk's output, print the section and put it in BENCHMARKS.md (replacing only our
+# own `## Load balancer` section).
+python3 - <<'PY'
+import os, re, statistics
 
-$(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/balancer.sh\` (\`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency\`,
-\`GET /\` answered \`hello\` by two release-built \`hello_backend\` examples on 127.0.0.1; $versions;
-nginx with \`worker_processes auto\` and upstream \`keepalive 64\`, HAProxy with \`roundrobin\` and
-\`http-reuse always\`, berth = \`examples/balancer\` (release, one target group, round robin).
-"direct" is wrk against one backend, without a proxy.
-Load before the run: \`$load_before\`.
+env = os.environ
+rounds = int(env["ROUNDS"])
 
-| | req/s | p50 | p99 |
-|---|---:|---:|---:|
-| direct (one backend) | ${rps[direct]} | ${p50[direct]} | ${p99[direct]} |
-| berth | ${rps[berth]} | ${p50[berth]} | ${p99[berth]} |
-| nginx | ${rps[nginx]} | ${p50[nginx]} | ${p99[nginx]} |
-| haproxy | ${rps[haproxy]} | ${p50[haproxy]} | ${p99[haproxy]} |
-EOF
-)
-echo "$section"
+def millis(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-# Replace our section of BENCHMARKS.md (up to the next `## ` heading), keep the others.
-SECTION="$section" python3 - <<'EOF'
-import os, re
+def parse(name):
+    runs = []
+    for r in range(1, rounds + 1):
+        out = open(f"{env['RESULTS']}/wrk-{name}-{r}.txt").read()
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        socket_errors = re.search(r"Socket errors: (.*)", out)
+        runs.append({
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": millis(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+            "p99": millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+            "errors": (int(errors.group(1)) if errors else 0),
+            "socket_errors": socket_errors.group(1) if socket_errors else "",
+        })
+    return runs
+
+rows = []
+for name, label in [("direct", "direct (one backend, no proxy)"), ("berth", "berth"),
+                    ("nginx", "nginx"), ("haproxy", "haproxy")]:
+    runs = parse(name)
+    median = lambda key: statistics.median(run[key] for run in runs)
+    errors = sum(run["errors"] for run in runs)
+    note = f"{errors} non-2xx" if errors else ""
+    if any(run["socket_errors"] for run in runs):
+        note = (note + "; socket errors").strip("; ")
+    rows.append(
+        f"| {label} | {median('rps'):.0f} | {median('p50'):.2f} ms | {median('p99'):.2f} ms | "
+        + " / ".join(f"{run['rps']:.0f}" for run in runs)
+        + f" | {note} |"
+    )
+
+section = f"""## Load balancer
+
+{env['RUN_DATE']}: `bench/balancer.sh` — `wrk -t{env['THREADS']} -c{env['CONNECTIONS']} -d{env['DURATION']} --latency`
+per run, {rounds} rounds interleaving the four targets, medians shown. `GET /` answered
+`hello` by two release-built `hello_backend` examples (crates/local/examples) on 127.0.0.1;
+{env['versions']}; nginx with `worker_processes auto` and upstream `keepalive 64`, HAProxy with
+`roundrobin` and `http-reuse always`, berth = the `balancer` example (release, one target
+group, round robin, health checks every second). All of them add `X-Forwarded-For`.
+Load before the run: `{env['load_before']}`.
+
+| target | req/s | p50 | p99 | req/s per round | errors |
+|---|---:|---:|---:|---|---|
+""" + "\n".join(rows) + "\n"
+print(section)
+
 path = "BENCHMARKS.md"
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-section = os.environ["SECTION"].rstrip() + "\n"
 pattern = re.compile(r"^## Load balancer\n.*?(?=^## |\Z)", re.S | re.M)
 if pattern.search(text):
     text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
 else:
     text = text.rstrip() + "\n\n" + section
 open(path, "w").write(text)
-EOF
+PY
