@@ -14,6 +14,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::Config;
 use crate::db::Database;
 use crate::error::AppError;
+use crate::list_cache::ListCache;
 use crate::routes::{download, files, health, transform, upload};
 
 /// What every handler can reach.
@@ -24,6 +25,7 @@ pub struct AppState {
     /// Bounds concurrent CPU-heavy work (decoding, encoding, PDF parsing) to the cores,
     /// so a burst of image requests queues instead of holding many decoded images at once.
     pub cpu: Arc<Semaphore>,
+    pub list_cache: Arc<ListCache>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             cpu: Arc::new(Semaphore::new(cores)),
+            list_cache: Arc::new(ListCache::default()),
         }
     }
 }

@@ -15,12 +15,21 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::Config;
 use crate::error::{AppError, chain};
 
-/// Forward-only migrations, embedded at compile time from `apps/api/migrations`.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// Forward-only migrations, embedded at compile time from `apps/api/migrations`, applied
+/// under sqlx's PostgreSQL advisory lock. Migrations this binary does not know (applied by a
+/// newer version) are tolerated, so that a rollback to an older image still starts.
+fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// Connections per task: a few keep PostgreSQL's per-connection memory low and are enough
 /// for a 1-vCPU task (each request holds one for a single short query).
 const MAX_CONNECTIONS: u32 = 8;
+
+/// How often unreferenced contents are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The pool plus whether the schema is in place.
 #[derive(Clone)]
@@ -81,15 +90,17 @@ impl Database {
         }
     }
 
-    /// Apply the migrations, retrying with backoff until they succeed.
+    /// Apply the migrations, retrying with backoff until they succeed; then keep sweeping
+    /// unreferenced contents.
     pub async fn migrate_until_done(self) {
+        let migrator = migrator();
         let mut delay = Duration::from_millis(200);
         loop {
-            match MIGRATOR.run(&self.pool).await {
+            match migrator.run(&self.pool).await {
                 Ok(()) => {
                     self.migrated.store(true, Ordering::Release);
                     tracing::info!("database schema is up to date");
-                    return;
+                    break;
                 }
                 Err(error) => {
                     tracing::warn!(
@@ -100,6 +111,21 @@ impl Database {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+        self.sweep_forever().await;
+    }
+
+    /// Every few minutes, delete contents left unreferenced by a task that died between a
+    /// delete and its clean-up.
+    async fn sweep_forever(self) {
+        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            interval.tick().await;
+            match crate::store::sweep_orphan_blobs(&self.pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(blobs = n, "deleted unreferenced contents"),
+                Err(error) => tracing::warn!(error = %chain(&error), "orphan sweep failed"),
             }
         }
     }

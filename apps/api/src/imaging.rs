@@ -7,14 +7,14 @@
 
 use std::io::Cursor;
 
-use image::codecs::gif::GifEncoder;
+use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::codecs::webp::WebPEncoder;
 use image::imageops::FilterType;
 use image::{
-    ColorType, DynamicImage, ExtendedColorType, Frame, ImageDecoder, ImageEncoder, ImageFormat,
-    ImageReader, Limits,
+    AnimationDecoder, ColorType, DynamicImage, ExtendedColorType, Frame, ImageDecoder,
+    ImageEncoder, ImageFormat, ImageReader, Limits,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -252,6 +252,44 @@ pub fn encode(
         }
     }
     Ok(Output { bytes, file_type })
+}
+
+/// Most pixels summed over an animation's frames that `/compress` re-encodes (CPU bound).
+const MAX_ANIMATION_PIXELS: u64 = 4 * MAX_PIXELS;
+
+/// Re-encode a GIF frame by frame, keeping the animation (one frame at a time in memory).
+pub fn recompress_gif(bytes: &[u8]) -> Result<Output, ImageFailure> {
+    let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(ImageFailure::Corrupt)?;
+    let (width, height) = decoder.dimensions();
+    let frame_pixels = u64::from(width) * u64::from(height);
+    if width > MAX_SIDE || height > MAX_SIDE || frame_pixels > MAX_PIXELS {
+        return Err(ImageFailure::TooLarge { width, height });
+    }
+    decoder
+        .set_limits(limits())
+        .map_err(ImageFailure::Corrupt)?;
+    let wrap = |source| ImageFailure::Encode {
+        format: "gif",
+        source,
+    };
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
+        encoder.set_repeat(Repeat::Infinite).map_err(wrap)?;
+        let mut total: u64 = 0;
+        for frame in decoder.into_frames() {
+            let frame = frame.map_err(ImageFailure::Corrupt)?;
+            total += frame_pixels;
+            if total > MAX_ANIMATION_PIXELS {
+                return Err(ImageFailure::TooLarge { width, height });
+            }
+            encoder.encode_frame(frame).map_err(wrap)?;
+        }
+    }
+    Ok(Output {
+        bytes: out,
+        file_type: FileType::Gif,
+    })
 }
 
 /// How `/resize` fits the image into the requested box (sharp's names).

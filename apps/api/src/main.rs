@@ -10,6 +10,7 @@ mod db;
 mod error;
 mod extract;
 mod imaging;
+mod list_cache;
 mod names;
 mod openapi;
 mod pdf;
@@ -42,6 +43,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
+    // Panics (a parser crate's, contained by catch_unwind) are logged as JSON like the rest.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

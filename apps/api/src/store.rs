@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -17,7 +19,8 @@ pub struct FileRow {
     pub mime_type: String,
     pub size: i64,
     pub sha256: Vec<u8>,
-    pub metadata: Value,
+    /// Passed through as stored: never parsed into a tree on the way out.
+    pub metadata: Json<Box<RawValue>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -33,7 +36,7 @@ pub struct FileRecord {
     /// `files/<id>`: where the contents are, without exposing any server path.
     pub file_path: String,
     pub sha256: String,
-    pub metadata: Value,
+    pub metadata: Box<RawValue>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -48,7 +51,7 @@ impl From<FileRow> for FileRecord {
             original_filename: row.original_filename,
             mime_type: row.mime_type,
             size: row.size,
-            metadata: row.metadata,
+            metadata: row.metadata.0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -98,21 +101,26 @@ pub async fn insert_file(pool: &PgPool, new: &NewFile<'_>) -> Result<FileRow, sq
     Ok(row)
 }
 
-/// A page of files, newest first, plus the total number of files.
-pub async fn list_files(
-    pool: &PgPool,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<FileRow>, i64), sqlx::Error> {
+/// A page of files, newest first, with the total number of files and the `files_version`
+/// counter, all from one snapshot.
+pub struct Page {
+    pub rows: Vec<FileRow>,
+    pub total: i64,
+    pub version: i64,
+}
+
+pub async fn list_files(pool: &PgPool, limit: i64, offset: i64) -> Result<Page, sqlx::Error> {
     #[derive(FromRow)]
     struct Counted {
         #[sqlx(flatten)]
         row: FileRow,
         total: i64,
+        version: i64,
     }
     let sql = format!(
-        "SELECT {FILE_COLUMNS}, (SELECT count(*) FROM files) AS total FROM files \
-         ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+        "SELECT {FILE_COLUMNS}, (SELECT count(*) FROM files) AS total, \
+                (SELECT version FROM files_version) AS version \
+         FROM files ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
     );
     let rows: Vec<Counted> = retry_once(|| {
         sqlx::query_as(&sql)
@@ -121,15 +129,28 @@ pub async fn list_files(
             .fetch_all(pool)
     })
     .await?;
-    let total = match rows.first() {
-        Some(first) => first.total,
-        None => count_files(pool).await?,
+    let (total, version) = match rows.first() {
+        Some(first) => (first.total, first.version),
+        None => {
+            retry_once(|| {
+                sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM files), (SELECT version FROM files_version)",
+                )
+                .fetch_one(pool)
+            })
+            .await?
+        }
     };
-    Ok((rows.into_iter().map(|c| c.row).collect(), total))
+    Ok(Page {
+        rows: rows.into_iter().map(|c| c.row).collect(),
+        total,
+        version,
+    })
 }
 
-async fn count_files(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    retry_once(|| sqlx::query_scalar("SELECT count(*) FROM files").fetch_one(pool)).await
+/// The `files_version` counter: it changes whenever a committed transaction changed `files`.
+pub async fn files_version(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    retry_once(|| sqlx::query_scalar("SELECT version FROM files_version").fetch_one(pool)).await
 }
 
 pub async fn get_file(pool: &PgPool, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
@@ -169,28 +190,47 @@ pub async fn read_blob(
     }
 }
 
-/// Delete files by id in `tx`, then the blobs no file references any more.
-/// Returns the ids that existed.
+/// Delete files by id in `tx`; returns the ids that existed with their content hashes
+/// (for [`collect_blobs`] after the commit).
 pub async fn delete_files(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let deleted: Vec<(Uuid, Vec<u8>)> =
-        sqlx::query_as("DELETE FROM files WHERE id = ANY($1) RETURNING id, sha256")
-            .bind(ids)
-            .fetch_all(&mut **tx)
-            .await?;
-    let hashes: Vec<Vec<u8>> = deleted.iter().map(|(_, h)| h.clone()).collect();
-    if !hashes.is_empty() {
-        sqlx::query(
-            "DELETE FROM blobs b WHERE b.sha256 = ANY($1) \
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b.sha256)",
-        )
-        .bind(&hashes)
-        .execute(&mut **tx)
-        .await?;
+) -> Result<Vec<(Uuid, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("DELETE FROM files WHERE id = ANY($1) RETURNING id, sha256")
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await
+}
+
+/// Delete the blobs among `hashes` that no file references any more.
+///
+/// Runs after the files' deletion committed, in its own transaction: inside it, it would wait
+/// on uploads re-using a blob while holding the `files_version` row lock they need next (a
+/// deadlock). The foreign key keeps a blob an upload has just referenced.
+pub async fn collect_blobs(pool: &PgPool, hashes: &[Vec<u8>]) -> Result<u64, sqlx::Error> {
+    if hashes.is_empty() {
+        return Ok(0);
     }
-    Ok(deleted.into_iter().map(|(id, _)| id).collect())
+    let done = sqlx::query(
+        "DELETE FROM blobs b WHERE b.sha256 = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b.sha256)",
+    )
+    .bind(hashes)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Delete every blob no file references that is older than a minute (left behind when a
+/// task died between a delete and its [`collect_blobs`]); the age spares in-flight uploads.
+pub async fn sweep_orphan_blobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM blobs b WHERE b.created_at < now() - interval '1 minute' \
+         AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b.sha256)",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Totals for `/api/files/stats/summary`.

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use serde::Deserialize;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -20,22 +22,53 @@ const MAX_LIMIT: i64 = 1000;
 /// Most ids one batch delete may name.
 const MAX_BATCH: usize = 1000;
 
+/// `{success, data, count, total, limit, offset}`, written straight to bytes.
+#[derive(Serialize)]
+struct ListBody<'a> {
+    success: bool,
+    data: &'a [FileRecord],
+    /// Rows in this page (the original's field).
+    count: usize,
+    /// All files.
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let limit = int_param(&query, "limit", 50, 1, MAX_LIMIT)?;
     let offset = int_param(&query, "offset", 0, 0, i64::MAX)?;
     let pool = state.db.pool()?;
-    let (rows, total) = store::list_files(pool, limit, offset)
+    let version = store::files_version(pool)
         .await
         .map_err(|e| AppError::db("listing files", e))?;
-    let count = rows.len();
-    let records: Vec<FileRecord> = rows.into_iter().map(FileRecord::from).collect();
-    Ok(Json(success(
-        records,
-        json!({ "count": count, "total": total, "limit": limit, "offset": offset }),
-    )))
+    let body = match state.list_cache.get(version, (limit, offset)) {
+        Some(body) => body,
+        None => {
+            let page = store::list_files(pool, limit, offset)
+                .await
+                .map_err(|e| AppError::db("listing files", e))?;
+            let records: Vec<FileRecord> = page.rows.into_iter().map(FileRecord::from).collect();
+            let body = serde_json::to_vec(&ListBody {
+                success: true,
+                data: &records,
+                count: records.len(),
+                total: page.total,
+                limit,
+                offset,
+            })
+            .map_err(|e| AppError::internal("rendering the file list", e))?;
+            let body = Bytes::from(body);
+            state
+                .list_cache
+                .put(page.version, (limit, offset), body.clone());
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn int_param(
@@ -100,6 +133,7 @@ pub async fn delete(
     tx.commit()
         .await
         .map_err(|e| AppError::db("deleting a file", e))?;
+    collect_blobs(&state, deleted).await;
     Ok(Json(json!({
         "success": true,
         "message": "File deleted successfully",
@@ -165,6 +199,7 @@ pub async fn batch_delete(
     let deleted = store::delete_files(&mut tx, &ids)
         .await
         .map_err(|e| AppError::db("deleting files", e))?;
+    let deleted_ids: Vec<Uuid> = deleted.iter().map(|(id, _)| *id).collect();
     if deleted.len() != ids.len() {
         tx.rollback()
             .await
@@ -172,7 +207,7 @@ pub async fn batch_delete(
         let results: Vec<Value> = ids
             .iter()
             .map(|id| {
-                let status = if deleted.contains(id) {
+                let status = if deleted_ids.contains(id) {
                     "not_deleted"
                 } else {
                     "not_found"
@@ -193,14 +228,16 @@ pub async fn batch_delete(
     tx.commit()
         .await
         .map_err(|e| AppError::db("deleting files", e))?;
+    let count = deleted.len();
+    collect_blobs(&state, deleted).await;
     let results: Vec<Value> = ids
         .iter()
         .map(|id| json!({"id": id, "status": "deleted"}))
         .collect();
     Ok(Json(json!({
         "success": true,
-        "message": format!("Deleted {} file(s)", deleted.len()),
-        "deletedCount": deleted.len(),
+        "message": format!("Deleted {count} file(s)"),
+        "deletedCount": count,
         "results": results,
     })))
 }
@@ -218,4 +255,14 @@ pub async fn duplicates(State(state): State<AppState>) -> Result<Json<Value>, Ap
         .map_err(|e| AppError::db("finding duplicates", e))?;
     let count = groups.len();
     Ok(Json(success(groups, json!({ "count": count }))))
+}
+
+/// Remove the contents no file references any more. The files are already gone (committed),
+/// so a failure here is logged, not reported: the periodic sweep collects what is left.
+async fn collect_blobs(state: &AppState, deleted: Vec<(Uuid, Vec<u8>)>) {
+    let hashes: Vec<Vec<u8>> = deleted.into_iter().map(|(_, hash)| hash).collect();
+    let Ok(pool) = state.db.pool() else { return };
+    if let Err(error) = store::collect_blobs(pool, &hashes).await {
+        tracing::warn!(error = %crate::error::chain(&error), "cannot delete unreferenced contents yet");
+    }
 }

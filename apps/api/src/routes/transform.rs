@@ -130,8 +130,8 @@ pub async fn convert(
     Ok(image_response(output, name))
 }
 
-/// `{quality?=80}`: re-encode in the same format (JPEG at that quality, PNG/GIF/WebP
-/// losslessly with the best compression); formats we cannot write compactly (BMP, TIFF)
+/// `{quality?=80}`: re-encode in the same format (JPEG at that quality, PNG and WebP
+/// losslessly with the best compression, GIF frame by frame keeping the animation); formats we cannot write compactly (BMP, TIFF)
 /// become PNG and are renamed. Never returns something larger than the original.
 pub async fn compress(
     State(state): State<AppState>,
@@ -147,8 +147,12 @@ pub async fn compress(
     };
     let name = output_name("compressed_", &loaded.row.original_filename, input, target);
     let output = run_blocking(&state, move || {
-        let decoded = imaging::decode(&loaded.content, input)?;
-        let output = imaging::encode(&decoded.image, target, quality, true)?;
+        let output = if input == FileType::Gif {
+            imaging::recompress_gif(&loaded.content)?
+        } else {
+            let decoded = imaging::decode(&loaded.content, input)?;
+            imaging::encode(&decoded.image, target, quality, true)?
+        };
         Ok::<_, ImageFailure>(
             if target == input && output.bytes.len() >= loaded.content.len() {
                 Output {

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -24,7 +25,7 @@ const FILE_FIELD: &str = "file";
 struct Received {
     name: String,
     declared: Option<String>,
-    content: Vec<u8>,
+    content: Bytes,
     sha256: [u8; 32],
 }
 
@@ -42,7 +43,7 @@ pub async fn upload(
     })?;
     let received = receive(&mut multipart, state.config.max_file_size).await?;
     let file_type = check_type(&received, &state.config.allowed_file_types)?;
-    let metadata = analyse(&state, &received.content, file_type).await?;
+    let metadata = analyse(&state, received.content.clone(), file_type).await?;
 
     let id = Uuid::new_v4();
     let stored_name = format!("{id}.{}", file_type.extension());
@@ -116,7 +117,7 @@ async fn read_file(mut field: Field<'_>, max_size: u64) -> Result<Received, AppE
     Ok(Received {
         name,
         declared,
-        content,
+        content: Bytes::from(content),
         sha256: hasher.finalize().into(),
     })
 }
@@ -183,7 +184,7 @@ fn check_type(received: &Received, allowed: &[FileType]) -> Result<FileType, App
 }
 
 /// Metadata, and proof that the file is what it claims: images decode, PDFs parse.
-async fn analyse(state: &AppState, content: &[u8], file_type: FileType) -> Result<Value, AppError> {
+async fn analyse(state: &AppState, content: Bytes, file_type: FileType) -> Result<Value, AppError> {
     match file_type.family() {
         Family::Text => Ok(json!({
             "type": "generic",
@@ -191,21 +192,15 @@ async fn analyse(state: &AppState, content: &[u8], file_type: FileType) -> Resul
             "detectedMimeType": file_type.mime(),
             "extension": file_type.extension(),
         })),
-        Family::Image => {
-            let content = content.to_vec();
-            run_blocking(state, move || {
-                let decoded = imaging::decode(&content, file_type)?;
-                Ok::<_, ImageFailure>(imaging::metadata(&content, file_type, &decoded))
-            })
+        Family::Image => run_blocking(state, move || {
+            let decoded = imaging::decode(&content, file_type)?;
+            Ok::<_, ImageFailure>(imaging::metadata(&content, file_type, &decoded))
+        })
+        .await?
+        .map_err(image_error),
+        Family::Pdf => run_blocking(state, move || pdf::metadata(&content))
             .await?
-            .map_err(image_error)
-        }
-        Family::Pdf => {
-            let content = content.to_vec();
-            run_blocking(state, move || pdf::metadata(&content))
-                .await?
-                .map_err(pdf_error)
-        }
+            .map_err(pdf_error),
     }
 }
 

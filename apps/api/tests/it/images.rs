@@ -90,6 +90,12 @@ async fn compress_keeps_the_format_and_name() {
         "{disposition}"
     );
 
+    // An animation stays an animation.
+    let animated = env.upload_ok("three.gif", None, animated_gif(3)).await;
+    let (status, _, bytes) = image_op(&env, &id(&animated), "compress", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(gif_frames(&bytes), 3);
+
     let original = encode(&picture(200, 200), ImageFormat::Jpeg);
     let jpeg = env.upload_ok("p.jpg", None, original.clone()).await;
     let (status, _, bytes) = image_op(&env, &id(&jpeg), "compress", json!({"quality": 20})).await;
@@ -187,4 +193,26 @@ async fn image_operations_on_a_pdf_are_400() {
         assert_eq!(status, 400, "{op}");
         assert!(error_message(&serde_json::from_slice(&body).unwrap()).contains("not an image"));
     }
+}
+
+fn animated_gif(frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        for i in 0..frames {
+            let frame = image::RgbaImage::from_fn(16, 16, |x, y| {
+                image::Rgba([(x * 16) as u8, (y * 16) as u8, (i * 80) as u8, 255])
+            });
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    out
+}
+
+fn gif_frames(bytes: &[u8]) -> usize {
+    use image::AnimationDecoder;
+    image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
+        .unwrap()
+        .into_frames()
+        .count()
 }

@@ -17,6 +17,13 @@ async fn two_api_processes_share_one_database() {
     a.wait_until_ok("/api/health/ready");
     b.wait_until_ok("/api/health/ready");
     let client = reqwest::Client::new();
+    let total = |api: &Server| {
+        let response = http_get(api.port(), "/api/files").unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        body["total"].as_i64().unwrap()
+    };
+    // B renders (and keeps) its listing before A changes anything.
+    assert_eq!(total(&b), 0);
     let bytes = png(12, 12);
     let (status, body) =
         json(upload_to(&client, &a, "shared.png", None, bytes.clone()).await).await;
@@ -29,6 +36,7 @@ async fn two_api_processes_share_one_database() {
         .unwrap();
     assert_eq!(download.status(), 200);
     assert_eq!(download.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert_eq!(total(&b), 1, "B's listing sees A's upload at once");
     let (status, deleted) = json(
         client
             .delete(format!("{}/api/files/{id}", b.base_url()))
@@ -44,6 +52,7 @@ async fn two_api_processes_share_one_database() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
+    assert_eq!(total(&a), 0, "A's listing sees B's delete at once");
     // A restart of a task (a deploy) keeps the data: the schema is migrated, never recreated.
     drop(a);
     let (status, kept) = json(upload_to(&client, &b, "kept.png", None, bytes).await).await;
@@ -51,7 +60,24 @@ async fn two_api_processes_share_one_database() {
     let c = spawn_api(&pg, &[]);
     c.wait_until_ok("/api/health/ready");
     assert_eq!(pg.psql("SELECT count(*) FROM files"), "1");
-    assert_eq!(pg.psql("SELECT count(*) FROM _sqlx_migrations"), "1");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM _sqlx_migrations WHERE success"),
+        pg.psql("SELECT count(*) FROM _sqlx_migrations"),
+    );
+}
+
+#[tokio::test]
+async fn an_older_binary_starts_on_a_newer_schema() {
+    // What a rollback looks like to the database: a migration this binary does not know.
+    let env = Env::start();
+    env.pg.psql(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from a newer release', true, '\\x00', 0)",
+    );
+    let older = spawn_api(&env.pg, &[]);
+    older.wait_until_ok("/api/health/ready");
+    let listed = http_get(older.port(), "/api/files").unwrap();
+    assert_eq!(listed.status, 200);
 }
 
 #[tokio::test]
