@@ -14,8 +14,8 @@ use crate::views::{Layout, Section, html};
 
 /// Bytes by type are summed from the file list (the summary only has counts); past this many
 /// files the page says the byte chart covers the newest ones only.
-const MAX_SCANNED_FILES: u64 = 5_000;
-const SCAN_PAGE: u32 = 100;
+const MAX_SCANNED_FILES: u64 = 2_000;
+const SCAN_PAGE: u32 = 250;
 
 struct Card {
     label: &'static str,
