@@ -15,6 +15,7 @@ mod algorithm;
 mod config;
 mod headers;
 mod health;
+mod pool;
 mod proxy;
 mod rules;
 mod state;
@@ -195,6 +196,8 @@ pub(crate) struct Shared {
     groups: Mutex<BTreeMap<String, Arc<TargetGroup>>>,
     events: broadcast::Sender<TargetHealthChange>,
     stop: CancellationToken,
+    /// How many worker threads serve requests (each has its own connection pools).
+    worker_count: usize,
     /// One receiver per worker thread, completed when the worker has stopped.
     workers: Mutex<Vec<oneshot::Receiver<()>>>,
     /// Where health checks and draining run, so that the sync API works from any thread.
@@ -270,6 +273,7 @@ impl Balancer {
             groups: Mutex::new(groups),
             events: broadcast::channel(EVENT_CAPACITY).0,
             stop: stop.clone(),
+            worker_count: listeners.len(),
             workers: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -314,7 +318,11 @@ impl Balancer {
     /// while the old registration finishes draining.
     pub fn register(&self, target_group: &str, target: SocketAddr) -> Result<(), BalancerError> {
         let group = self.shared.group(target_group)?;
-        let entry = Arc::new(Target::new(target, self.shared.stop.child_token()));
+        let entry = Arc::new(Target::new(
+            target,
+            self.shared.stop.child_token(),
+            self.shared.worker_count,
+        ));
         if !group.add(Arc::clone(&entry)) {
             return Ok(());
         }
@@ -495,7 +503,8 @@ fn validate_target_group(config: &TargetGroupConfig) -> Result<(), BalancerError
     }
 }
 
-/// Lets a deregistered target finish its in-flight requests, then removes it.
+/// Lets a deregistered target finish its in-flight requests, then removes it; requests still
+/// in flight when the delay is over fail (S5.19).
 async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>) {
     let delay = group.config.deregistration_delay;
     tokio::select! {
@@ -507,7 +516,7 @@ async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>
                     target_group = %group.config.name,
                     target = %target.addr,
                     in_flight,
-                    "deregistration delay over with requests in flight"
+                    "deregistration delay over: failing the requests still in flight"
                 );
             }
         }
@@ -521,6 +530,8 @@ async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>
         health_change(&group.config.name, target.addr, previous, &health)
     };
     group.remove(&target);
+    // Closes pooled connections, and with them whatever is still in flight.
+    target.closing.cancel();
     shared.publish(change);
 }
 

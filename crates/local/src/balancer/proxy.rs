@@ -3,55 +3,40 @@
 //! chosen target with bodies streamed both ways, and answer 502/503/504 like the ALB.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use std::net::SocketAddr;
-
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 
 use super::Shared;
 use super::headers::{self, ClientConnection};
+use super::pool;
 use super::target_group::InFlight;
 
-/// Connecting to a target longer than this is a 504 (S5.12).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The pooled client towards targets; request bodies are the clients' bodies, streamed.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
-/// A client with keep-alive pools per target; idle pooled connections close after
-/// `idle_timeout`.
-pub(crate) fn upstream_client(idle_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .build(connector)
-}
 
 /// What one worker's requests share: the balancer's state and the worker's own pools.
 struct Worker {
     shared: Arc<Shared>,
-    client: UpstreamClient,
+    /// This worker's index into each target's pools.
+    index: usize,
+    /// Pooled connections idle longer than this are not reused.
+    idle_timeout: Duration,
 }
 
 /// Binds `workers` listening sockets on `addr` with `SO_REUSEPORT`, so that the kernel spreads
@@ -99,7 +84,7 @@ pub(crate) fn spawn_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, shared, idle_timeout).await,
+                    Ok(listener) => serve(listener, shared, index, idle_timeout).await,
                     Err(error) => tracing::error!(%error, "load balancer worker cannot listen"),
                 }
             });
@@ -111,7 +96,7 @@ pub(crate) fn spawn_worker(
 }
 
 /// Accepts connections until the balancer stops, then lets in-flight requests finish.
-async fn serve(listener: TcpListener, shared: Arc<Shared>, idle_timeout: Duration) {
+async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_timeout: Duration) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .keep_alive(true)
@@ -123,7 +108,8 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, idle_timeout: Duratio
     let listener_port_value = HeaderValue::from(listener_port);
     let worker = Arc::new(Worker {
         shared,
-        client: upstream_client(idle_timeout),
+        index,
+        idle_timeout,
     });
     loop {
         let (stream, peer) = tokio::select! {
@@ -183,42 +169,58 @@ async fn forward(
         return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE));
     };
 
-    let mut uri = std::mem::take(request.uri_mut()).into_parts();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(in_flight.target().authority.clone());
-    if uri.path_and_query.is_none() {
-        uri.path_and_query = Some(PathAndQuery::from_static("/"));
-    }
-    match Uri::from_parts(uri) {
-        Ok(uri) => *request.uri_mut() = uri,
-        Err(error) => {
-            tracing::debug!(%error, "cannot build the target URI");
-            return Ok(error_response(StatusCode::BAD_REQUEST));
+    // Targets get origin-form (`/path?query`); an absolute-form request's authority is its
+    // host (RFC 9112 §3.2.2).
+    if let Some(authority) = request.uri().authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            request.headers_mut().insert(header::HOST, host);
         }
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+    }
+    if !request.headers().contains_key(header::HOST) {
+        // HTTP/1.0 clients may send none; HTTP/1.1 requires one.
+        let host = in_flight.target().host.clone();
+        request.headers_mut().insert(header::HOST, host);
     }
     *request.version_mut() = Version::HTTP_11;
     headers::forward_request(request.headers_mut(), &client);
 
-    match tokio::time::timeout(request_timeout, worker.client.request(request)).await {
-        Ok(Ok(response)) => {
+    let target = in_flight.target();
+    let sent = pool::send(target, worker.index, worker.idle_timeout, request);
+    match tokio::time::timeout(request_timeout, sent).await {
+        Ok(Ok((response, connection))) => {
             let (mut parts, body) = response.into_parts();
             headers::forward_response(&mut parts.headers);
+            let exchange = Exchange {
+                in_flight,
+                connection,
+                worker: worker.index,
+            };
+            let exchange = if body.is_end_stream() {
+                // hyper may never poll an empty body: the exchange is over now.
+                exchange.finish();
+                None
+            } else {
+                Some(exchange)
+            };
             Ok(Response::from_parts(
                 parts,
-                ProxyBody::Upstream {
-                    body,
-                    in_flight: Some(in_flight),
-                },
+                ProxyBody::Upstream { body, exchange },
             ))
         }
         Ok(Err(error)) => {
-            let status = if is_timeout(&error) {
+            let status = if error.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
             } else {
                 StatusCode::BAD_GATEWAY
             };
             tracing::debug!(
-                target = %in_flight.target().addr,
+                target = %target.addr,
                 error = %error_chain(&error),
                 %status,
                 "forwarding failed"
@@ -226,24 +228,29 @@ async fn forward(
             Ok(error_response(status))
         }
         Err(_elapsed) => {
-            tracing::debug!(target = %in_flight.target().addr, "target response timed out");
+            tracing::debug!(target = %target.addr, "target response timed out");
             Ok(error_response(StatusCode::GATEWAY_TIMEOUT))
         }
     }
 }
 
-/// Whether a forwarding error was a timeout (connect timeout → 504, S5.12).
-fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        cause = error.source();
+/// One request's hold on its target and connection, until the response body is complete.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    in_flight: InFlight,
+    connection: SendRequest<Incoming>,
+    worker: usize,
+}
+
+impl Exchange {
+    /// The response is complete: the connection goes back to the pool, the request stops
+    /// counting as in flight.
+    fn finish(self) {
+        self.in_flight
+            .target()
+            .pool(self.worker)
+            .put(self.connection);
     }
-    false
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -286,10 +293,10 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
 /// A response body: the target's, streamed, or a balancer-generated page.
 #[derive(Debug)]
 pub(crate) enum ProxyBody {
-    /// The target's body; the request counts as in flight until it has been sent.
+    /// The target's body; the exchange ends when it has been sent (or fails).
     Upstream {
         body: Incoming,
-        in_flight: Option<InFlight>,
+        exchange: Option<Exchange>,
     },
     /// A fixed body, taken on the first poll.
     Fixed(Option<Bytes>),
@@ -304,11 +311,22 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            Self::Upstream { body, in_flight } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-                    // The exchange is over: a draining target may be let go now.
-                    in_flight.take();
+            Self::Upstream { body, exchange } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                let finished = match &polled {
+                    Poll::Ready(None) => true,
+                    // hyper stops polling once `is_end_stream` holds: the last frame may be
+                    // the last poll.
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    // A broken connection is not reused; dropping it ends the exchange.
+                    Poll::Ready(Some(Err(_))) => {
+                        drop(exchange.take());
+                        false
+                    }
+                    Poll::Pending => false,
+                };
+                if finished && let Some(exchange) = exchange.take() {
+                    exchange.finish();
                 }
                 polled
             }

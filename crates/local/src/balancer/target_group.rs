@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
-use http::uri::Authority;
+use http::HeaderValue;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::algorithm::{self, Candidate};
 use super::config::TargetGroupConfig;
+use super::pool::Pool;
 use super::state::{HealthStatus, TargetState};
 
 /// Routing view of a target's state, mirrored in an atomic for the request path.
@@ -27,8 +28,8 @@ const ROUTE_DRAINING: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
-    /// `ip:port`, built once for every forwarded request's URI.
-    pub(crate) authority: Authority,
+    /// `ip:port`, the `Host` for requests that came without one.
+    pub(crate) host: HeaderValue,
     route: AtomicU8,
     in_flight: AtomicUsize,
     /// Woken when the last in-flight request of a draining target ends.
@@ -36,21 +37,33 @@ pub(crate) struct Target {
     health: Mutex<HealthStatus>,
     /// Cancelled on deregistration or shutdown: stops the target's health checks.
     pub(crate) checks: CancellationToken,
+    /// Keep-alive connections, one pool per worker thread.
+    pools: Box<[Pool]>,
+    /// Cancelled when the target leaves its group: closes every connection to it, failing
+    /// requests still in flight when the deregistration delay is over (S5.19).
+    pub(crate) closing: CancellationToken,
 }
 
 impl Target {
-    pub(crate) fn new(addr: SocketAddr, checks: CancellationToken) -> Self {
-        let authority = Authority::try_from(addr.to_string())
-            .expect("a socket address is a valid URI authority");
+    pub(crate) fn new(addr: SocketAddr, checks: CancellationToken, workers: usize) -> Self {
+        let host = HeaderValue::try_from(addr.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Self {
             addr,
-            authority,
+            host,
             route: AtomicU8::new(ROUTE_NOT_HEALTHY),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             health: Mutex::new(HealthStatus::registered()),
             checks,
+            pools: (0..workers.max(1)).map(|_| Pool::default()).collect(),
+            closing: CancellationToken::new(),
         }
+    }
+
+    /// Worker `worker`'s connection pool to this target.
+    pub(crate) fn pool(&self, worker: usize) -> &Pool {
+        &self.pools[worker % self.pools.len()]
     }
 
     /// The target's health, for reading or for recording a check.

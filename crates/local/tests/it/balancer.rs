@@ -55,7 +55,13 @@ struct BackendState {
     release: Semaphore,
     /// Bytes of `/upload` bodies received so far.
     received: AtomicUsize,
+    /// The connections (numbered in accept order) that served requests other than checks.
+    connections: std::sync::Mutex<std::collections::BTreeSet<usize>>,
 }
+
+/// The number of the connection a request came on (set by the accept loop).
+#[derive(Clone, Copy)]
+struct ConnectionNumber(usize);
 
 /// A backend on 127.0.0.1: `/health` (as told), `/hold` (until released), `/slow` (5 s),
 /// `/headers` (echoes request headers as JSON), `/upload` (counts bytes), anything else
@@ -68,6 +74,11 @@ struct Backend {
 
 impl Backend {
     async fn start(name: &str) -> Self {
+        Self::start_with(name, true).await
+    }
+
+    /// A backend that closes its connection after every response when `keep_alive` is false.
+    async fn start_with(name: &str, keep_alive: bool) -> Self {
         let state = Arc::new(BackendState {
             name: name.to_owned(),
             health: AtomicU8::new(HEALTH_OK),
@@ -75,6 +86,7 @@ impl Backend {
             holding: AtomicUsize::new(0),
             release: Semaphore::new(0),
             received: AtomicUsize::new(0),
+            connections: std::sync::Mutex::default(),
         });
         let router = Router::new()
             .route("/health", routing::get(health))
@@ -90,14 +102,19 @@ impl Backend {
         let crashed = crash.clone();
         tokio::spawn(async move {
             let mut connections = JoinSet::new();
-            loop {
+            for number in 0.. {
                 tokio::select! {
                     () = crashed.cancelled() => break,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        let service = TowerToHyperService::new(router.clone());
+                        let router = router.clone();
+                        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                            request.extensions_mut().insert(ConnectionNumber(number));
+                            hyper::service::Service::call(&TowerToHyperService::new(router.clone()), request)
+                        });
                         connections.spawn(async move {
                             let _ = hyper::server::conn::http1::Builder::new()
+                                .keep_alive(keep_alive)
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await;
                         });
@@ -142,8 +159,13 @@ async fn health(State(state): State<Arc<BackendState>>) -> StatusCode {
     }
 }
 
-async fn whoami(State(state): State<Arc<BackendState>>, uri: axum::http::Uri) -> String {
+async fn whoami(
+    State(state): State<Arc<BackendState>>,
+    axum::Extension(ConnectionNumber(number)): axum::Extension<ConnectionNumber>,
+    uri: axum::http::Uri,
+) -> String {
     state.hits.fetch_add(1, Ordering::SeqCst);
+    state.connections.lock().unwrap().insert(number);
     format!("{} {}", state.name, uri)
 }
 
@@ -328,6 +350,38 @@ async fn round_robin_spreads_requests_evenly() {
         assert_eq!(get(&lb, "/").await.status, StatusCode::OK);
     }
     assert_eq!((one.hits(), two.hits()), (5, 5));
+}
+
+#[tokio::test]
+async fn connections_to_targets_are_kept_alive_and_reused() {
+    let lb = balancer().await;
+    let backend = Backend::start("web").await;
+    lb.register("web", backend.addr).unwrap();
+    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let client = client();
+    for _ in 0..20 {
+        let request = hyper::Request::get(format!("{}/", lb.url()))
+            .body(Full::default())
+            .unwrap();
+        let response = within("a response", client.request(request)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.into_body().collect().await.unwrap();
+    }
+    assert_eq!(backend.hits(), 20);
+    // One client connection, one worker, one pooled upstream connection.
+    assert_eq!(backend.state.connections.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_target_closing_idle_connections_causes_no_error() {
+    let lb = balancer().await;
+    let backend = Backend::start_with("web", false).await;
+    lb.register("web", backend.addr).unwrap();
+    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    for _ in 0..10 {
+        assert_eq!(get(&lb, "/").await.status, StatusCode::OK);
+    }
+    assert_eq!(backend.state.connections.lock().unwrap().len(), 10);
 }
 
 #[tokio::test]
@@ -567,7 +621,7 @@ async fn draining_finishes_in_flight_requests_while_new_ones_go_elsewhere() {
 }
 
 #[tokio::test]
-async fn the_deregistration_delay_bounds_draining() {
+async fn the_deregistration_delay_bounds_draining_and_fails_what_is_left() {
     let lb = balancer_with(vec![
         group("api"),
         TargetGroupConfig {
@@ -602,10 +656,11 @@ async fn the_deregistration_delay_bounds_draining() {
         states.push(change.state);
     }
     assert_eq!(states, [TargetState::Draining, TargetState::Unused]);
+    // The request still in flight when the delay ended fails, as on the ALB (S5.19, S5.11).
+    let reply = within("the held request to fail", held).await.unwrap();
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     // With no target left, new requests get 503.
     assert_eq!(get(&lb, "/").await.status, StatusCode::SERVICE_UNAVAILABLE);
-    backend.release_one();
-    held.abort();
 }
 
 #[tokio::test]
