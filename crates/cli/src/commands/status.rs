@@ -75,12 +75,8 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
             service.running_count.to_string(),
             service.pending_count.to_string(),
             state,
-            primary.map_or_else(String::new, |d| {
-                format!("{} {:?}", d.id, d.status).to_uppercase()
-            }),
-            primary.map_or_else(String::new, |d| {
-                format!("{:?}", d.rollout_state).to_uppercase()
-            }),
+            primary.map_or_else(String::new, |d| format!("{} {}", d.id, d.status)),
+            primary.map_or_else(String::new, |d| d.rollout_state.to_string()),
         ]);
     }
     out.push('\n');

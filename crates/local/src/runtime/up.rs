@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_spec::{Environment, ParameterValue, Reference, Service, Stack};
+use berth_spec::{Environment, LocalEnvironment, ParameterValue, Reference, Service, Stack};
 
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
@@ -171,7 +171,7 @@ pub async fn up(
                 let image = &images[&service.name];
                 (
                     service.service_name.clone(),
-                    task_template(service, image.clone()),
+                    task_template(service, image.clone(), local),
                 )
             })
             .collect();
@@ -523,7 +523,7 @@ impl SecretSource for StoreSecrets {
 }
 
 /// The task definition of a service, locally.
-fn task_template(service: &Service, image: ImageRef) -> TaskTemplate {
+fn task_template(service: &Service, image: ImageRef, local: &LocalEnvironment) -> TaskTemplate {
     TaskTemplate {
         executable: image.path,
         args: Vec::new(),
@@ -542,16 +542,20 @@ fn task_template(service: &Service, image: ImageRef) -> TaskTemplate {
         health_check: service
             .container_health_check
             .as_ref()
-            .map(|check| container_health_check(check, service.port)),
+            .map(|check| container_health_check(check, service.port, local)),
     }
 }
 
 /// The container health check as a shell command. The stack's command probes the container
 /// port (AWS); locally each task has its own port, so `:<container port>` becomes `:$PORT`.
+/// Like the target group's checks, it runs at most every local health-check interval, so a
+/// local start takes seconds (the start period and retries stay the stack's).
 fn container_health_check(
     check: &berth_spec::ContainerHealthCheck,
     container_port: u16,
+    local: &LocalEnvironment,
 ) -> ContainerHealthCheck {
+    let interval = check.interval.min(local.health_check_interval);
     let command = match check.command.split_first() {
         Some((kind, rest)) if kind == "CMD-SHELL" => rest.join(" "),
         Some((kind, rest)) if kind == "CMD" => rest
@@ -563,8 +567,8 @@ fn container_health_check(
     };
     ContainerHealthCheck {
         command: with_task_port(&command, container_port),
-        interval: check.interval,
-        timeout: check.timeout,
+        interval,
+        timeout: check.timeout.min(interval),
         retries: check.retries,
         start_period: check.start_period.unwrap_or_default(),
     }
@@ -637,9 +641,13 @@ fn local_differences(stack: &Stack, environment: &Environment) -> Vec<String> {
             service.deregistration_delay.as_secs_f64()
         ));
     }
-    out.push(
-        "each task listens on its own port (PORT); container health checks probe it".to_owned(),
-    );
+    if let Some(local) = environment.as_local() {
+        out.push(format!(
+            "container health checks run at most every {}s; they probe the task's own port",
+            local.health_check_interval.as_secs_f64()
+        ));
+    }
+    out.push("each task listens on its own port (PORT), not the container port".to_owned());
     out
 }
 

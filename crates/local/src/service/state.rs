@@ -46,6 +46,16 @@ pub enum DeploymentStatus {
     Inactive,
 }
 
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Primary => "PRIMARY",
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+        })
+    }
+}
+
 /// `rolloutState` (S2.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -53,6 +63,16 @@ pub enum RolloutState {
     InProgress,
     Completed,
     Failed,
+}
+
+impl fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        })
+    }
 }
 
 /// How a deployment replaces tasks. Only `Rolling` runs today; the others are here so that

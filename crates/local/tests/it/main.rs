@@ -3,6 +3,7 @@
 mod balancer;
 mod control;
 mod database;
+mod e2e;
 mod logs;
 mod params;
 mod recovery;

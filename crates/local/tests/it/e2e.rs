@@ -1,0 +1,352 @@
+//! End to end on the example stack (examples/file-analyzer/berth.toml): PostgreSQL, two
+//! frontend and two backend tasks of the real apps, the load balancer, parameters, logs.
+//!
+//! The stack file is the example itself with two test changes: the listener gets a free
+//! port, and each service's build is `true` with the already-built debug binary as its
+//! artifact (`scripts/test` builds every binary first), so no test compiles the apps again.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use berth_local::params::ParamStore;
+use berth_local::runtime::{Runtime, UpOptions, state_dir, up};
+use berth_local::state_dir::StateDir;
+use berth_local::task::{StopCode, TaskStatus};
+use berth_testkit::bin_path;
+use berth_testkit::{free_port, http_get, http_request};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{eventually, process_gone, within};
+
+const EXAMPLE: &str = include_str!("../../../../examples/file-analyzer/berth.toml");
+
+/// A temporary copy of the example stack.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    stack_file: PathBuf,
+    port: u16,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut text = replace_once(
+            EXAMPLE,
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        for (app, binary) in [("web", "file-analyzer-web"), ("api", "file-analyzer-api")] {
+            text = replace_once(
+                &text,
+                &format!(
+                    "build = {{ context = \"../..\", command = \"cargo build -p file-analyzer-{app}\", artifact = \"target/debug/file-analyzer-{app}\" }}"
+                ),
+                &format!(
+                    "build = {{ context = \".\", command = \"true\", artifact = \"{}\" }}",
+                    bin_path(binary).display()
+                ),
+            );
+        }
+        let stack_file = dir.path().join("berth.toml");
+        std::fs::write(&stack_file, text).unwrap();
+        Self {
+            _dir: dir,
+            stack_file,
+            port,
+        }
+    }
+
+    fn stack(&self) -> berth_spec::Stack {
+        berth_spec::load(&self.stack_file).unwrap()
+    }
+
+    fn state(&self) -> StateDir {
+        let stack = self.stack();
+        state_dir(&stack, stack.environment("local").unwrap()).unwrap()
+    }
+
+    fn listen(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// Runs the berth binary on this stack.
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new(bin_path("berth"))
+            .arg("--file")
+            .arg(&self.stack_file)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let output = self.berth(&["status", "--output", "json"]);
+        assert!(output.status.success(), "berth status: {}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "the example stack no longer contains `{from}`: update the e2e fixture"
+    );
+    text.replacen(from, to, 1)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Uploads a small text file through the balancer; returns its id.
+fn upload(port: u16, name: &str, content: &str) -> String {
+    let boundary = "berth-e2e-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let response = http_request(
+        port,
+        "POST",
+        "/api/files/upload",
+        &[("Content-Type", &content_type)],
+        body.as_bytes(),
+    )
+    .expect("the balancer answers");
+    assert_eq!(response.status, 201, "upload: {}", response.text());
+    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    json["data"]["id"].as_str().unwrap().to_owned()
+}
+
+fn backend_pids(runtime: &Runtime) -> Vec<u32> {
+    runtime
+        .status()
+        .services
+        .iter()
+        .find(|s| s.service_name == "backend-service")
+        .unwrap()
+        .tasks
+        .iter()
+        .filter(|t| t.task.last_status == TaskStatus::Running)
+        .filter_map(|t| t.task.pid)
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_analyzer_runs_heals_and_stops_in_order() {
+    let fx = Fixture::new();
+    let stack = fx.stack();
+    let options = UpOptions {
+        environment: "local".into(),
+        control_socket: true,
+    };
+    let (runtime, recovery) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
+    assert!(recovery.is_none());
+    within("every target healthy", runtime.wait_steady()).await;
+    let port = fx.port;
+
+    // `/` reaches the frontend, `/api/*` the backend.
+    let home = http_get(port, "/").unwrap();
+    assert_eq!(home.status, 200);
+    assert!(home.text().contains("File Analyzer"), "{}", home.text());
+    let health = http_get(port, "/api/health").unwrap();
+    assert_eq!(health.status, 200);
+    assert!(health.text().contains("ok"), "{}", health.text());
+
+    // A file uploaded through the balancer is served by every later request, whichever of
+    // the two backend tasks answers (round robin over both).
+    let id = upload(port, "hello.txt", "hello from berth");
+    for _ in 0..6 {
+        let download = http_get(port, &format!("/api/files/{id}/download")).unwrap();
+        assert_eq!(download.status, 200);
+        assert_eq!(download.text(), "hello from berth");
+    }
+
+    // The generated database password reached the backend's environment (the upload above
+    // went through the database with it) and appears nowhere else.
+    let params = ParamStore::open(&fx.state()).unwrap();
+    let password = params
+        .value("/ecs/backend/DB_PASSWORD")
+        .unwrap()
+        .expect("berth generated the password");
+    let password = password.expose().to_owned();
+    assert!(password.len() >= 16);
+    let pid = backend_pids(&runtime)[0];
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|var| var == format!("DB_PASSWORD={password}").as_bytes())
+    );
+    let status_json = serde_json::to_string(&runtime.status()).unwrap();
+    assert!(
+        !status_json.contains(&password),
+        "the password is in the status"
+    );
+    for file in files_under(&fx.state().logs()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        assert!(
+            !text.contains(&password),
+            "the password is in {}",
+            file.display()
+        );
+    }
+
+    // kill -9 of a backend task: a replacement becomes healthy, the service is back to 2.
+    let before = backend_pids(&runtime);
+    assert_eq!(before.len(), 2);
+    let victim = before[0];
+    kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    eventually("a healthy replacement and two backend tasks", || {
+        let status = runtime.status();
+        let backend = status
+            .services
+            .iter()
+            .find(|s| s.service_name == "backend-service")
+            .unwrap();
+        let pids = backend_pids(&runtime);
+        backend.steady_state && pids.len() == 2 && !pids.contains(&victim)
+    })
+    .await;
+    let status = runtime.status();
+    let backend = status
+        .services
+        .iter()
+        .find(|s| s.service_name == "backend-service")
+        .unwrap();
+    let killed = backend
+        .tasks
+        .iter()
+        .find(|t| t.task.last_status == TaskStatus::Stopped)
+        .expect("the killed task is listed");
+    assert_eq!(killed.task.exit_code, Some(137));
+    assert_eq!(
+        killed.task.stop_code,
+        Some(StopCode::EssentialContainerExited)
+    );
+    let download = http_get(port, &format!("/api/files/{id}/download")).unwrap();
+    assert_eq!(download.status, 200);
+
+    // Ordered stop: every task gone, the port free, PostgreSQL stopped, run files removed.
+    let pids: Vec<u32> = runtime
+        .status()
+        .services
+        .iter()
+        .flat_map(|s| s.tasks.iter().filter_map(|t| t.task.pid))
+        .collect();
+    within("the shutdown", runtime.shutdown()).await;
+    for pid in pids {
+        eventually("task processes to be gone", || process_gone(pid)).await;
+    }
+    assert!(
+        TcpListener::bind(fx.listen()).is_ok(),
+        "the listener port is free"
+    );
+    assert!(!fx.state().run().join("state.json").exists());
+    assert!(!fx.state().run().join("control.sock").exists());
+    let stack = fx.stack();
+    let postgres_pid = std::fs::read_dir(fx.state().root())
+        .unwrap()
+        .flatten()
+        .flat_map(|e| files_under(&e.path()))
+        .any(|p| p.file_name().is_some_and(|n| n == "postmaster.pid"));
+    assert!(!postgres_pid, "PostgreSQL is stopped ({})", stack.name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn berth_detached_killed_and_recovered() {
+    let fx = Fixture::new();
+
+    let output = fx.berth(&["up", "-d"]);
+    assert!(output.status.success(), "berth up -d: {}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(&format!("127.0.0.1:{}", fx.port)));
+    let status = fx.status_json();
+    let first_berth = status["pid"].as_u64().unwrap() as u32;
+    let task_pids = |status: &serde_json::Value| -> Vec<u32> {
+        status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["tasks"].as_array().unwrap().iter())
+            .filter(|t| t["lastStatus"] == "RUNNING")
+            .filter_map(|t| t["pid"].as_u64())
+            .map(|p| p as u32)
+            .collect()
+    };
+    let leftovers = task_pids(&status);
+    assert_eq!(leftovers.len(), 4);
+    assert_eq!(http_get(fx.port, "/api/health").unwrap().status, 200);
+
+    // `berth scale` through the control socket.
+    let output = fx.berth(&["scale", "frontend", "1"]);
+    assert!(output.status.success(), "berth scale: {}", stderr(&output));
+    eventually("one frontend task", || {
+        fx.status_json()["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["serviceName"] == "frontend-service" && s["runningCount"] == 1)
+    })
+    .await;
+    let leftovers: Vec<u32> = task_pids(&fx.status_json());
+
+    // berth itself is killed: its tasks and PostgreSQL are left behind.
+    kill(Pid::from_raw(first_berth as i32), Signal::SIGKILL).unwrap();
+    eventually("berth to be gone", || process_gone(first_berth)).await;
+    assert!(leftovers.iter().all(|pid| !process_gone(*pid)));
+    let status = fx.berth(&["status"]);
+    assert_eq!(status.status.code(), Some(1), "no berth answers");
+
+    // The next `berth up` cleans up, then starts normally.
+    let output = fx.berth(&["up", "-d"]);
+    assert!(
+        output.status.success(),
+        "second berth up -d: {}",
+        stderr(&output)
+    );
+    for pid in &leftovers {
+        eventually("leftover tasks to be gone", || process_gone(*pid)).await;
+    }
+    let status = fx.status_json();
+    assert_ne!(status["pid"].as_u64().unwrap() as u32, first_berth);
+    let fresh = task_pids(&status);
+    assert_eq!(fresh.len(), 4, "desired counts from the stack file again");
+    assert!(fresh.iter().all(|pid| !leftovers.contains(pid)));
+    // The database works again: a list goes through PostgreSQL.
+    let files = http_get(fx.port, "/api/files").unwrap();
+    assert_eq!(files.status, 200, "{}", files.text());
+
+    let output = fx.berth(&["down"]);
+    assert!(output.status.success(), "berth down: {}", stderr(&output));
+    for pid in fresh {
+        eventually("tasks to be gone after down", || process_gone(pid)).await;
+    }
+    assert!(
+        TcpListener::bind(fx.listen()).is_ok(),
+        "the listener port is free"
+    );
+    let output = fx.berth(&["down"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("nothing is running"));
+}
