@@ -126,7 +126,9 @@
           announce();
         } else {
           var message = reply && reply.error && reply.error.message;
-          if (!message) {
+          if (message) {
+            message = message.charAt(0).toUpperCase() + message.slice(1);
+          } else {
             message = xhr.status >= 500 || xhr.status === 0
               ? "The file service is unavailable (" + xhr.status + "). Try again in a moment."
               : "Upload failed (" + xhr.status + ").";

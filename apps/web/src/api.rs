@@ -114,7 +114,7 @@ impl ApiError {
     /// A sentence for users: the API's own message when it refused, a plain one otherwise.
     pub fn user_message(&self) -> String {
         match self {
-            Self::Refused { message, .. } => message.clone(),
+            Self::Refused { message, .. } => sentence(message),
             _ if self.is_unavailable() => {
                 "The file service is unavailable right now. Please try again in a moment.".into()
             }
@@ -361,6 +361,15 @@ impl ApiClient {
     }
 }
 
+/// The API's messages may start in lower case (log style); pages show sentences.
+fn sentence(message: &str) -> String {
+    let mut chars = message.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => "The file service refused the request.".into(),
+    }
+}
+
 /// The browser's declared type when it looks like one, `application/octet-stream` otherwise
 /// (the API checks the content anyway).
 fn part_content_type(declared: &str) -> reqwest::header::HeaderValue {
@@ -448,6 +457,12 @@ mod tests {
             message: "File too large".into(),
         };
         assert_eq!(err.user_message(), "File too large");
+        let err = ApiError::Refused {
+            path: "/api/files/upload".into(),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "the content is text/plain".into(),
+        };
+        assert_eq!(err.user_message(), "The content is text/plain");
         assert!(!err.is_unavailable());
         let err = ApiError::Failed {
             path: "/api/files".into(),

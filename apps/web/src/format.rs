@@ -99,6 +99,7 @@ pub fn type_label(mime: &str) -> String {
         "application/pdf" => "PDF".into(),
         "text/plain" => "Text".into(),
         "image/jpeg" => "JPEG".into(),
+        "image/webp" => "WebP".into(),
         "image/svg+xml" => "SVG".into(),
         _ => match mime.strip_prefix("image/") {
             Some(sub) => sub.to_ascii_uppercase(),
@@ -182,7 +183,8 @@ mod tests {
         assert_eq!(Kind::of("Application/PDF"), Kind::Pdf);
         assert_eq!(Kind::of("text/plain"), Kind::Text);
         assert_eq!(Kind::of("application/zip"), Kind::Other);
-        assert_eq!(type_label("image/webp"), "WEBP");
+        assert_eq!(type_label("image/webp"), "WebP");
+        assert_eq!(type_label("image/gif"), "GIF");
         assert_eq!(type_label("application/pdf"), "PDF");
         assert_eq!(metadata_label("hasAlpha"), "Transparency");
         assert_eq!(metadata_label("page_count"), "Page count");

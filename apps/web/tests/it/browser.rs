@@ -103,12 +103,27 @@ async fn tour(api_base: &str) {
         .find(Locator::Css("#file-input"))
         .await
         .unwrap();
+    // A text file dressed up as a PNG: the API looks at the content and refuses it, and the
+    // page says so next to that file.
+    let fake_path = files.path().join("not-a-picture.png");
+    std::fs::write(&fake_path, b"just some text, not an image").unwrap();
     input
-        .send_keys(&format!("{}\n{}", png_path.display(), pdf_path.display()))
+        .send_keys(&format!(
+            "{}\n{}\n{}",
+            png_path.display(),
+            pdf_path.display(),
+            fake_path.display()
+        ))
         .await
         .unwrap();
     browser.wait_for_count(".queue li.done", 2).await;
-    assert_eq!(browser.count(".queue li.failed").await, 0);
+    browser.wait_for_count(".queue li.failed", 1).await;
+    let failed = browser.text(".queue li.failed").await;
+    assert!(failed.contains("not-a-picture.png"), "{failed}");
+    assert!(
+        failed.lines().count() >= 2,
+        "the failure has a message: {failed}"
+    );
     browser.screenshot("03-upload-done", 1280).await;
 
     // Without JavaScript the form posts to the frontend, which streams the file to the API.

@@ -155,7 +155,7 @@ async fn upload_page_states_the_rules_and_an_empty_post_asks_for_a_file() {
     let words = text(&html);
     assert!(words.contains("Up to 10 MiB per file"), "{words}");
     assert!(
-        words.contains("JPEG, PNG, GIF, WEBP, PDF and Text"),
+        words.contains("JPEG, PNG, GIF, WebP, PDF and Text"),
         "{words}"
     );
     assert!(html.contains("enctype=\"multipart/form-data\""));
