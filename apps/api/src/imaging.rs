@@ -113,6 +113,7 @@ pub fn metadata(bytes: &[u8], file_type: FileType, decoded: &Decoded) -> Value {
         "hasAlpha": color.has_alpha(),
         "colorSpace": if gray { "b-w" } else { "srgb" },
         "channels": channels,
+        "colorType": color_type_name(color),
         "bitsPerSample": color.bits_per_pixel() / u16::from(channels),
         "fileSize": bytes.len(),
     });
@@ -120,6 +121,23 @@ pub fn metadata(bytes: &[u8], file_type: FileType, decoded: &Decoded) -> Value {
         value["density"] = json!(density);
     }
     value
+}
+
+/// The decoder's pixel layout, e.g. `rgba8`, `l16`.
+fn color_type_name(color: ColorType) -> &'static str {
+    match color {
+        ColorType::L8 => "l8",
+        ColorType::La8 => "la8",
+        ColorType::Rgb8 => "rgb8",
+        ColorType::Rgba8 => "rgba8",
+        ColorType::L16 => "l16",
+        ColorType::La16 => "la16",
+        ColorType::Rgb16 => "rgb16",
+        ColorType::Rgba16 => "rgba16",
+        ColorType::Rgb32F => "rgb32f",
+        ColorType::Rgba32F => "rgba32f",
+        _ => "other",
+    }
 }
 
 /// sharp's format names.

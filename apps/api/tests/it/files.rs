@@ -31,6 +31,8 @@ async fn upload_list_get_download_delete_round_trip() {
         (Some("png"), Some(true))
     );
     assert_eq!(meta["channels"], 4);
+    assert_eq!(meta["colorType"], "rgba8");
+    assert_eq!(meta["colorSpace"], "srgb");
     assert_eq!(meta["fileSize"], bytes.len());
 
     let (status, list) = json(env.get("/api/files").await).await;

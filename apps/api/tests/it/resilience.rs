@@ -201,3 +201,39 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", api.logs());
     assert_eq!(pg.psql("SELECT count(*) FROM files"), "1");
 }
+
+#[test]
+fn sigint_stops_an_idle_server_with_exit_0() {
+    let pg = Postgres::start();
+    let mut api = spawn_api(&pg, &[]);
+    api.signal("INT");
+    let status = api
+        .wait_timeout(Duration::from_secs(30))
+        .expect("the process exits");
+    assert_eq!(status.code(), Some(0), "{}", api.logs());
+}
+
+#[test]
+fn contents_left_unreferenced_are_swept_at_start() {
+    let pg = Postgres::start();
+    let api = spawn_api(&pg, &[]);
+    api.wait_until_ok("/api/health/ready");
+    drop(api);
+    // What a task that died between a delete and its clean-up leaves behind.
+    pg.psql(
+        "INSERT INTO blobs (sha256, size, content, created_at) \
+         VALUES (sha256('orphan'), 6, 'orphan', now() - interval '1 hour')",
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM blobs"), "1");
+    let api = spawn_api(&pg, &[]);
+    api.wait_until_ok("/api/health/ready");
+    let mut left = String::new();
+    for _ in 0..200 {
+        left = pg.psql("SELECT count(*) FROM blobs");
+        if left == "0" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(left, "0", "{}", api.logs());
+}
