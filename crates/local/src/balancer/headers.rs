@@ -73,6 +73,19 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Most addresses the ALB accepts in an incoming `X-Forwarded-For` (S5.13: more is a 463).
+const MAX_FORWARDED_FOR: usize = 30;
+
+/// Whether the client's `X-Forwarded-For` headers carry more than 30 addresses.
+pub(crate) fn too_many_forwarded_for(headers: &HeaderMap) -> bool {
+    let addresses: usize = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|value| value.as_bytes().iter().filter(|&&c| c == b',').count() + 1)
+        .sum();
+    addresses > MAX_FORWARDED_FOR
+}
+
 /// Appends the client's IP to `X-Forwarded-For`, joining repeated headers (S5.32).
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     match headers.entry(X_FORWARDED_FOR) {
@@ -115,7 +128,6 @@ fn new_trace_segment() -> [u8; 35] {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     // The format has room for 32 bits of seconds; wrapping in 2106 is fine.
-    #[allow(clippy::cast_possible_truncation)]
     trace_segment(epoch as u32, fastrand::u128(..))
 }
 
@@ -201,6 +213,25 @@ mod tests {
         ]);
         assert_eq!(appended[X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.0.0.7");
         assert_eq!(appended.get_all(X_FORWARDED_FOR).iter().count(), 1);
+    }
+
+    #[test]
+    fn more_than_30_forwarded_addresses_are_too_many() {
+        let list = |n: usize| {
+            let mut headers = HeaderMap::new();
+            let value = vec!["10.0.0.1"; n].join(", ");
+            headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&value).unwrap());
+            headers
+        };
+        assert!(!too_many_forwarded_for(&HeaderMap::new()));
+        assert!(!too_many_forwarded_for(&list(30)));
+        assert!(too_many_forwarded_for(&list(31)));
+        let mut split = list(20);
+        split.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_str(&["10.0.0.2"; 11].join(",")).unwrap(),
+        );
+        assert!(too_many_forwarded_for(&split));
     }
 
     #[test]

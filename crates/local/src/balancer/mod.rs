@@ -24,7 +24,6 @@ mod target_group;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -245,8 +244,8 @@ impl Balancer {
     /// Binds the listener on `addr` (port 0 picks a free one) and starts serving `config`.
     ///
     /// Requests are served by one worker thread per core, each with its own single-threaded
-    /// runtime, `SO_REUSEPORT` socket and keep-alive pools (the nginx model: measured faster
-    /// than one multi-threaded runtime). Health checks and draining run on the caller's Tokio
+    /// runtime and keep-alive pools, all accepting on the one listening socket (the nginx
+    /// model: measured faster than one multi-threaded runtime). Health checks and draining run on the caller's Tokio
     /// runtime, which must outlive the balancer.
     pub async fn bind(addr: SocketAddr, config: ListenerConfig) -> Result<Self, BalancerError> {
         let mut groups = BTreeMap::new();
@@ -534,6 +533,3 @@ async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>
     target.closing.cancel();
     shared.publish(change);
 }
-
-/// Defaults worth knowing when mapping a stack: the ALB's own.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -27,6 +27,11 @@ use super::headers::{self, ClientConnection};
 use super::pool;
 use super::target_group::InFlight;
 
+/// The ALB's answer to an `X-Forwarded-For` with more than 30 addresses (S5.13).
+const TOO_MANY_FORWARDED_FOR: StatusCode = match StatusCode::from_u16(463) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
 /// How long shutdown waits for in-flight requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -39,34 +44,32 @@ struct Worker {
     idle_timeout: Duration,
 }
 
-/// Binds `workers` listening sockets on `addr` with `SO_REUSEPORT`, so that the kernel spreads
-/// connections over them (one per worker thread); the first binds `addr` (port 0 picks a
-/// port), the others its actual address.
+/// Binds the listening socket on `addr` (port 0 picks a port) and gives each of `workers`
+/// its own handle to it: every worker accepts from the same queue, so whichever is free takes
+/// the next connection. (`SO_REUSEPORT` would spread connections as evenly, but would also
+/// let a second berth silently share the port instead of failing to bind.)
 pub(crate) fn bind_listeners(
     addr: SocketAddr,
     workers: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(workers);
-    let mut bound = addr;
-    for _ in 0..workers.max(1) {
-        let socket = if bound.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.set_nodelay(true)?;
-        socket.bind(bound)?;
-        let listener = socket.listen(1024)?.into_std()?;
-        bound = listener.local_addr()?;
-        listeners.push(listener);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?.into_std()?;
+    let mut listeners = Vec::with_capacity(workers.max(1));
+    for _ in 1..workers.max(1) {
+        listeners.push(listener.try_clone()?);
     }
+    listeners.push(listener);
     Ok(listeners)
 }
 
-/// One worker: a thread with its own single-threaded runtime, listening socket and
-/// keep-alive pools, like an nginx worker process. A client connection and the upstream
+/// One worker: a thread with its own single-threaded runtime and keep-alive pools, like an
+/// nginx worker process. A client connection and the upstream
 /// connections serving it then live on one thread, which halves the wake-ups per request
 /// compared with one multi-threaded runtime (measured in BENCHMARKS.md).
 pub(crate) fn spawn_worker(
@@ -158,6 +161,9 @@ async fn forward(
     client: Arc<ClientConnection>,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if headers::too_many_forwarded_for(request.headers()) {
+        return Ok(error_response(TOO_MANY_FORWARDED_FOR));
+    }
     let chosen = {
         let rules = worker.shared.rules.load();
         let group = rules.select(request.uri().path()).choose();
@@ -276,6 +282,9 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
         }
         StatusCode::GATEWAY_TIMEOUT => {
             "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        TOO_MANY_FORWARDED_FOR => {
+            "<html>\r\n<head><title>463</title></head>\r\n<body>\r\n<center><h1>463</h1></center>\r\n</body>\r\n</html>\r\n"
         }
         _ => {
             "<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n</body>\r\n</html>\r\n"

@@ -890,6 +890,35 @@ async fn shutdown_lets_in_flight_requests_finish() {
 }
 
 #[tokio::test]
+async fn a_port_in_use_is_a_bind_error() {
+    let first = balancer().await;
+    let config = ListenerConfig {
+        rules: vec![],
+        default_action: Forward::to("web"),
+        target_groups: vec![group("web")],
+        idle_timeout: Duration::from_secs(60),
+    };
+    let error = Balancer::bind(first.local_addr(), config)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, berth_local::balancer::BalancerError::Bind { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn more_than_30_forwarded_addresses_is_463() {
+    let lb = balancer().await;
+    let backend = Backend::start("web").await;
+    lb.register("web", backend.addr).unwrap();
+    let addresses = vec!["198.51.100.1"; 31].join(", ");
+    let reply = get_with(&lb, "/", &[("x-forwarded-for", addresses.as_str())]).await;
+    assert_eq!(reply.status.as_u16(), 463);
+    assert_eq!(backend.hits(), 0);
+}
+
+#[tokio::test]
 async fn bad_configuration_is_rejected() {
     let bad_timeout = TargetGroupConfig {
         health_check: HealthCheckConfig {
