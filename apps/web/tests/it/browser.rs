@@ -9,7 +9,7 @@ use berth_testkit::{Postgres, Server};
 use fantoccini::Locator;
 
 use crate::chrome::{self, Browser};
-use crate::support::{client, dead_url, follow, start_web, text};
+use crate::support::{dead_url, start_web};
 use crate::{fake_api, origin};
 
 const PDF_TEXT: &str = "Berth reads this PDF";
@@ -126,22 +126,33 @@ async fn tour(api_base: &str) {
     );
     browser.screenshot("03-upload-done", 1280).await;
 
-    // Without JavaScript the form posts to the frontend, which streams the file to the API.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(b"plain notes\n".to_vec())
-            .file_name("notes.txt")
-            .mime_str("text/plain")
-            .unwrap(),
-    );
-    let response = client()
-        .post(format!("{site}/upload"))
-        .multipart(form)
-        .send()
+    // Without JavaScript the form posts to the frontend, which streams the file to the API and
+    // redirects back with the outcome of each file.
+    let notes_path = files.path().join("notes.txt");
+    std::fs::write(&notes_path, b"plain notes\n").unwrap();
+    browser.javascript(false).await;
+    browser.goto(&format!("{site}/upload")).await;
+    assert_eq!(browser.count("html.js").await, 0, "the script did not run");
+    browser
+        .screenshot("02-upload-without-javascript", 1280)
+        .await;
+    browser
+        .client
+        .find(Locator::Css("#file-input"))
+        .await
+        .unwrap()
+        .send_keys(&notes_path.display().to_string())
         .await
         .unwrap();
-    let (_, html) = follow(&site, response).await;
-    assert!(text(&html).contains("Uploaded 1 file."), "{}", text(&html));
+    browser.click("#upload-form button[type=submit]").await;
+    browser.wait_for_count(".flash-success", 1).await;
+    let flash = browser.text(".flash").await;
+    assert!(flash.contains("Uploaded 1 file."), "{flash}");
+    assert!(flash.contains("notes.txt"), "{flash}");
+    browser
+        .screenshot("03-upload-without-javascript-done", 1280)
+        .await;
+    browser.javascript(true).await;
 
     // Listed, with the image's dimensions.
     browser.goto(&format!("{site}/")).await;

@@ -130,6 +130,17 @@ impl Browser {
             .unwrap();
     }
 
+    /// Turns JavaScript off (or on again) for the pages loaded next.
+    pub async fn javascript(&self, enabled: bool) {
+        self.client
+            .issue_cmd(Cdp {
+                command: "Emulation.setScriptExecutionDisabled",
+                params: serde_json::json!({ "value": !enabled }),
+            })
+            .await
+            .unwrap();
+    }
+
     /// Presses Tab on the page; returns the text of the element that then has focus.
     pub async fn tab(&self) -> String {
         self.client
