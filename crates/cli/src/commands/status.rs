@@ -2,7 +2,6 @@
 //! stack, asked of the running berth through its control socket.
 
 use berth_local::control::{Request, Response, StatusReport};
-use berth_local::task::TaskStatus;
 
 use crate::commands::running::{connect, local_run_dir};
 use crate::context::Context;
@@ -63,10 +62,11 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
         "ROLLOUT",
     ]);
     for service in &status.services {
+        // Plain cells: the table measures characters, and colour codes would skew it.
         let state = if service.steady_state {
-            style.paint(Paint::Green, "steady")
+            "steady"
         } else {
-            style.paint(Paint::Yellow, "converging")
+            "converging"
         };
         let primary = service.deployments.first();
         services.row([
@@ -74,7 +74,7 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
             service.desired_count.to_string(),
             service.running_count.to_string(),
             service.pending_count.to_string(),
-            state,
+            state.to_owned(),
             primary.map_or_else(String::new, |d| format!("{} {}", d.id, d.status)),
             primary.map_or_else(String::new, |d| d.rollout_state.to_string()),
         ]);
@@ -88,11 +88,6 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
     for service in &status.services {
         for task in &service.tasks {
             let t = &task.task;
-            let status_text = match t.last_status {
-                TaskStatus::Running => style.paint(Paint::Green, t.last_status.as_str()),
-                TaskStatus::Stopped => style.paint(Paint::Dim, t.last_status.as_str()),
-                other => style.paint(Paint::Yellow, other.as_str()),
-            };
             let stopped = match (&t.stop_code, &t.stopped_reason) {
                 (Some(code), Some(reason)) => match t.exit_code {
                     Some(exit) => format!("{code}: {reason} (exit {exit})"),
@@ -103,7 +98,7 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
             tasks.row([
                 t.task_id.to_string(),
                 service.service_name.clone(),
-                status_text,
+                t.last_status.to_string(),
                 t.health_status.to_string(),
                 task.target_health
                     .as_ref()
@@ -165,4 +160,100 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use berth_local::control::TargetGroupStatus;
+    use berth_local::service::{
+        Deployment, DeploymentConfiguration, ServiceEvent, ServiceStatus, ServiceTaskStatus,
+        TargetHealthView, TargetState,
+    };
+    use berth_local::task::{StopCode, TaskId, TaskSnapshot, TaskStatus};
+
+    use super::*;
+
+    fn report() -> StatusReport {
+        let target: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let mut running = TaskSnapshot::provisioning(TaskId::from("a".repeat(32)), 40001);
+        running.last_status = TaskStatus::Running;
+        running.pid = Some(4242);
+        let mut stopped = TaskSnapshot::provisioning(TaskId::from("b".repeat(32)), 40002);
+        stopped.finish(
+            StopCode::EssentialContainerExited,
+            "Essential container in task exited".into(),
+            Some(137),
+        );
+        let health = TargetHealthView {
+            target,
+            state: TargetState::Unhealthy,
+            reason: Some("Target.Timeout".into()),
+            description: Some("Request timed out".into()),
+        };
+        let deployment = Deployment::new_primary("backend-task:1".into(), "img".into(), 1);
+        StatusReport {
+            stack: "ecs-production".into(),
+            environment: "local".into(),
+            url: "http://127.0.0.1:8080".into(),
+            pid: 1,
+            started_at: chrono::Utc::now(),
+            services: vec![ServiceStatus {
+                service_name: "backend-service".into(),
+                desired_count: 1,
+                running_count: 1,
+                pending_count: 0,
+                target_group: Some("backend-tg".into()),
+                health_check_grace_period_seconds: 0,
+                deployment_configuration: DeploymentConfiguration::default(),
+                steady_state: false,
+                deployments: vec![deployment],
+                tasks: vec![
+                    ServiceTaskStatus {
+                        task: running,
+                        deployment_id: "ecs-svc/1".into(),
+                        target_health: Some(health.clone()),
+                    },
+                    ServiceTaskStatus {
+                        task: stopped,
+                        deployment_id: "ecs-svc/1".into(),
+                        target_health: None,
+                    },
+                ],
+                events: vec![ServiceEvent {
+                    created_at: chrono::Utc::now(),
+                    message: "(service backend-service) has reached a steady state.".into(),
+                }],
+            }],
+            target_groups: vec![TargetGroupStatus {
+                target_group_name: "backend-tg".into(),
+                service: "backend-service".into(),
+                targets: vec![health],
+            }],
+            local_differences: vec!["health checks every 2s".into()],
+        }
+    }
+
+    #[test]
+    fn status_shows_services_tasks_targets_and_events_within_the_width() {
+        let narrow = render(&report(), 80, Style { enabled: false }, 10);
+        assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+        let text = render(&report(), 200, Style { enabled: false }, 10);
+        for expected in [
+            "backend-service",
+            "PRIMARY",
+            "IN_PROGRESS",
+            "converging",
+            "RUNNING",
+            "4242",
+            "STOPPED",
+            "unhealthy",
+            "Target.Timeout",
+            "has reached a steady state.",
+            "health checks every 2s",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
 }

@@ -297,6 +297,15 @@ async fn live_status(
 /// `berth up -d`: starts the detached berth, waits until it reports every service steady.
 async fn detach(cx: &Context, stack: &Stack) -> CliResult {
     let run_dir = local_run_dir(cx, stack)?;
+    if let Ok(mut client) = berth_local::control::ControlClient::connect(&run_dir).await
+        && let Ok(Response::Status { status }) = client.request(&Request::Status).await
+    {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "berth is already running this stack (pid {}, {}); use `berth status` or `berth down`",
+            status.pid,
+            status.url
+        )));
+    }
     ensure_private_dir(&run_dir).map_err(anyhow::Error::from)?;
     let log_path = run_dir.join("berth.log");
     let log = OpenOptions::new()
@@ -340,7 +349,7 @@ async fn detach(cx: &Context, stack: &Stack) -> CliResult {
         if let Some(last) = log_tail(&log_path, log_start).lines().last() {
             printer.spin(last);
         }
-        if let Some(status) = steady_status(&run_dir).await {
+        if let Some(status) = steady_status(&run_dir, child.id()).await {
             printer.finish();
             if cx.output.is_json() {
                 cx.output.json(&status)?;
@@ -359,14 +368,17 @@ async fn detach(cx: &Context, stack: &Stack) -> CliResult {
     }
 }
 
-/// The running berth's status once every service is steady.
-async fn steady_status(run_dir: &Path) -> Option<berth_local::control::StatusReport> {
+/// The status of the berth with pid `berth` once every service is steady (another berth
+/// answering on the socket does not count).
+async fn steady_status(run_dir: &Path, berth: u32) -> Option<berth_local::control::StatusReport> {
     let mut client = berth_local::control::ControlClient::connect(run_dir)
         .await
         .ok()?;
     match client.request(&Request::Status).await.ok()? {
         Response::Status { status }
-            if !status.services.is_empty() && status.services.iter().all(|s| s.steady_state) =>
+            if status.pid == berth
+                && !status.services.is_empty()
+                && status.services.iter().all(|s| s.steady_state) =>
         {
             Some(*status)
         }

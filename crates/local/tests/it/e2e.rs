@@ -217,6 +217,14 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
     let before = backend_pids(&runtime);
     assert_eq!(before.len(), 2);
     let victim = before[0];
+    let victim_id = runtime
+        .status()
+        .services
+        .iter()
+        .flat_map(|s| s.tasks.iter())
+        .find(|t| t.task.pid == Some(victim))
+        .map(|t| t.task.task_id.clone())
+        .unwrap();
     kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
     eventually("a healthy replacement and two backend tasks", || {
         let status = runtime.status();
@@ -238,8 +246,9 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
     let killed = backend
         .tasks
         .iter()
-        .find(|t| t.task.last_status == TaskStatus::Stopped)
+        .find(|t| t.task.task_id == victim_id)
         .expect("the killed task is listed");
+    assert_eq!(killed.task.last_status, TaskStatus::Stopped);
     assert_eq!(killed.task.exit_code, Some(137));
     assert_eq!(
         killed.task.stop_code,
@@ -297,6 +306,13 @@ async fn berth_detached_killed_and_recovered() {
     let leftovers = task_pids(&status);
     assert_eq!(leftovers.len(), 4);
     assert_eq!(http_get(fx.port, "/api/health").unwrap().status, 200);
+    let again = fx.berth(&["up", "-d"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
 
     // `berth scale` through the control socket.
     let output = fx.berth(&["scale", "frontend", "1"]);
