@@ -125,6 +125,7 @@ async fn tour(api_base: &str) {
         "the failure has a message: {failed}"
     );
     browser.screenshot("03-upload-done", 1280).await;
+    browser.screenshot("03-upload-done-phone", 390).await;
 
     // Without JavaScript the form posts to the frontend, which streams the file to the API and
     // redirects back with the outcome of each file.
@@ -288,12 +289,14 @@ async fn tour(api_base: &str) {
     assert_eq!(browser.count(".dup-group").await, 1);
     assert_eq!(browser.count(".dup-group input:checked").await, 1);
     browser.screenshot("09-duplicates", 1280).await;
+    browser.screenshot("09-duplicates-phone", 390).await;
 
     // Delete the extra copy: confirmation first.
     browser.click(".summary button[type=submit]").await;
     browser.wait_for_count(".confirm", 1).await;
     assert!(browser.text("h1").await.contains("Delete 1 file?"));
     browser.screenshot("10-confirm-delete", 1280).await;
+    browser.screenshot("10-confirm-delete-phone", 390).await;
     browser.click(".confirm button[type=submit]").await;
     browser.wait_for_count(".flash-success", 1).await;
     assert!(browser.text(".flash").await.contains("Deleted 1 file."));
