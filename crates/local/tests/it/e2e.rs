@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use berth_local::cleanup::RunState;
 use berth_local::params::ParamStore;
 use berth_local::runtime::{Runtime, UpOptions, state_dir, up};
 use berth_local::state_dir::StateDir;
@@ -264,6 +265,11 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
         .iter()
         .flat_map(|s| s.tasks.iter().filter_map(|t| t.task.pid))
         .collect();
+    let postgres = RunState::read(&fx.state().run())
+        .unwrap()
+        .and_then(|state| state.postgres)
+        .expect("the run state records PostgreSQL");
+    assert!(postgres.data_dir.join("postmaster.pid").exists());
     within("the shutdown", runtime.shutdown()).await;
     for pid in pids {
         eventually("task processes to be gone", || process_gone(pid)).await;
@@ -274,13 +280,21 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
     );
     assert!(!fx.state().run().join("state.json").exists());
     assert!(!fx.state().run().join("control.sock").exists());
-    let stack = fx.stack();
-    let postgres_pid = std::fs::read_dir(fx.state().root())
-        .unwrap()
-        .flatten()
-        .flat_map(|e| files_under(&e.path()))
-        .any(|p| p.file_name().is_some_and(|n| n == "postmaster.pid"));
-    assert!(!postgres_pid, "PostgreSQL is stopped ({})", stack.name);
+    assert!(
+        !postgres.data_dir.join("postmaster.pid").exists(),
+        "PostgreSQL is stopped"
+    );
+}
+
+/// The pid of the stack's PostgreSQL, from the run state and its `postmaster.pid`.
+fn postmaster_pid(fx: &Fixture) -> u32 {
+    let state = RunState::read(&fx.state().run()).unwrap().unwrap();
+    let data_dir = state
+        .postgres
+        .expect("the run state records PostgreSQL")
+        .data_dir;
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -328,9 +342,11 @@ async fn berth_detached_killed_and_recovered() {
     let leftovers: Vec<u32> = task_pids(&fx.status_json());
 
     // berth itself is killed: its tasks and PostgreSQL are left behind.
+    let first_postgres = postmaster_pid(&fx);
     kill(Pid::from_raw(first_berth as i32), Signal::SIGKILL).unwrap();
     eventually("berth to be gone", || process_gone(first_berth)).await;
     assert!(leftovers.iter().all(|pid| !process_gone(*pid)));
+    assert!(!process_gone(first_postgres));
     let status = fx.berth(&["status"]);
     assert_eq!(status.status.code(), Some(1), "no berth answers");
 
@@ -349,7 +365,9 @@ async fn berth_detached_killed_and_recovered() {
     let fresh = task_pids(&status);
     assert_eq!(fresh.len(), 4, "desired counts from the stack file again");
     assert!(fresh.iter().all(|pid| !leftovers.contains(pid)));
-    // The database works again: a list goes through PostgreSQL.
+    // PostgreSQL was stopped and started again, and works: a list goes through it.
+    assert!(process_gone(first_postgres));
+    assert_ne!(postmaster_pid(&fx), first_postgres);
     let files = http_get(fx.port, "/api/files").unwrap();
     assert_eq!(files.status, 200, "{}", files.text());
 
