@@ -17,6 +17,8 @@ use crate::views::{Layout, Section, html};
 
 /// More files than this in one form post are refused (each is a request to the API).
 pub const MAX_FILES_PER_POST: usize = 20;
+/// How long the upload page waits to learn whether the API is up.
+const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Template)]
 #[template(path = "upload.html")]
@@ -44,8 +46,15 @@ pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     );
     let mut labels: Vec<String> = types.iter().map(|t| format::type_label(t)).collect();
     labels.dedup();
+    let mut layout = Layout::new("Upload", Section::Upload, &headers);
+    // Say before anyone picks files that they could not be stored right now.
+    layout.api_down = app
+        .api
+        .health(HEALTH_PROBE_TIMEOUT)
+        .await
+        .is_err_and(|error| error.is_unavailable());
     let view = UploadPage {
-        layout: Layout::new("Upload", Section::Upload, &headers),
+        layout,
         accept: accept.join(","),
         allowed_types: types.join(","),
         types_label: join_words(&labels),

@@ -83,6 +83,11 @@ async fn home_and_health_answer_200_while_the_api_is_down() {
     let health = client().get(format!("{web}/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 
+    let upload = client().get(format!("{web}/upload")).send().await.unwrap();
+    assert_eq!(upload.status(), 200);
+    let words = text(&upload.text().await.unwrap());
+    assert!(words.contains("File service unavailable"), "{words}");
+
     for path in [
         "/stats",
         "/duplicates",
@@ -163,6 +168,7 @@ async fn upload_page_states_the_rules_and_an_empty_post_asks_for_a_file() {
         html.contains("<label for=\"file-input\""),
         "the input has a label"
     );
+    assert!(!words.contains("File service unavailable"), "the API is up");
 
     let form = reqwest::multipart::Form::new().part(
         "file",
