@@ -6,6 +6,7 @@
 
 mod app;
 mod config;
+mod cpu;
 mod db;
 mod error;
 mod extract;

@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::cpu::{image_error, pdf_error, run_blocking};
 use crate::error::AppError;
 use crate::extract::{JsonBody, file_id, whole_number};
 use crate::imaging::{self, Fit, ImageFailure, MAX_SIDE, Output};
 use crate::names;
 use crate::pdf;
 use crate::routes::files::find;
-use crate::routes::upload::{image_error, pdf_error, run_blocking};
 use crate::sniff::{Family, FileType};
 use crate::store::{self, FileRow};
 

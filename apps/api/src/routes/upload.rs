@@ -4,13 +4,15 @@
 use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::cpu::{image_error, pdf_error, run_blocking};
 use crate::error::AppError;
 use crate::imaging::{self, ImageFailure};
 use crate::names;
@@ -31,6 +33,27 @@ struct Received {
 
 pub async fn upload(
     State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match store_upload(state, multipart).await {
+        Ok(created) => created.into_response(),
+        Err(error) => {
+            // The rest of a refused body may still be on its way: this connection cannot
+            // carry another request, and the client must not try.
+            let unread = error.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            let mut response = error.into_response();
+            if unread {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+    }
+}
+
+async fn store_upload(
+    state: AppState,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     // Refuse before reading a byte when nothing could be stored anyway.
@@ -88,7 +111,15 @@ async fn receive(multipart: &mut Multipart, max_size: u64) -> Result<Received, A
                 "send one file per upload (more than one `{FILE_FIELD}` part)"
             )));
         }
-        received = Some(read_file(field, max_size).await?);
+        match read_file(field, max_size).await {
+            Ok(file) => received = Some(file),
+            Err(error) => {
+                if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    drain(multipart).await;
+                }
+                return Err(error);
+            }
+        }
     }
     let received = received.ok_or_else(|| {
         AppError::bad_request(format!(
@@ -109,6 +140,8 @@ async fn read_file(mut field: Field<'_>, max_size: u64) -> Result<Received, AppE
     let mut hasher = Sha256::new();
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         if (content.len() + chunk.len()) as u64 > max_size {
+            drop(content);
+            while let Ok(Some(_)) = field.chunk().await {}
             return Err(too_large(max_size));
         }
         hasher.update(&chunk);
@@ -120,6 +153,15 @@ async fn read_file(mut field: Field<'_>, max_size: u64) -> Result<Received, AppE
         content: Bytes::from(content),
         sha256: hasher.finalize().into(),
     })
+}
+
+/// Read and discard the rest of a refused body, so that the client, still sending, gets to
+/// read the 413 instead of a reset connection. The route's body limit (the file limit plus
+/// 1 MiB) bounds how much is read; past it the connection is closed.
+async fn drain(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
 }
 
 fn too_large(max_size: u64) -> AppError {
@@ -202,40 +244,4 @@ async fn analyse(state: &AppState, content: Bytes, file_type: FileType) -> Resul
             .await?
             .map_err(pdf_error),
     }
-}
-
-/// Run CPU-heavy `work` on the blocking pool, at most one job per core at a time.
-pub async fn run_blocking<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AppError> {
-    let _permit = state
-        .cpu
-        .acquire()
-        .await
-        .map_err(|e| AppError::internal("waiting for a worker", e))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| AppError::internal("running image or PDF work", e))
-}
-
-/// Map an image failure to what the client should hear.
-pub fn image_error(failure: ImageFailure) -> AppError {
-    match failure {
-        ImageFailure::TooLarge { .. } => {
-            AppError::client(StatusCode::UNPROCESSABLE_ENTITY, failure.to_string())
-        }
-        ImageFailure::Corrupt(ref source) => {
-            tracing::info!(error = %source, "image rejected");
-            AppError::client(StatusCode::UNPROCESSABLE_ENTITY, failure.to_string())
-        }
-        ImageFailure::Invalid(message) => AppError::bad_request(message),
-        ImageFailure::Encode { .. } => AppError::internal("encoding an image", failure),
-    }
-}
-
-/// Map a PDF failure to a 422 (the log gets the parser's own words).
-pub fn pdf_error(failure: pdf::PdfFailure) -> AppError {
-    tracing::info!(error = %crate::error::chain(&failure), "pdf rejected");
-    AppError::client(StatusCode::UNPROCESSABLE_ENTITY, failure.to_string())
 }
