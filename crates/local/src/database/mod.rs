@@ -515,6 +515,20 @@ impl LocalPostgres {
         )
         .await
         .map(drop)
+        // psql quotes the offending line of a failed statement: never let it carry the
+        // password into an error message.
+        .map_err(|error| match error {
+            DatabaseError::Command {
+                program,
+                status,
+                stderr,
+            } if !password.expose().is_empty() => DatabaseError::Command {
+                program,
+                status,
+                stderr: stderr.replace(password.expose(), crate::params::REDACTED),
+            },
+            other => other,
+        })
     }
 
     /// Runs a PostgreSQL program (as the `postgres` user when berth is root).
