@@ -1,5 +1,6 @@
 //! Headless Chromium through chromedriver, driven by fantoccini.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +21,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session's browser dies with chromedriver.
+        // chromedriver leads its own process group, which the browser it starts joins: ending
+        // the group ends them all, even when a failed test never closed the session.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -36,6 +41,7 @@ impl Browser {
         let port = berth_testkit::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
