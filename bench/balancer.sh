@@ -187,7 +187,8 @@ per run, {rounds} rounds interleaving the four targets, medians shown. `GET /` a
 {env['versions']}; nginx with `worker_processes auto` and upstream `keepalive 64`, HAProxy with
 `roundrobin` and `http-reuse always`, berth = the `balancer` example (release, one target
 group, round robin, health checks every second). All of them add `X-Forwarded-For`.
-Load before the run: `{env['load_before']}`.
+Load before the run: `{env['load_before']}` — other builds share the 2 cores, so rounds
+vary; compare within the table.
 
 | target | req/s | p50 | p99 | req/s per round | errors |
 |---|---:|---:|---:|---|---|

@@ -2,11 +2,12 @@
 //! Balancer (ECS-SEMANTICS §5).
 //!
 //! - Listener rules by priority with ALB path patterns, a default action, weighted forwards
-//!   ([`rules`]).
+//!   (`rules`).
 //! - Target groups whose targets are health-checked and move through the ALB's states and
-//!   reason codes ([`state`], [`health`]); deregistration drains ([`Balancer::deregister`]).
-//! - Forwarding over keep-alive pools with `X-Forwarded-*` and `X-Amzn-Trace-Id`, fail-open
-//!   when every target is unhealthy, 502/503/504 like the ALB ([`proxy`]).
+//!   reason codes (`state`, `health`); deregistration drains ([`Balancer::deregister`]).
+//! - Forwarding with `X-Forwarded-*` and `X-Amzn-Trace-Id` (`headers`) over keep-alive
+//!   pools (`pool`), fail-open when every target is unhealthy (`algorithm`), 502/503/504
+//!   like the ALB (`proxy`); one worker thread per core serves requests.
 //!
 //! The runtime drives it: it maps the stack file into [`ListenerConfig`], registers task
 //! addresses, watches [`Balancer::subscribe`] and waits for draining before stopping tasks.
@@ -244,8 +245,8 @@ impl Balancer {
     /// Binds the listener on `addr` (port 0 picks a free one) and starts serving `config`.
     ///
     /// Requests are served by one worker thread per core, each with its own single-threaded
-    /// runtime and keep-alive pools, all accepting on the one listening socket (the nginx
-    /// model: measured faster than one multi-threaded runtime). Health checks and draining run on the caller's Tokio
+    /// runtime, `SO_REUSEPORT` listening socket and keep-alive pools (the nginx model:
+    /// measured faster than one multi-threaded runtime). Health checks and draining run on the caller's Tokio
     /// runtime, which must outlive the balancer.
     pub async fn bind(addr: SocketAddr, config: ListenerConfig) -> Result<Self, BalancerError> {
         let mut groups = BTreeMap::new();

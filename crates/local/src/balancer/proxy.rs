@@ -44,32 +44,41 @@ struct Worker {
     idle_timeout: Duration,
 }
 
-/// Binds the listening socket on `addr` (port 0 picks a port) and gives each of `workers`
-/// its own handle to it: every worker accepts from the same queue, so whichever is free takes
-/// the next connection. (`SO_REUSEPORT` would spread connections as evenly, but would also
-/// let a second berth silently share the port instead of failing to bind.)
+/// Binds one listening socket per worker on `addr` (port 0 picks a port) with
+/// `SO_REUSEPORT`, so that the kernel spreads new connections evenly over the workers (with
+/// one shared socket, whichever worker wakes first accepts a whole burst and the other idles).
+///
+/// A plain bind comes first: it fails when anyone — another berth included — already listens
+/// there, which `SO_REUSEPORT` alone would allow.
 pub(crate) fn bind_listeners(
     addr: SocketAddr,
     workers: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
+    let socket = |reuse_port: bool| -> std::io::Result<TcpSocket> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(reuse_port)?;
+        Ok(socket)
     };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    let listener = socket.listen(1024)?.into_std()?;
-    let mut listeners = Vec::with_capacity(workers.max(1));
-    for _ in 1..workers.max(1) {
-        listeners.push(listener.try_clone()?);
-    }
-    listeners.push(listener);
-    Ok(listeners)
+    let probe = socket(false)?;
+    probe.bind(addr)?;
+    let addr = probe.local_addr()?;
+    drop(probe);
+    (0..workers.max(1))
+        .map(|_| {
+            let socket = socket(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)?.into_std()
+        })
+        .collect()
 }
 
-/// One worker: a thread with its own single-threaded runtime and keep-alive pools, like an
-/// nginx worker process. A client connection and the upstream
+/// One worker: a thread with its own single-threaded runtime, listening socket and
+/// keep-alive pools, like an nginx worker process. A client connection and the upstream
 /// connections serving it then live on one thread, which halves the wake-ups per request
 /// compared with one multi-threaded runtime (measured in BENCHMARKS.md).
 pub(crate) fn spawn_worker(
