@@ -210,11 +210,13 @@ async fn upload(State(state): State<Arc<BackendState>>, body: Body) -> String {
 // ---------------------------------------------------------------------------------------
 // Balancer set-up and client
 
+/// Short enough for quick tests, long enough that a loaded CI machine does not make a
+/// healthy backend time out twice in a row.
 fn fast_checks() -> HealthCheckConfig {
     HealthCheckConfig {
         path: "/health".to_owned(),
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(90),
+        interval: Duration::from_millis(250),
+        timeout: Duration::from_millis(200),
         healthy_threshold: 2,
         unhealthy_threshold: 2,
         ..HealthCheckConfig::default()
