@@ -1,4 +1,5 @@
-//! The listener and the forwarding path: accept client connections (HTTP/1.1, keep-alive),
+//! The listener and the forwarding path: accept client connections (HTTP/1.1 with
+//! keep-alive, or h2c),
 //! route each request by the rules, forward it over a pooled keep-alive connection to the
 //! chosen target with bodies streamed both ways, and answer 502/503/504 like the ALB.
 
@@ -15,9 +16,9 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
@@ -109,11 +110,14 @@ pub(crate) fn spawn_worker(
 
 /// Accepts connections until the balancer stops, then lets in-flight requests finish.
 async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_timeout: Duration) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
+    // HTTP/1.1, and HTTP/2 without TLS (h2c) for clients that start with its preface.
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
         .keep_alive(true)
         // Bounds the wait for the next request on a kept-alive connection (S5.14).
         .header_read_timeout(idle_timeout);
+    http.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let stop = shared.stop.clone();
     let listener_port = shared.local_addr.port();
@@ -148,9 +152,11 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
         let worker = Arc::clone(&worker);
         let service =
             service_fn(move |request| forward(Arc::clone(&worker), Arc::clone(&client), request));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, %peer, "client connection ended with an error");
             }
         });

@@ -387,6 +387,36 @@ async fn a_target_closing_idle_connections_causes_no_error() {
 }
 
 #[tokio::test]
+async fn h2c_clients_are_served_over_http_1_1_targets() {
+    let lb = balancer().await;
+    let backend = Backend::start("web").await;
+    lb.register("web", backend.addr).unwrap();
+    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    for path in ["/files?page=2", "/headers"] {
+        let request = hyper::Request::get(format!("{}{path}", lb.url()))
+            .body(Full::default())
+            .unwrap();
+        let response = within("an h2c response", client.request(request))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        if path == "/headers" {
+            let headers: serde_json::Value = serde_json::from_str(&body).unwrap();
+            // The HTTP/2 authority became the HTTP/1.1 Host.
+            assert_eq!(headers["host"], lb.local_addr().to_string().as_str());
+        } else {
+            assert_eq!(body, "web /files?page=2");
+        }
+    }
+}
+
+#[tokio::test]
 async fn no_registered_target_is_503_like_the_alb() {
     let lb = balancer().await;
     let reply = get(&lb, "/").await;
