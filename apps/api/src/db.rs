@@ -4,9 +4,9 @@
 //! task applies the migrations (under sqlx's advisory lock, so tasks starting together take
 //! turns) and retries until it succeeds. Until then data routes answer 503.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -55,8 +55,11 @@ impl Database {
             .acquire_timeout(Duration::from_secs(3))
             .idle_timeout(Duration::from_secs(300))
             // Stale connections (after a PostgreSQL restart) are caught by the ping on
-            // release and by `retry_once`; a ping before every query would halve throughput.
+            // release and by `retry_stale`; a ping before every query would halve throughput.
             .test_before_acquire(false)
+            .before_acquire(|_connection, meta| {
+                Box::pin(async move { Ok(opened_after_last_dead_connection(meta.age)) })
+            })
             .connect_lazy_with(options);
         Database {
             pool,
@@ -135,19 +138,48 @@ impl Database {
     }
 }
 
+/// When (milliseconds after [`epoch`], plus one) a query last failed on a dead connection.
+/// Connections opened before that are discarded at their next checkout instead of each
+/// failing one more request: after a PostgreSQL restart every pooled connection is dead.
+static LAST_DEAD_CONNECTION: AtomicU64 = AtomicU64::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+/// Record that a pooled connection turned out dead (called on connection-level errors).
+pub fn note_dead_connection() {
+    LAST_DEAD_CONNECTION.fetch_max(now_ms(), Ordering::Relaxed);
+}
+
+fn opened_after_last_dead_connection(age: Duration) -> bool {
+    let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    now_ms().saturating_sub(age_ms) > LAST_DEAD_CONNECTION.load(Ordering::Relaxed)
+}
+
 /// Run `op` and, when it failed because a pooled connection had died (PostgreSQL restarted
-/// since it was opened), once more on a fresh connection. Only for idempotent work.
-pub async fn retry_once<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
+/// since it was opened), again on a fresh connection (twice at most). Only for idempotent
+/// work.
+pub async fn retry_stale<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    match op().await {
-        Err(error) if is_stale_connection(&error) => {
-            tracing::debug!(error = %chain(&error), "retrying on a fresh connection");
-            op().await
+    let mut retries = 2;
+    loop {
+        match op().await {
+            Err(error) if retries > 0 && is_stale_connection(&error) => {
+                note_dead_connection();
+                retries -= 1;
+                tracing::debug!(error = %chain(&error), "retrying on a fresh connection");
+            }
+            other => return other,
         }
-        other => other,
     }
 }
 

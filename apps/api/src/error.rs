@@ -70,6 +70,9 @@ impl AppError {
     /// is ours (500).
     pub fn db(action: &'static str, source: sqlx::Error) -> AppError {
         if is_connection_error(&source) {
+            if !matches!(source, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+                crate::db::note_dead_connection();
+            }
             AppError::Unavailable {
                 action,
                 source: Some(source),

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::db::retry_once;
+use crate::db::retry_stale;
 
 /// A `files` row (never the contents).
 #[derive(Debug, Clone, FromRow)]
@@ -122,7 +122,7 @@ pub async fn list_files(pool: &PgPool, limit: i64, offset: i64) -> Result<Page, 
                 (SELECT version FROM files_version) AS version \
          FROM files ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
     );
-    let rows: Vec<Counted> = retry_once(|| {
+    let rows: Vec<Counted> = retry_stale(|| {
         sqlx::query_as(&sql)
             .bind(limit)
             .bind(offset)
@@ -132,7 +132,7 @@ pub async fn list_files(pool: &PgPool, limit: i64, offset: i64) -> Result<Page, 
     let (total, version) = match rows.first() {
         Some(first) => (first.total, first.version),
         None => {
-            retry_once(|| {
+            retry_stale(|| {
                 sqlx::query_as(
                     "SELECT (SELECT count(*) FROM files), (SELECT version FROM files_version)",
                 )
@@ -150,12 +150,12 @@ pub async fn list_files(pool: &PgPool, limit: i64, offset: i64) -> Result<Page, 
 
 /// The `files_version` counter: it changes whenever a committed transaction changed `files`.
 pub async fn files_version(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    retry_once(|| sqlx::query_scalar("SELECT version FROM files_version").fetch_one(pool)).await
+    retry_stale(|| sqlx::query_scalar("SELECT version FROM files_version").fetch_one(pool)).await
 }
 
 pub async fn get_file(pool: &PgPool, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
     let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1");
-    retry_once(|| sqlx::query_as(&sql).bind(id).fetch_optional(pool)).await
+    retry_stale(|| sqlx::query_as(&sql).bind(id).fetch_optional(pool)).await
 }
 
 /// `length` bytes of a blob from `offset` (0-based), or the whole blob.
@@ -166,7 +166,7 @@ pub async fn read_blob(
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
     match range {
         None => {
-            retry_once(|| {
+            retry_stale(|| {
                 sqlx::query_scalar("SELECT content FROM blobs WHERE sha256 = $1")
                     .bind(sha256)
                     .fetch_optional(pool)
@@ -176,7 +176,7 @@ pub async fn read_blob(
         Some((offset, length)) => {
             // substring() counts from 1; PostgreSQL reads only the slice it needs from TOAST
             // when the column is stored uncompressed, and never ships the rest.
-            retry_once(|| {
+            retry_stale(|| {
                 sqlx::query_scalar(
                     "SELECT substring(content FROM $2 FOR $3) FROM blobs WHERE sha256 = $1",
                 )
@@ -249,7 +249,7 @@ pub struct Stats {
 }
 
 pub async fn stats(pool: &PgPool) -> Result<Stats, sqlx::Error> {
-    retry_once(|| {
+    retry_stale(|| {
         sqlx::query_as(
             "SELECT count(*) AS total_files, \
                     COALESCE(sum(size), 0)::bigint AS total_size, \
@@ -284,7 +284,7 @@ fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
 }
 
 pub async fn duplicates(pool: &PgPool) -> Result<Vec<DuplicateGroup>, sqlx::Error> {
-    retry_once(|| {
+    retry_stale(|| {
         sqlx::query_as(
             "SELECT (array_agg(original_filename ORDER BY created_at, id))[1] AS original_filename, \
                     max(size) AS size, \

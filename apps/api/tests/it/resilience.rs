@@ -119,6 +119,37 @@ async fn survives_a_postgres_restart_mid_traffic() {
 }
 
 #[tokio::test]
+async fn a_quick_postgres_restart_is_absorbed() {
+    let env = Env::start();
+    env.upload_ok("a.png", None, png(4, 4)).await;
+    // Several pooled connections, all of which the restart kills.
+    let warm: Vec<_> = (0..8).map(|_| env.get("/api/files?limit=1")).collect();
+    for response in futures_util::future::join_all(warm).await {
+        assert_eq!(response.status(), 200);
+    }
+    env.pg.stop();
+    env.pg.start_again();
+    // Dead connections are retried on fresh ones; a request may still see one 503 while
+    // the pool turns over, never a 500, and the pool is whole again right after.
+    let mut statuses = Vec::new();
+    for _ in 0..16 {
+        statuses.push(env.get("/api/files").await.status().as_u16());
+    }
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 503).count() <= 1,
+        "{statuses:?}"
+    );
+    assert!(statuses[8..].iter().all(|s| *s == 200), "{statuses:?}");
+    let (status, body) = json(env.get("/api/files/stats/summary").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["total_files"], 1);
+}
+
+#[tokio::test]
 async fn starts_while_postgres_is_down_and_recovers_without_restart() {
     let pg = Postgres::start();
     pg.stop();
