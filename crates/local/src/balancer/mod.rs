@@ -246,8 +246,8 @@ impl Balancer {
     ///
     /// Requests are served by one worker thread per core, each with its own single-threaded
     /// runtime, `SO_REUSEPORT` listening socket and keep-alive pools (the nginx model:
-    /// measured faster than one multi-threaded runtime). Health checks and draining run on the caller's Tokio
-    /// runtime, which must outlive the balancer.
+    /// measured faster than one multi-threaded runtime). Health checks and draining run on
+    /// the caller's Tokio runtime, which must outlive the balancer.
     pub async fn bind(addr: SocketAddr, config: ListenerConfig) -> Result<Self, BalancerError> {
         let mut groups = BTreeMap::new();
         for group in config.target_groups {
