@@ -531,6 +531,6 @@ async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>
     };
     group.remove(&target);
     // Closes pooled connections, and with them whatever is still in flight.
-    target.closing.cancel();
+    target.close_connections();
     shared.publish(change);
 }

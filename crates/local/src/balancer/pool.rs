@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::task::AbortHandle;
 
 use super::target_group::Target;
 
@@ -45,6 +46,8 @@ impl UpstreamError {
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
+    /// The tasks driving this worker's connections to the target, idle or busy.
+    connections: Mutex<Vec<AbortHandle>>,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,28 @@ impl Pool {
             }
         }
         None
+    }
+
+    fn track(&self, connection: AbortHandle) {
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.retain(|task| !task.is_finished());
+        connections.push(connection);
+    }
+
+    /// Closes every connection, failing the requests still in flight on them (S5.19).
+    pub(crate) fn close_all(&self) {
+        self.idle().clear();
+        for task in self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
     }
 
     /// Returns a connection whose exchange is complete.
@@ -110,7 +135,7 @@ pub(crate) async fn send(
             },
         }
     }
-    let mut sender = connect(target).await?;
+    let mut sender = connect(target, worker).await?;
     match sender.send_request(request).await {
         Ok(response) => Ok((response, sender)),
         Err(error) => Err(UpstreamError::Exchange(error)),
@@ -118,8 +143,8 @@ pub(crate) async fn send(
 }
 
 /// Opens a connection to `target`, driven by a task that ends when the connection closes or
-/// the target closes all its connections.
-async fn connect(target: &Target) -> Result<SendRequest<Incoming>, UpstreamError> {
+/// the target closes all its connections ([`Pool::close_all`]).
+async fn connect(target: &Target, worker: usize) -> Result<SendRequest<Incoming>, UpstreamError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
         .await
         .map_err(|_| UpstreamError::ConnectTimeout)?
@@ -131,18 +156,13 @@ async fn connect(target: &Target) -> Result<SendRequest<Incoming>, UpstreamError
         .handshake(TokioIo::new(stream))
         .await
         .map_err(UpstreamError::Handshake)?;
-    let closing = target.closing.clone();
     let addr = target.addr;
-    tokio::spawn(async move {
-        tokio::select! {
-            result = connection => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, target = %addr, "target connection ended with an error");
-                }
-            }
-            // Dropping the connection fails whatever is still in flight on it.
-            () = closing.cancelled() => {}
+    let task = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, target = %addr, "target connection ended with an error");
         }
     });
+    // Abortable rather than racing a cancellation signal: nothing extra runs per poll.
+    target.pool(worker).track(task.abort_handle());
     Ok(sender)
 }

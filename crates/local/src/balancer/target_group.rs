@@ -39,9 +39,6 @@ pub(crate) struct Target {
     pub(crate) checks: CancellationToken,
     /// Keep-alive connections, one pool per worker thread.
     pools: Box<[Pool]>,
-    /// Cancelled when the target leaves its group: closes every connection to it, failing
-    /// requests still in flight when the deregistration delay is over (S5.19).
-    pub(crate) closing: CancellationToken,
 }
 
 impl Target {
@@ -57,7 +54,14 @@ impl Target {
             health: Mutex::new(HealthStatus::registered()),
             checks,
             pools: (0..workers.max(1)).map(|_| Pool::default()).collect(),
-            closing: CancellationToken::new(),
+        }
+    }
+
+    /// Closes every connection to the target, failing requests still in flight when the
+    /// deregistration delay is over (S5.19).
+    pub(crate) fn close_connections(&self) {
+        for pool in &self.pools {
+            pool.close_all();
         }
     }
 
