@@ -49,14 +49,21 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
             .note("no images yet: `berth build` builds and pushes them");
         return Ok(());
     }
-    let mut table = Table::new(["SERVICE", "REPOSITORY", "TAGS", "DIGEST", "PUSHED", "SIZE"]);
+    let mut table = Table::new([
+        "SERVICE",
+        "REPOSITORY",
+        "TAGS",
+        "DIGEST",
+        "PUSHED (UTC)",
+        "SIZE",
+    ]);
     for (service, image) in &images {
         table.row([
             service.clone(),
             image.repository.clone(),
             image.tags.join(", "),
             short_digest(&image.digest).to_owned(),
-            image.pushed_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            image.pushed_at.format("%Y-%m-%d %H:%M").to_string(),
             human_size(image.size),
         ]);
     }
