@@ -48,6 +48,11 @@ pub(crate) fn forward_response(headers: &mut HeaderMap) {
 /// Removes headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// including those the `Connection` header names.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the few names present is cheaper than
+    // hashing every hop-by-hop name for a removal.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(connection) = headers.remove(header::CONNECTION) {
         if let Ok(names) = connection.to_str() {
             for name in names.split(',') {
@@ -71,6 +76,19 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ]
+    .contains(name)
 }
 
 /// Most addresses the ALB accepts in an incoming `X-Forwarded-For` (S5.13: more is a 463).
@@ -232,6 +250,22 @@ mod tests {
             HeaderValue::from_str(&["10.0.0.2"; 11].join(",")).unwrap(),
         );
         assert!(too_many_forwarded_for(&split));
+    }
+
+    #[test]
+    fn headers_without_hop_by_hop_ones_are_left_alone() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-kept", HeaderValue::from_static("yes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        forward_response(&mut headers);
+        assert_eq!(headers.len(), 2);
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        forward_response(&mut headers);
+        assert_eq!(headers.len(), 2);
+        assert!(!headers.contains_key(header::TRANSFER_ENCODING));
     }
 
     #[test]
