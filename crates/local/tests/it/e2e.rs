@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use berth_local::cleanup::RunState;
+use berth_local::database::{LocalPostgres, LocalPostgresConfig};
 use berth_local::params::ParamStore;
 use berth_local::runtime::{Runtime, UpOptions, state_dir, up};
 use berth_local::state_dir::StateDir;
@@ -59,6 +60,13 @@ impl Fixture {
             stack_file,
             port,
         }
+    }
+
+    /// Appends TOML to the stack file.
+    fn append(&self, text: &str) {
+        let mut stack = std::fs::read_to_string(&self.stack_file).unwrap();
+        stack.push_str(text);
+        std::fs::write(&self.stack_file, stack).unwrap();
     }
 
     fn stack(&self) -> berth_spec::Stack {
@@ -383,4 +391,50 @@ async fn berth_detached_killed_and_recovered() {
     let output = fx.berth(&["down"]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("nothing is running"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_up_stops_what_it_started() {
+    let fx = Fixture::new();
+    // A SecureString only the operator can set, and nobody did.
+    fx.append("\n[parameters.\"/ecs/frontend/UNSET_TOKEN\"]\ntype = \"SecureString\"\n");
+    let stack = fx.stack();
+    let options = UpOptions {
+        environment: "local".into(),
+        control_socket: true,
+    };
+    let error = match up(&stack, &options, Arc::new(|_| {})).await {
+        Ok(_) => panic!("up succeeded without the operator's parameter"),
+        Err(error) => error,
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("berth param put /ecs/frontend/UNSET_TOKEN"),
+        "{error}"
+    );
+    // The database and the balancer it had started are stopped again.
+    assert!(
+        TcpListener::bind(fx.listen()).is_ok(),
+        "the listener port is free"
+    );
+    let database = stack.database.as_ref().unwrap();
+    let postgres = LocalPostgres::new(
+        &fx.state(),
+        LocalPostgresConfig {
+            version: Some(database.managed().unwrap().version.clone()),
+            database: database.name.clone(),
+            username: database.managed().unwrap().username.clone(),
+        },
+    )
+    .unwrap();
+    assert!(
+        postgres.data_dir().join("PG_VERSION").exists(),
+        "the database had been started"
+    );
+    assert!(
+        !postgres.data_dir().join("postmaster.pid").exists(),
+        "PostgreSQL was left running"
+    );
+    assert!(!fx.state().run().join("state.json").exists());
 }
