@@ -149,7 +149,7 @@ pub fn spec() -> Value {
                 }
             }},
             "/api/files/stats/summary": {"get": {"summary": "Totals (numbers)", "responses": {
-                "200": {"description": "{success, data:{total_files, total_size, image_count, pdf_count, text_count, avg_file_size, max_file_size, min_file_size, stored_size}}"},
+                "200": {"description": "{success, data:{total_files, total_size, image_count, pdf_count, text_count, other_count, image_size, pdf_size, text_size, other_size, avg_file_size, max_file_size, min_file_size, stored_size}}"},
                 "503": error_response("Database unavailable")}}},
             "/api/files/duplicates": {"get": {"summary": "Groups of files with identical contents (by SHA-256)", "responses": {
                 "200": {"description": "{success, data:[{original_filename, size, mime_type, duplicate_count, file_ids, sha256}], count}"},

@@ -241,6 +241,13 @@ pub struct Stats {
     pub image_count: i64,
     pub pdf_count: i64,
     pub text_count: i64,
+    /// Files in none of the three families above.
+    pub other_count: i64,
+    /// Bytes by family, so a client need not sum sizes over the file list.
+    pub image_size: i64,
+    pub pdf_size: i64,
+    pub text_size: i64,
+    pub other_size: i64,
     pub avg_file_size: f64,
     pub max_file_size: i64,
     pub min_file_size: i64,
@@ -256,6 +263,13 @@ pub async fn stats(pool: &PgPool) -> Result<Stats, sqlx::Error> {
                     count(*) FILTER (WHERE mime_type LIKE 'image/%') AS image_count, \
                     count(*) FILTER (WHERE mime_type = 'application/pdf') AS pdf_count, \
                     count(*) FILTER (WHERE mime_type LIKE 'text/%') AS text_count, \
+                    count(*) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
+                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')) AS other_count, \
+                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'image/%'), 0)::bigint AS image_size, \
+                    COALESCE(sum(size) FILTER (WHERE mime_type = 'application/pdf'), 0)::bigint AS pdf_size, \
+                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'text/%'), 0)::bigint AS text_size, \
+                    COALESCE(sum(size) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
+                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')), 0)::bigint AS other_size, \
                     COALESCE(round(avg(size), 2), 0)::float8 AS avg_file_size, \
                     COALESCE(max(size), 0)::bigint AS max_file_size, \
                     COALESCE(min(size), 0)::bigint AS min_file_size, \

@@ -34,6 +34,15 @@ pub struct Stats {
     pub pdf_count: u64,
     #[serde(deserialize_with = "lenient::u64", default)]
     pub text_count: u64,
+    /// Bytes by family; an API without them reads as zeros.
+    #[serde(deserialize_with = "lenient::u64", default)]
+    pub image_size: u64,
+    #[serde(deserialize_with = "lenient::u64", default)]
+    pub pdf_size: u64,
+    #[serde(deserialize_with = "lenient::u64", default)]
+    pub text_size: u64,
+    #[serde(deserialize_with = "lenient::u64", default)]
+    pub other_size: u64,
     #[serde(deserialize_with = "lenient::u64", default)]
     pub avg_file_size: u64,
     #[serde(deserialize_with = "lenient::u64", default)]
@@ -439,9 +448,13 @@ mod tests {
     fn sizes_may_arrive_as_strings_or_numbers() {
         let stats: Stats = serde_json::from_value(serde_json::json!({
             "total_files": "3", "total_size": 1200, "avg_file_size": "400.0000",
-            "max_file_size": null, "image_count": 2
+            "max_file_size": null, "image_count": 2, "image_size": "700", "pdf_size": 500
         }))
         .unwrap();
+        assert_eq!(
+            (stats.image_size, stats.pdf_size, stats.text_size),
+            (700, 500, 0)
+        );
         assert_eq!(stats.total_files, 3);
         assert_eq!(stats.total_size, 1200);
         assert_eq!(stats.avg_file_size, 400);

@@ -280,13 +280,31 @@ async fn stats_are_numbers() {
     assert_eq!(status, 200);
     assert_eq!(empty["data"]["total_files"], 0);
     assert_eq!(empty["data"]["avg_file_size"], 0.0);
-    env.upload_ok("a.png", None, png(4, 4)).await;
+    assert_eq!(empty["data"]["other_size"], 0);
+    let image = png(4, 4);
+    let document = pdf("stats");
+    let (image_len, pdf_len, other_len) = (image.len(), document.len(), 7);
+    env.upload_ok("a.png", None, image).await;
     env.upload_ok("b.txt", None, b"hello".to_vec()).await;
     env.upload_ok("c.txt", None, b"hello world".to_vec()).await;
-    env.upload_ok("d.pdf", None, pdf("stats")).await;
+    env.upload_ok("d.pdf", None, document).await;
+    env.upload_ok("e.bin", None, b"archive".to_vec()).await;
+    // Uploads are sniffed into the three families; a row of another type comes from older data.
+    env.pg
+        .psql("UPDATE files SET mime_type = 'application/zip' WHERE original_filename = 'e.bin'");
     let (_, body) = json(env.get("/api/files/stats/summary").await).await;
     let data = &body["data"];
-    assert_eq!(data["total_files"], 4);
+    assert_eq!(data["total_files"], 5);
+    assert_eq!(data["other_count"], 1);
+    assert_eq!(data["image_size"], image_len);
+    assert_eq!(data["pdf_size"], pdf_len);
+    assert_eq!(data["text_size"], 16);
+    assert_eq!(data["other_size"], other_len);
+    assert_eq!(
+        data["total_size"],
+        image_len + pdf_len + 16 + other_len,
+        "the families add up to the total"
+    );
     assert_eq!(
         (
             data["image_count"].as_i64(),

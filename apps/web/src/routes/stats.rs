@@ -6,16 +6,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::AppState;
-use crate::api::{ApiClient, ApiError, Stats};
+use crate::api::Stats;
 use crate::chart::{self, Bar};
 use crate::error::PageError;
 use crate::format::{self, Kind};
 use crate::views::{Layout, Section, html};
-
-/// Bytes by type are summed from the file list (the summary only has counts); past this many
-/// files the page says the byte chart covers the newest ones only.
-const MAX_SCANNED_FILES: u64 = 2_000;
-const SCAN_PAGE: u32 = 250;
 
 struct Card {
     label: &'static str,
@@ -37,7 +32,7 @@ struct StatsPage {
     count_chart: String,
     bytes_chart: String,
     rows: Vec<TypeRow>,
-    /// Set when the byte chart covers only part of the files.
+    /// Set when the summary's bytes by type do not cover the files (an API without them).
     partial: Option<String>,
     empty: bool,
 }
@@ -45,7 +40,7 @@ struct StatsPage {
 /// `GET /stats`.
 pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let stats = app.api.stats().await?;
-    let (bytes_by_kind, scanned) = bytes_by_kind(&app.api, stats.total_files).await?;
+    let bytes_by_kind = bytes_by_kind(&stats);
     let counts = counts_by_kind(&stats);
 
     let count_bars: Vec<Bar> = Kind::ALL
@@ -106,12 +101,8 @@ pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
         count_chart: chart::horizontal_bars("chart-count", "Number of files by type", &count_bars),
         bytes_chart: chart::horizontal_bars("chart-bytes", "Storage used by type", &byte_bars),
         rows,
-        partial: (scanned < stats.total_files).then(|| {
-            format!(
-                "Storage by type covers the {} newest files.",
-                format::count(scanned)
-            )
-        }),
+        partial: (bytes_by_kind.iter().sum::<u64>() != stats.total_size)
+            .then(|| "This API does not report storage by type.".to_owned()),
         empty: stats.total_files == 0,
     };
     Ok(html(StatusCode::OK, &view))
@@ -128,30 +119,12 @@ fn counts_by_kind(stats: &Stats) -> [u64; 4] {
     ]
 }
 
-/// Sums sizes by kind over the file list, newest first, up to `MAX_SCANNED_FILES`; returns
-/// the sums in `Kind::ALL` order and how many files were seen.
-async fn bytes_by_kind(api: &ApiClient, total: u64) -> Result<([u64; 4], u64), ApiError> {
-    let mut sums = [0u64; 4];
-    let mut seen = 0u64;
-    let wanted = total.min(MAX_SCANNED_FILES);
-    while seen < wanted {
-        let page = api
-            .list_files(SCAN_PAGE, seen, std::time::Duration::from_secs(15))
-            .await?;
-        if page.files.is_empty() {
-            break;
-        }
-        for file in &page.files {
-            let slot = Kind::ALL
-                .iter()
-                .position(|k| *k == Kind::of(&file.mime_type))
-                .unwrap_or(3);
-            sums[slot] += file.size;
-        }
-        seen += page.files.len() as u64;
-        if !page.has_more {
-            break;
-        }
-    }
-    Ok((sums, seen))
+/// Bytes in `Kind::ALL` order, as the summary reports them.
+fn bytes_by_kind(stats: &Stats) -> [u64; 4] {
+    [
+        stats.image_size,
+        stats.pdf_size,
+        stats.text_size,
+        stats.other_size,
+    ]
 }

@@ -247,18 +247,25 @@ async fn stats(State(state): Shared) -> Json<Value> {
         .iter()
         .map(|f| f.record["size"].as_u64().unwrap())
         .collect();
-    let count = |prefix: &str| {
+    let of_kind = |prefix: &str| -> Vec<u64> {
         state
             .files
             .iter()
             .filter(|f| f.record["mime_type"].as_str().unwrap().starts_with(prefix))
-            .count()
+            .map(|f| f.record["size"].as_u64().unwrap())
+            .collect()
     };
+    let count = |prefix: &str| of_kind(prefix).len();
+    let bytes = |prefix: &str| of_kind(prefix).iter().sum::<u64>();
+    let known = count("image/") + count("application/pdf") + count("text/");
+    let known_bytes = bytes("image/") + bytes("application/pdf") + bytes("text/");
     let total: u64 = sizes.iter().sum();
     Json(json!({"success": true, "data": {
         "total_files": sizes.len(), "total_size": total,
         "image_count": count("image/"), "pdf_count": count("application/pdf"),
-        "text_count": count("text/"),
+        "text_count": count("text/"), "other_count": sizes.len() - known,
+        "image_size": bytes("image/"), "pdf_size": bytes("application/pdf"),
+        "text_size": bytes("text/"), "other_size": total - known_bytes,
         "avg_file_size": if sizes.is_empty() { 0 } else { total / sizes.len() as u64 },
         "max_file_size": sizes.iter().max().copied().unwrap_or(0),
         "min_file_size": sizes.iter().min().copied().unwrap_or(0),

@@ -339,6 +339,12 @@ async fn text_statistics_and_duplicates_pages() {
     assert_eq!(html.matches("<svg class=\"chart\"").count(), 2);
     assert!(html.contains("PDFs: 2"), "the chart describes its values");
     assert!(text(&html).contains("Files 3"), "{}", text(&html));
+    let words = text(&html).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("PDFs 2 26 B"),
+        "bytes by type from the summary: {words}"
+    );
+    assert!(!words.contains("does not report storage"), "{words}");
 
     let html = client()
         .get(format!("{web}/duplicates"))
