@@ -423,31 +423,12 @@ mod tests {
     #[test]
     fn refuses_a_bomb_before_decoding() {
         // A valid PNG header claiming 20000×20000, followed by nothing useful.
-        let mut bytes = png(1, 1);
-        bytes[16..20].copy_from_slice(&20_000u32.to_be_bytes());
-        bytes[20..24].copy_from_slice(&20_000u32.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
-        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let bytes = berth_testkit::fixtures::png_bomb(20_000);
         match decode(&bytes, FileType::Png) {
             Err(ImageFailure::TooLarge { .. }) => {}
             Err(other) => panic!("expected TooLarge, got {other}"),
             Ok(_) => panic!("expected TooLarge, got an image"),
         }
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!   directory, on a free 127.0.0.1 port, as the `postgres` user when running as root).
 //! - [`Server`]: a spawned binary of this workspace (the API, the web frontend) with its
 //!   environment, waited on until its health path answers, killed on drop.
+//! - [`fixtures`]: files made in code (a PDF, a PNG bomb) for the apps' tests.
 //! - [`bin_path`], [`free_port`], [`http_get`]: small helpers the two build on.
 
+pub mod fixtures;
 mod net;
 mod postgres;
 mod server;

@@ -35,45 +35,6 @@ async fn browser_tour() {
     drop(postgres);
 }
 
-/// A PDF with one page saying `text` in Helvetica.
-pub fn pdf_with_text(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 24 Tf 72 700 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_owned(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_owned(),
-    ];
-    let mut pdf = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for offset in offsets {
-        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    pdf
-}
-
 async fn tour(api_base: &str) {
     let web = start_web(api_base).await;
     let site = origin::start(api_base, &web).await;
@@ -81,7 +42,7 @@ async fn tour(api_base: &str) {
     let png_path = files.path().join("sunset.png");
     let pdf_path = files.path().join("report.pdf");
     std::fs::write(&png_path, fake_api::png(320, 200)).unwrap();
-    std::fs::write(&pdf_path, pdf_with_text(PDF_TEXT)).unwrap();
+    std::fs::write(&pdf_path, berth_testkit::fixtures::pdf(PDF_TEXT)).unwrap();
 
     let browser = Browser::start().await;
 
