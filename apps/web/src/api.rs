@@ -218,20 +218,24 @@ impl ApiClient {
         })
     }
 
+    /// The envelope's `data` of a call bounded by [`CALL_TIMEOUT`].
     async fn data<T: DeserializeOwned>(
         &self,
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
-        let response = self.send(path, request.timeout(CALL_TIMEOUT)).await?;
-        let envelope: Envelope<T> =
-            response
-                .json()
-                .await
-                .map_err(|source| ApiError::Malformed {
-                    path: path.to_owned(),
-                    source,
-                })?;
+        self.data_within(path, request, CALL_TIMEOUT).await
+    }
+
+    /// The envelope's `data` of a call bounded by `timeout`.
+    async fn data_within<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, ApiError> {
+        let response = self.send(path, request.timeout(timeout)).await?;
+        let envelope: Envelope<T> = json_body(path, response).await?;
         Ok(envelope.data)
     }
 
@@ -256,7 +260,7 @@ impl ApiClient {
             .http
             .get(self.url(path))
             .query(&[("limit", u64::from(limit) + 1), ("offset", offset)]);
-        let mut files: Vec<FileRecord> = self.data(path, request.timeout(timeout)).await?;
+        let mut files: Vec<FileRecord> = self.data_within(path, request, timeout).await?;
         let has_more = files.len() > limit as usize;
         files.truncate(limit as usize);
         Ok(FilePage { files, has_more })
@@ -283,17 +287,8 @@ impl ApiClient {
     /// `GET /api/files/:id/extract-text`.
     pub async fn extract_text(&self, id: Uuid) -> Result<ExtractedText, ApiError> {
         let path = format!("/api/files/{id}/extract-text");
-        let request = self.http.get(self.url(&path)).timeout(IMAGE_TIMEOUT);
-        let response = self.send(&path, request).await?;
-        let envelope: Envelope<ExtractedText> =
-            response
-                .json()
-                .await
-                .map_err(|source| ApiError::Malformed {
-                    path: path.clone(),
-                    source,
-                })?;
-        Ok(envelope.data)
+        self.data_within(&path, self.http.get(self.url(&path)), IMAGE_TIMEOUT)
+            .await
     }
 
     /// `POST /api/files/batch/delete`; returns how many files the API deleted.
@@ -310,13 +305,7 @@ impl ApiClient {
             .json(&serde_json::json!({ "ids": ids }))
             .timeout(CALL_TIMEOUT);
         let response = self.send(path, request).await?;
-        let deleted: Deleted = response
-            .json()
-            .await
-            .map_err(|source| ApiError::Malformed {
-                path: path.to_owned(),
-                source,
-            })?;
+        let deleted: Deleted = json_body(path, response).await?;
         Ok(deleted.deleted_count)
     }
 
@@ -341,14 +330,7 @@ impl ApiClient {
         let response = self
             .send(path, self.http.post(self.url(path)).multipart(form))
             .await?;
-        let envelope: Envelope<FileRecord> =
-            response
-                .json()
-                .await
-                .map_err(|source| ApiError::Malformed {
-                    path: path.to_owned(),
-                    source,
-                })?;
+        let envelope: Envelope<FileRecord> = json_body(path, response).await?;
         Ok(envelope.data)
     }
 
@@ -368,6 +350,17 @@ impl ApiClient {
             .timeout(IMAGE_TIMEOUT);
         self.send(&path, request).await
     }
+}
+
+/// A successful response's JSON body.
+async fn json_body<T: DeserializeOwned>(
+    path: &str,
+    response: reqwest::Response,
+) -> Result<T, ApiError> {
+    response.json().await.map_err(|source| ApiError::Malformed {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The API's messages may start in lower case (log style); pages show sentences.
