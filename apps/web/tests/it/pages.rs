@@ -1,6 +1,7 @@
 //! Every page against the fake API, as a browser without JavaScript sees it.
 
 use reqwest::header;
+use reqwest::multipart::{Form, Part};
 
 use crate::fake_api::{FakeApi, png};
 use crate::support::{client, dead_url, follow, start_web, text};
@@ -29,14 +30,7 @@ async fn file_list_shows_thumbnails_dimensions_and_pages() {
         "a link to the next page"
     );
 
-    let page2 = client()
-        .get(format!("{web}/?page=2"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page2 = get_html(format!("{web}/?page=2")).await;
     assert_eq!(page2.matches("name=\"ids\"").count(), 4);
     assert!(text(&page2).contains("photo-00.png"));
     assert!(page2.contains("href=\"/\" rel=\"prev\""));
@@ -109,27 +103,13 @@ async fn upload_without_javascript_streams_each_file_and_reports_each_outcome() 
     let api = FakeApi::start().await;
     let web = start_web(&api.base).await;
     let picture = png(64, 48);
-    let form = reqwest::multipart::Form::new()
+    let form = Form::new()
+        .part("file", file_part(picture.clone(), "été.png", "image/png"))
         .part(
             "file",
-            reqwest::multipart::Part::bytes(picture.clone())
-                .file_name("été.png")
-                .mime_str("image/png")
-                .unwrap(),
-        )
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"PK\x03\x04zip".to_vec())
-                .file_name("archive.zip")
-                .mime_str("application/zip")
-                .unwrap(),
+            file_part(b"PK\x03\x04zip".to_vec(), "archive.zip", "application/zip"),
         );
-    let response = client()
-        .post(format!("{web}/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_upload(&web, form).await;
     let (location, html) = follow(&web, response).await;
     assert_eq!(location, "/upload");
     let words = text(&html);
@@ -149,14 +129,7 @@ async fn upload_without_javascript_streams_each_file_and_reports_each_outcome() 
 async fn upload_page_states_the_rules_and_an_empty_post_asks_for_a_file() {
     let api = FakeApi::start().await;
     let web = start_web(&api.base).await;
-    let html = client()
-        .get(format!("{web}/upload"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_html(format!("{web}/upload")).await;
     let words = text(&html);
     assert!(words.contains("Up to 10 MiB per file"), "{words}");
     assert!(
@@ -170,16 +143,8 @@ async fn upload_page_states_the_rules_and_an_empty_post_asks_for_a_file() {
     );
     assert!(!words.contains("File service unavailable"), "the API is up");
 
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(Vec::new()).file_name(""),
-    );
-    let response = client()
-        .post(format!("{web}/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let form = Form::new().part("file", Part::bytes(Vec::new()).file_name(""));
+    let response = post_upload(&web, form).await;
     let (_, html) = follow(&web, response).await;
     assert!(text(&html).contains("Choose at least one file"));
     assert!(api.ids().is_empty());
@@ -266,14 +231,7 @@ async fn image_tools_download_the_result_and_explain_bad_input() {
     let id = api.add("wide.png", "image/png", png(200, 100));
     let web = start_web(&api.base).await;
 
-    let detail = client()
-        .get(format!("{web}/files/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = get_html(format!("{web}/files/{id}")).await;
     let words = text(&detail);
     assert!(words.contains("200 × 100 px"), "{words}");
     for tool in ["resize", "convert", "compress", "crop"] {
@@ -322,14 +280,7 @@ async fn text_statistics_and_duplicates_pages() {
     api.add("photo.png", "image/png", png(10, 10));
     let web = start_web(&api.base).await;
 
-    let html = client()
-        .get(format!("{web}/files/{pdf}/text"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_html(format!("{web}/files/{pdf}/text")).await;
     assert!(html.contains("Hello from the fake PDF\nSecond line"));
     assert!(html.contains("data-copy-target=\"extracted-text\""));
 
@@ -346,14 +297,7 @@ async fn text_statistics_and_duplicates_pages() {
     );
     assert!(!words.contains("does not report storage"), "{words}");
 
-    let html = client()
-        .get(format!("{web}/duplicates"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_html(format!("{web}/duplicates")).await;
     // The oldest copy is kept; the newer one is selected for deletion.
     assert!(html.contains(&format!("value=\"{copy}\" id=\"copy-{copy}\" checked")));
     assert!(html.contains(&format!("value=\"{pdf}\" id=\"copy-{pdf}\">")));
@@ -373,14 +317,7 @@ async fn missing_things_are_friendly_404s() {
         let response = client().get(format!("{web}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
-    let html = client()
-        .get(format!("{web}/files/not-a-uuid"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_html(format!("{web}/files/not-a-uuid")).await;
     assert!(text(&html).contains("Not found"));
 }
 
@@ -388,14 +325,7 @@ async fn missing_things_are_friendly_404s() {
 async fn assets_are_embedded_and_cache_busted() {
     let api = FakeApi::start().await;
     let web = start_web(&api.base).await;
-    let html = client()
-        .get(format!("{web}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_html(format!("{web}/")).await;
     let start = html.find("/static/app.").unwrap();
     let end = start + html[start..].find(".css").unwrap() + 4;
     let css_url = &html[start..end];
@@ -430,27 +360,13 @@ async fn an_oversized_file_fails_alone_and_the_next_one_still_arrives() {
     let api = FakeApi::start().await;
     let web = start_web(&api.base).await;
     let too_big = vec![b'a'; crate::fake_api::MAX_FILE_SIZE + 1];
-    let form = reqwest::multipart::Form::new()
+    let form = Form::new()
+        .part("file", file_part(too_big, "huge.txt", "text/plain"))
         .part(
             "file",
-            reqwest::multipart::Part::bytes(too_big)
-                .file_name("huge.txt")
-                .mime_str("text/plain")
-                .unwrap(),
-        )
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"small".to_vec())
-                .file_name("small.txt")
-                .mime_str("text/plain")
-                .unwrap(),
+            file_part(b"small".to_vec(), "small.txt", "text/plain"),
         );
-    let response = client()
-        .post(format!("{web}/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_upload(&web, form).await;
     let (_, html) = follow(&web, response).await;
     let words = text(&html);
     assert!(
@@ -467,22 +383,18 @@ async fn an_oversized_file_fails_alone_and_the_next_one_still_arrives() {
 async fn one_form_post_sends_at_most_twenty_files() {
     let api = FakeApi::start().await;
     let web = start_web(&api.base).await;
-    let mut form = reqwest::multipart::Form::new();
+    let mut form = Form::new();
     for i in 0..22 {
         form = form.part(
             "file",
-            reqwest::multipart::Part::bytes(format!("file {i}").into_bytes())
-                .file_name(format!("f{i}.txt"))
-                .mime_str("text/plain")
-                .unwrap(),
+            file_part(
+                format!("file {i}").into_bytes(),
+                format!("f{i}.txt"),
+                "text/plain",
+            ),
         );
     }
-    let response = client()
-        .post(format!("{web}/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_upload(&web, form).await;
     let (_, html) = follow(&web, response).await;
     assert_eq!(api.ids().len(), 20);
     let words = text(&html);
@@ -491,4 +403,34 @@ async fn one_form_post_sends_at_most_twenty_files() {
         words.contains("f21.txt failed: Not sent: at most 20 files at a time."),
         "{words}"
     );
+}
+
+/// A page's HTML.
+async fn get_html(url: String) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A form part `file` with `bytes` named `name`, declared as `mime`.
+fn file_part(bytes: impl Into<Vec<u8>>, name: impl Into<String>, mime: &str) -> Part {
+    Part::bytes(bytes.into())
+        .file_name(name.into())
+        .mime_str(mime)
+        .unwrap()
+}
+
+/// `POST /upload` with `form`.
+async fn post_upload(web: &str, form: Form) -> reqwest::Response {
+    client()
+        .post(format!("{web}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
