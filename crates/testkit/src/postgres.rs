@@ -81,18 +81,7 @@ impl Postgres {
             ],
         );
         pg.start_again();
-        pg.run_checked(
-            "createdb",
-            &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                pg.port.to_string().as_ref(),
-                "-U".as_ref(),
-                Self::USER.as_ref(),
-                Self::DBNAME.as_ref(),
-            ],
-        );
+        pg.create_database(Self::DBNAME);
         pg
     }
 
