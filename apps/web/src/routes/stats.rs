@@ -43,26 +43,8 @@ pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
     let bytes_by_kind = bytes_by_kind(&stats);
     let counts = counts_by_kind(&stats);
 
-    let count_bars: Vec<Bar> = Kind::ALL
-        .iter()
-        .zip(counts)
-        .map(|(kind, n)| Bar {
-            label: kind.plural().into(),
-            value: n,
-            value_text: format::count(n),
-            class: kind.slug(),
-        })
-        .collect();
-    let byte_bars: Vec<Bar> = Kind::ALL
-        .iter()
-        .zip(bytes_by_kind)
-        .map(|(kind, n)| Bar {
-            label: kind.plural().into(),
-            value: n,
-            value_text: format::size(n),
-            class: kind.slug(),
-        })
-        .collect();
+    let count_bars = bars(counts, format::count);
+    let byte_bars = bars(bytes_by_kind, format::size);
     let rows = Kind::ALL
         .iter()
         .zip(counts.iter().zip(bytes_by_kind))
@@ -106,6 +88,20 @@ pub async fn page(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
         empty: stats.total_files == 0,
     };
     Ok(html(StatusCode::OK, &view))
+}
+
+/// One bar per kind; `values` in `Kind::ALL` order, labelled with `text`.
+fn bars(values: [u64; 4], text: fn(u64) -> String) -> Vec<Bar> {
+    Kind::ALL
+        .iter()
+        .zip(values)
+        .map(|(kind, n)| Bar {
+            label: kind.plural().into(),
+            value: n,
+            value_text: text(n),
+            class: kind.slug(),
+        })
+        .collect()
 }
 
 /// Counts in `Kind::ALL` order; "other" is what the summary's three counts leave.
