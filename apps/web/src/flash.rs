@@ -147,7 +147,8 @@ pub fn safe_location(location: &str) -> HeaderValue {
     let local = location.starts_with('/')
         && !location.starts_with("//")
         && !location.starts_with("/\\")
-        && !location.contains(['\r', '\n']);
+        // Any control character: browsers drop tabs and newlines, so "/\t/x" would be "//x".
+        && !location.contains(|c: char| c.is_control());
     let location = if local { location } else { "/" };
     HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"))
 }
@@ -245,6 +246,9 @@ mod tests {
         assert_eq!(safe_location("//evil.example/"), "/");
         assert_eq!(safe_location("https://evil.example/"), "/");
         assert_eq!(safe_location("/\\evil.example"), "/");
+        // Browsers drop tabs and newlines inside URLs: "/<TAB>/evil" becomes "//evil".
+        assert_eq!(safe_location("/\t/evil.example"), "/");
+        assert_eq!(safe_location("/\t\\evil.example"), "/");
     }
 
     #[test]

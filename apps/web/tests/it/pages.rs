@@ -196,6 +196,15 @@ async fn batch_delete_confirms_before_deleting() {
         .unwrap();
     let (_, html) = follow(&web, nothing).await;
     assert!(text(&html).contains("Select at least one file"));
+
+    // A tab inside the path would let a browser read "/<TAB>/evil" as "//evil": no open redirect.
+    let sneaky = client()
+        .get(format!("{web}/files/delete?back=%2F%09%2Fevil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sneaky.status(), 303);
+    assert_eq!(sneaky.headers()[header::LOCATION], "/");
 }
 
 #[tokio::test]
