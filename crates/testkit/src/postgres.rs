@@ -131,32 +131,15 @@ impl Postgres {
 
     /// Create another database on this server (for tests that want isolation).
     pub fn create_database(&self, name: &str) {
-        self.run_checked(
-            "createdb",
-            &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                self.port.to_string().as_ref(),
-                "-U".as_ref(),
-                Self::USER.as_ref(),
-                name.as_ref(),
-            ],
-        );
+        self.run_client("createdb", &[name.as_ref()]);
     }
 
     /// Run one SQL statement through `psql` on [`Postgres::DBNAME`]; returns its unaligned,
     /// tuples-only output (`a|b` per row), trimmed.
     pub fn psql(&self, sql: &str) -> String {
-        let out = self.run_checked(
+        let out = self.run_client(
             "psql",
             &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                self.port.to_string().as_ref(),
-                "-U".as_ref(),
-                Self::USER.as_ref(),
                 "-d".as_ref(),
                 Self::DBNAME.as_ref(),
                 "-v".as_ref(),
@@ -227,6 +210,21 @@ impl Postgres {
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// A client tool (`psql`, `createdb`) connected to this server as [`Postgres::USER`].
+    fn run_client(&self, program: &str, args: &[&std::ffi::OsStr]) -> Output {
+        let port = self.port.to_string();
+        let mut all: Vec<&std::ffi::OsStr> = vec![
+            "-h".as_ref(),
+            "127.0.0.1".as_ref(),
+            "-p".as_ref(),
+            port.as_ref(),
+            "-U".as_ref(),
+            Self::USER.as_ref(),
+        ];
+        all.extend_from_slice(args);
+        self.run_checked(program, &all)
     }
 
     fn run_checked(&self, program: &str, args: &[&std::ffi::OsStr]) -> Output {
