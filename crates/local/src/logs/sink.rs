@@ -79,8 +79,14 @@ impl OutputSink for LogSink {
 
 /// Reads `pipe` (a child's stdout or stderr) into `sink` line by line until it closes,
 /// splitting lines longer than [`MAX_EVENT_BYTES`] as they arrive so a child printing without
-/// newlines cannot make berth buffer without bound.
-pub async fn pipe_lines(pipe: impl AsyncRead + Unpin, sink: LogSink) {
+/// newlines cannot make berth buffer without bound. Bytes that are not UTF-8 are replaced
+/// (U+FFFD), never a reason to stop reading: a reader that stopped would leave the child
+/// blocked on a full pipe.
+pub async fn pipe_lines<S: OutputSink + ?Sized>(
+    pipe: impl AsyncRead + Unpin,
+    stream: OutputStream,
+    sink: &S,
+) {
     let mut reader = BufReader::new(pipe);
     let mut pending: Vec<u8> = Vec::new();
     loop {
@@ -106,17 +112,17 @@ pub async fn pipe_lines(pipe: impl AsyncRead + Unpin, sink: LogSink) {
         pending.extend_from_slice(content);
         reader.consume(used);
         if (line_end && used == taken) || pending.len() >= MAX_EVENT_BYTES {
-            emit(&sink, &mut pending);
+            emit(stream, sink, &mut pending);
         }
     }
     if !pending.is_empty() {
-        emit(&sink, &mut pending);
+        emit(stream, sink, &mut pending);
     }
 }
 
-fn emit(sink: &LogSink, pending: &mut Vec<u8>) {
+fn emit<S: OutputSink + ?Sized>(stream: OutputStream, sink: &S, pending: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(pending);
-    sink.write_line(text.strip_suffix('\r').unwrap_or(&text));
+    sink.line(stream, text.strip_suffix('\r').unwrap_or(&text));
     pending.clear();
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -77,17 +77,7 @@ fn base_environment() -> impl Iterator<Item = (String, String)> {
 }
 
 async fn relay(stream: impl AsyncRead + Unpin, which: OutputStream, sink: Arc<dyn OutputSink>) {
-    let mut lines = BufReader::new(stream).lines();
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => sink.line(which, &line),
-            Ok(None) => break,
-            Err(error) => {
-                tracing::debug!(%error, "task output stream closed");
-                break;
-            }
-        }
-    }
+    crate::logs::pipe_lines(stream, which, &*sink).await;
 }
 
 /// Owns the child until it is gone: records its exit, carries out a stop request, runs the

@@ -9,6 +9,7 @@ use berth_local::logs::{
     FilterPattern, LogError, LogEvent, LogQuery, LogStore, MAX_EVENT_BYTES, pipe_lines, stream_name,
 };
 use berth_local::state_dir::StateDir;
+use berth_local::task::OutputStream;
 use futures_util::StreamExt;
 
 const DAY_MS: i64 = 86_400_000;
@@ -183,8 +184,12 @@ async fn sink_captures_a_child_process_and_follow_sees_new_lines() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = tokio::spawn(pipe_lines(child.stdout.take().unwrap(), sink.clone()));
-    let err = tokio::spawn(pipe_lines(child.stderr.take().unwrap(), sink.clone()));
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (out_sink, err_sink) = (sink.clone(), sink.clone());
+    let out =
+        tokio::spawn(async move { pipe_lines(stdout, OutputStream::Stdout, &out_sink).await });
+    let err =
+        tokio::spawn(async move { pipe_lines(stderr, OutputStream::Stderr, &err_sink).await });
     child.wait().await.unwrap();
     out.await.unwrap();
     err.await.unwrap();
@@ -221,7 +226,7 @@ async fn long_lines_are_split_like_awslogs() {
     let sink = logs.sink("/ecs/big", "s/c/t").unwrap();
     let line = "x".repeat(MAX_EVENT_BYTES * 2 + 10);
     let input = format!("{line}\nshort\n");
-    pipe_lines(input.as_bytes(), sink.clone()).await;
+    pipe_lines(input.as_bytes(), OutputStream::Stdout, &sink).await;
     sink.flush().await;
     let events = collect(&logs, LogQuery::new("/ecs/big")).await;
     let sizes: Vec<usize> = events.iter().map(|e| e.message.len()).collect();

@@ -1,11 +1,12 @@
 //! Task processes: start, environment, stop with SIGTERM then SIGKILL, exit codes, stop
 //! codes and reasons, container health checks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_local::task::{
-    ContainerHealthCheck, DesiredStatus, HealthStatus, SecretValue, StopCode, Task, TaskId,
-    TaskStatus, free_port,
+    ContainerHealthCheck, DesiredStatus, HealthStatus, OutputSink, OutputStream, SecretValue,
+    StopCode, Task, TaskId, TaskOutput, TaskStatus, free_port,
 };
 
 use crate::support::{eventually, process_gone, read_trimmed, shell_task, within};
@@ -182,4 +183,46 @@ async fn container_health_check_reports_healthy_then_unhealthy() {
     .await
     .unwrap();
     task.stop(StopCode::UserInitiated, "test").await;
+}
+
+/// Collects a task's output lines, as a log stream would.
+#[derive(Default)]
+struct CollectedLines(std::sync::Mutex<Vec<(OutputStream, String)>>);
+
+impl OutputSink for CollectedLines {
+    fn line(&self, stream: OutputStream, line: &str) {
+        self.0.lock().unwrap().push((stream, line.to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn output_that_is_not_utf8_is_replaced_and_reading_goes_on() {
+    // A reader that gave up on the first invalid byte would lose every later line, and leave
+    // a chatty task blocked on a full pipe.
+    let sink = Arc::new(CollectedLines::default());
+    let mut spec = shell_task(
+        "printf 'before\\n\\377\\376 latin-1 \\351\\n'; echo after; echo oops >&2; exec sleep 600",
+    );
+    spec.output = TaskOutput::Lines(sink.clone());
+    let task = Task::start(TaskId::random(), spec, free_port().unwrap());
+
+    eventually("the task's lines to arrive", || {
+        sink.0.lock().unwrap().len() == 4
+    })
+    .await;
+    let mut lines = sink.0.lock().unwrap().clone();
+    lines.sort_by_key(|(stream, _)| *stream == OutputStream::Stderr);
+    assert_eq!(
+        lines,
+        vec![
+            (OutputStream::Stdout, "before".to_owned()),
+            (
+                OutputStream::Stdout,
+                "\u{fffd}\u{fffd} latin-1 \u{fffd}".to_owned()
+            ),
+            (OutputStream::Stdout, "after".to_owned()),
+            (OutputStream::Stderr, "oops".to_owned()),
+        ]
+    );
+    task.stop(StopCode::UserInitiated, "test over").await;
 }
