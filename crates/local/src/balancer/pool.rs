@@ -152,7 +152,9 @@ async fn connect(target: &Target, worker: usize) -> Result<SendRequest<Incoming>
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, target = %target.addr, "cannot disable Nagle's algorithm");
     }
+    // One buffer and write(2) per request, as on the client side (see `proxy::serve`).
     let (sender, connection) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(UpstreamError::Handshake)?;

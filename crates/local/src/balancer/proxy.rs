@@ -115,6 +115,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
     http.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
+        // Head and body copied into one buffer and sent with write(2): for the small
+        // responses typical behind a balancer that is cheaper than writev(2) with an iovec
+        // per piece (measured in BENCHMARKS.md).
+        .writev(false)
         // Bounds the wait for the next request on a kept-alive connection (S5.14).
         .header_read_timeout(idle_timeout);
     http.http2().timer(TokioTimer::new());
