@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_local::control::{Request, Response, ensure_private_dir};
-use berth_local::runtime::{Runtime, RuntimeEvent, UpError, UpOptions};
+use berth_local::runtime::{Runtime, RuntimeEvent, UpOptions};
 use berth_spec::Stack;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::commands::running::{local_run_dir, report_recovery};
 use crate::commands::status;
@@ -176,6 +177,7 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     let options = UpOptions {
         environment: cx.environment.clone(),
         control_socket: true,
+        interrupt: CancellationToken::new(),
     };
     let progress_tx = tx.clone();
     let progress = Arc::new(move |event: RuntimeEvent| {
@@ -184,10 +186,16 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     let mut interrupt = signal(SignalKind::interrupt()).map_err(anyhow::Error::from)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
 
-    let started = tokio::select! {
-        started = berth_local::runtime::up(stack, &options, progress) => started,
-        _ = interrupt.recv() => Err(UpError::Interrupted),
-        _ = terminate.recv() => Err(UpError::Interrupted),
+    // An interrupt during the start cancels it; `up` then stops what it had started (the
+    // database, the balancer) before it returns, so nothing is left running.
+    let starting = berth_local::runtime::up(stack, &options, progress);
+    tokio::pin!(starting);
+    let started = loop {
+        tokio::select! {
+            started = &mut starting => break started,
+            _ = interrupt.recv() => options.interrupt.cancel(),
+            _ = terminate.recv() => options.interrupt.cancel(),
+        }
     };
     let (runtime, recovery) = match started {
         Ok(started) => started,
@@ -223,12 +231,13 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     };
     drop(tx);
 
-    let healthy = tokio::select! {
-        () = runtime.wait_steady() => true,
-        _ = interrupt.recv() => false,
-        _ = terminate.recv() => false,
-        () = runtime.stop_requested() => false,
-    };
+    let healthy = !options.interrupt.is_cancelled()
+        && tokio::select! {
+            () = runtime.wait_steady() => true,
+            _ = interrupt.recv() => false,
+            _ = terminate.recv() => false,
+            () = runtime.stop_requested() => false,
+        };
     if healthy {
         printer.finish();
         if interactive {

@@ -559,6 +559,10 @@ impl LocalPostgres {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so the terminal's Ctrl-C (sent to berth's whole group)
+            // never reaches psql or the server pg_ctl forks: berth stops PostgreSQL itself,
+            // last, after the tasks that use it.
+            .process_group(0)
             .kill_on_drop(true);
         let spawn_error = |source| DatabaseError::Spawn {
             program: program.to_owned(),

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_spec::{Environment, LocalEnvironment, ParameterValue, Reference, Service, Stack};
+use tokio_util::sync::CancellationToken;
 
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
@@ -38,6 +39,9 @@ pub struct UpOptions {
     pub environment: String,
     /// Listen on `.berth/run/control.sock` (what `berth status`/`down`/`scale` use).
     pub control_socket: bool,
+    /// Cancelled when the user interrupts the start (Ctrl-C, SIGTERM): `up` then stops what
+    /// it had started and returns [`UpError::Interrupted`].
+    pub interrupt: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,8 +217,14 @@ pub async fn up(
         })?;
         say("starting tasks".to_owned());
         Ok(runtime)
-    }
-    .await;
+    };
+    // The start is dropped at the next await point once interrupted; what it had started by
+    // then is in `cleanup`. The database is never dropped half-started: the check comes after.
+    let result = tokio::select! {
+        biased;
+        () = options.interrupt.cancelled() => Err(UpError::Interrupted),
+        result = result => result,
+    };
     match result {
         Ok(runtime) => Ok((runtime, recovery)),
         Err(error) => {

@@ -101,6 +101,19 @@ async fn start_connect_stop_start_again_keeps_data() {
     assert_eq!(outputs.name, "fileanalyzer");
     assert!(matches!(pg.status(), DatabaseStatus::Running { port, .. } if port == outputs.port));
 
+    // The server runs outside berth's process group: a Ctrl-C at berth's terminal reaches
+    // berth alone, which stops PostgreSQL last, after the tasks that use it.
+    let postmaster: i32 = fs::read_to_string(pg.data_dir().join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let server_group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(postmaster))).unwrap();
+    assert_ne!(server_group, nix::unistd::getpgrp());
+
     // Only the database's directories are open to the postgres user.
     if nix_is_root() {
         assert_eq!(mode(state.root()), 0o711);

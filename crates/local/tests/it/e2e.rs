@@ -13,13 +13,14 @@ use std::sync::Arc;
 use berth_local::cleanup::RunState;
 use berth_local::database::{LocalPostgres, LocalPostgresConfig};
 use berth_local::params::ParamStore;
-use berth_local::runtime::{Runtime, UpOptions, state_dir, up};
+use berth_local::runtime::{Runtime, RuntimeEvent, UpError, UpOptions, state_dir, up};
 use berth_local::state_dir::StateDir;
 use berth_local::task::{StopCode, TaskStatus};
 use berth_testkit::bin_path;
 use berth_testkit::{free_port, http_get, http_request};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
 
 use crate::support::{eventually, process_gone, within};
 
@@ -169,6 +170,7 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
     let options = UpOptions {
         environment: "local".into(),
         control_socket: true,
+        interrupt: CancellationToken::new(),
     };
     let (runtime, recovery) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
     assert!(recovery.is_none());
@@ -402,6 +404,7 @@ async fn a_failed_up_stops_what_it_started() {
     let options = UpOptions {
         environment: "local".into(),
         control_socket: true,
+        interrupt: CancellationToken::new(),
     };
     let error = match up(&stack, &options, Arc::new(|_| {})).await {
         Ok(_) => panic!("up succeeded without the operator's parameter"),
@@ -435,6 +438,53 @@ async fn a_failed_up_stops_what_it_started() {
     assert!(
         !postgres.data_dir().join("postmaster.pid").exists(),
         "PostgreSQL was left running"
+    );
+    assert!(!fx.state().run().join("state.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_start_stops_what_it_started() {
+    let fx = Fixture::new();
+    let stack = fx.stack();
+    let interrupt = CancellationToken::new();
+    let options = UpOptions {
+        environment: "local".into(),
+        control_socket: true,
+        interrupt: interrupt.clone(),
+    };
+    // Ctrl-C while PostgreSQL is starting, the slow part of a start.
+    let progress = Arc::new(move |event: RuntimeEvent| {
+        if matches!(&event, RuntimeEvent::Progress { message } if message.starts_with("starting PostgreSQL"))
+        {
+            interrupt.cancel();
+        }
+    });
+    match up(&stack, &options, progress).await {
+        Ok(_) => panic!("up went on after the interrupt"),
+        Err(UpError::Interrupted) => {}
+        Err(other) => panic!("expected an interrupt, got {other}"),
+    }
+    let database = stack.database.as_ref().unwrap();
+    let postgres = LocalPostgres::new(
+        &fx.state(),
+        LocalPostgresConfig {
+            version: Some(database.managed().unwrap().version.clone()),
+            database: database.name.clone(),
+            username: database.managed().unwrap().username.clone(),
+        },
+    )
+    .unwrap();
+    assert!(
+        postgres.data_dir().join("PG_VERSION").exists(),
+        "the database had been started"
+    );
+    assert!(
+        !postgres.data_dir().join("postmaster.pid").exists(),
+        "PostgreSQL was left running"
+    );
+    assert!(
+        TcpListener::bind(fx.listen()).is_ok(),
+        "the listener port is free"
     );
     assert!(!fx.state().run().join("state.json").exists());
 }
