@@ -416,7 +416,12 @@ async fn a_failed_up_stops_what_it_started() {
             .contains("berth param put /ecs/frontend/UNSET_TOKEN"),
         "{error}"
     );
-    // The database and the balancer it had started are stopped again.
+    assert_start_undone(&fx, &stack);
+}
+
+/// After a start that did not finish: the database had been started and is stopped again,
+/// the listener port is free, no run state is left.
+fn assert_start_undone(fx: &Fixture, stack: &berth_spec::Stack) {
     assert!(
         TcpListener::bind(fx.listen()).is_ok(),
         "the listener port is free"
@@ -464,27 +469,5 @@ async fn an_interrupted_start_stops_what_it_started() {
         Err(UpError::Interrupted) => {}
         Err(other) => panic!("expected an interrupt, got {other}"),
     }
-    let database = stack.database.as_ref().unwrap();
-    let postgres = LocalPostgres::new(
-        &fx.state(),
-        LocalPostgresConfig {
-            version: Some(database.managed().unwrap().version.clone()),
-            database: database.name.clone(),
-            username: database.managed().unwrap().username.clone(),
-        },
-    )
-    .unwrap();
-    assert!(
-        postgres.data_dir().join("PG_VERSION").exists(),
-        "the database had been started"
-    );
-    assert!(
-        !postgres.data_dir().join("postmaster.pid").exists(),
-        "PostgreSQL was left running"
-    );
-    assert!(
-        TcpListener::bind(fx.listen()).is_ok(),
-        "the listener port is free"
-    );
-    assert!(!fx.state().run().join("state.json").exists());
+    assert_start_undone(&fx, &stack);
 }
