@@ -45,6 +45,7 @@ mod model;
 mod reader;
 mod resolve;
 mod rules;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 

@@ -5,44 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A target's health state, as `DescribeTargetHealth` reports it (S5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetState {
-    /// Registered, health checks not yet passed `healthy_threshold` times.
-    Initial,
-    /// Passing health checks; receives traffic.
-    Healthy,
-    /// Failed `unhealthy_threshold` consecutive checks; receives traffic only when the whole
-    /// group is unhealthy (fail-open).
-    Unhealthy,
-    /// Not registered any more (after draining).
-    Unused,
-    /// Deregistered; in-flight requests finish, no new ones arrive.
-    Draining,
-    /// Health checks are disabled.
-    Unavailable,
-}
-
-impl TargetState {
-    /// The state's name as AWS spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Initial => "initial",
-            Self::Healthy => "healthy",
-            Self::Unhealthy => "unhealthy",
-            Self::Unused => "unused",
-            Self::Draining => "draining",
-            Self::Unavailable => "unavailable",
-        }
-    }
-}
-
-impl fmt::Display for TargetState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use berth_spec::status::TargetState;
 
 /// Why a target is in its state (S5.1); serialized as AWS spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::balancer::{self, Balancer};
-use crate::service::{BoxFuture, TargetHealthView, TargetRouter, TargetState};
+use crate::balancer::Balancer;
+use crate::service::{BoxFuture, TargetHealthView, TargetRouter};
 
 /// Drives a [`Balancer`]: registration, draining, target health.
 pub struct BalancerRouter {
@@ -13,17 +13,6 @@ pub struct BalancerRouter {
 impl BalancerRouter {
     pub fn new(balancer: Balancer) -> Self {
         Self { balancer }
-    }
-}
-
-fn state(state: balancer::TargetState) -> TargetState {
-    match state {
-        balancer::TargetState::Initial => TargetState::Initial,
-        balancer::TargetState::Healthy => TargetState::Healthy,
-        balancer::TargetState::Unhealthy => TargetState::Unhealthy,
-        balancer::TargetState::Unused => TargetState::Unused,
-        balancer::TargetState::Draining => TargetState::Draining,
-        balancer::TargetState::Unavailable => TargetState::Unavailable,
     }
 }
 
@@ -54,7 +43,7 @@ impl TargetRouter for BalancerRouter {
             .filter(|t| t.target_group == target_group)
             .map(|t| TargetHealthView {
                 target: t.target,
-                state: state(t.state),
+                state: t.state,
                 reason: t.reason.map(|r| r.as_str().to_owned()),
                 description: t.description,
             })

@@ -145,30 +145,7 @@ pub fn new_deployment_id() -> String {
     format!("ecs-svc/{n}")
 }
 
-/// A target's health state as the load balancer reports it (S5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetState {
-    Initial,
-    Healthy,
-    Unhealthy,
-    Unused,
-    Draining,
-    Unavailable,
-}
-
-impl fmt::Display for TargetState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Initial => "initial",
-            Self::Healthy => "healthy",
-            Self::Unhealthy => "unhealthy",
-            Self::Unused => "unused",
-            Self::Draining => "draining",
-            Self::Unavailable => "unavailable",
-        })
-    }
-}
+pub use berth_spec::status::TargetState;
 
 /// One target's health: state, reason code and description (S5.1–S5.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,67 @@
+//! Status vocabulary shared by the runtimes and the CLI: what the embedded runtime and the
+//! AWS engine both report, in AWS's own words.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A load-balancer target's health state, as `DescribeTargetHealth` reports it
+/// (ECS-SEMANTICS §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    /// Registered, health checks not yet passed `healthy_threshold` times.
+    Initial,
+    /// Passing health checks; receives traffic.
+    Healthy,
+    /// Failed `unhealthy_threshold` consecutive checks; receives traffic only when the whole
+    /// group is unhealthy (fail-open).
+    Unhealthy,
+    /// Not registered any more (after draining).
+    Unused,
+    /// Deregistered; in-flight requests finish, no new ones arrive.
+    Draining,
+    /// Health checks are disabled.
+    Unavailable,
+}
+
+impl TargetState {
+    /// The state's name as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unused => "unused",
+            Self::Draining => "draining",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for TargetState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TargetState;
+
+    #[test]
+    fn states_serialize_as_aws_spells_them() {
+        for state in [
+            TargetState::Initial,
+            TargetState::Healthy,
+            TargetState::Unhealthy,
+            TargetState::Unused,
+            TargetState::Draining,
+            TargetState::Unavailable,
+        ] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(serde_json::from_str::<TargetState>(&json).unwrap(), state);
+        }
+    }
+}
