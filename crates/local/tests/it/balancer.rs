@@ -301,6 +301,38 @@ async fn wait_state(lb: &Balancer, target: SocketAddr, state: TargetState) -> Ta
     .await
 }
 
+/// Starts one backend per name, registers each in `web`, and waits until all are healthy.
+async fn healthy_backends<const N: usize>(lb: &Balancer, names: [&str; N]) -> [Backend; N] {
+    let mut backends = Vec::with_capacity(N);
+    for name in names {
+        let backend = Backend::start(name).await;
+        lb.register("web", backend.addr).unwrap();
+        backends.push(backend);
+    }
+    for backend in &backends {
+        wait_state(lb, backend.addr, TargetState::Healthy).await;
+    }
+    match backends.try_into() {
+        Ok(backends) => backends,
+        Err(_) => unreachable!("one backend per name"),
+    }
+}
+
+/// Sends `GET /hold` through the balancer and waits until one of `backends` holds it.
+async fn hold_request(lb: &Balancer, backends: &[&Backend]) -> tokio::task::JoinHandle<Reply> {
+    let held = {
+        let lb = lb.clone();
+        tokio::spawn(async move { get(&lb, "/hold").await })
+    };
+    within("the held request to arrive", async {
+        while backends.iter().map(|b| b.holding()).sum::<usize>() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    held
+}
+
 /// An address nothing listens on.
 async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -341,12 +373,7 @@ async fn routes_by_path_pattern_with_the_default_rule_last() {
 #[tokio::test]
 async fn round_robin_spreads_requests_evenly() {
     let lb = balancer().await;
-    let one = Backend::start("one").await;
-    let two = Backend::start("two").await;
-    lb.register("web", one.addr).unwrap();
-    lb.register("web", two.addr).unwrap();
-    wait_state(&lb, one.addr, TargetState::Healthy).await;
-    wait_state(&lb, two.addr, TargetState::Healthy).await;
+    let [one, two] = healthy_backends(&lb, ["one", "two"]).await;
 
     for _ in 0..10 {
         assert_eq!(get(&lb, "/").await.status, StatusCode::OK);
@@ -357,9 +384,7 @@ async fn round_robin_spreads_requests_evenly() {
 #[tokio::test]
 async fn connections_to_targets_are_kept_alive_and_reused() {
     let lb = balancer().await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
     let client = client();
     for _ in 0..20 {
         let request = hyper::Request::get(format!("{}/", lb.url()))
@@ -389,9 +414,7 @@ async fn a_target_closing_idle_connections_causes_no_error() {
 #[tokio::test]
 async fn h2c_clients_are_served_over_http_1_1_targets() {
     let lb = balancer().await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -585,9 +608,7 @@ async fn a_target_slower_than_the_request_timeout_is_504() {
         },
     ])
     .await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
     let reply = get(&lb, "/slow").await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(
@@ -602,23 +623,9 @@ async fn a_target_slower_than_the_request_timeout_is_504() {
 #[tokio::test]
 async fn draining_finishes_in_flight_requests_while_new_ones_go_elsewhere() {
     let lb = balancer().await;
-    let one = Backend::start("one").await;
-    let two = Backend::start("two").await;
-    lb.register("web", one.addr).unwrap();
-    lb.register("web", two.addr).unwrap();
-    wait_state(&lb, one.addr, TargetState::Healthy).await;
-    wait_state(&lb, two.addr, TargetState::Healthy).await;
+    let [one, two] = healthy_backends(&lb, ["one", "two"]).await;
 
-    let held = {
-        let lb = lb.clone();
-        tokio::spawn(async move { get(&lb, "/hold").await })
-    };
-    within("the held request to arrive", async {
-        while one.holding() + two.holding() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let held = hold_request(&lb, &[&one, &two]).await;
     let (busy, idle) = if one.holding() == 1 {
         (&one, &two)
     } else {
@@ -662,19 +669,8 @@ async fn the_deregistration_delay_bounds_draining_and_fails_what_is_left() {
         },
     ])
     .await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
-    let held = {
-        let lb = lb.clone();
-        tokio::spawn(async move { get(&lb, "/hold").await })
-    };
-    within("the held request to arrive", async {
-        while backend.holding() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
+    let held = hold_request(&lb, &[&backend]).await;
     let mut changes = lb.subscribe();
     lb.deregister("web", backend.addr).unwrap();
     within(
@@ -708,9 +704,7 @@ async fn deregistering_an_unknown_target_is_an_error() {
 #[tokio::test]
 async fn forwarded_headers_are_added() {
     let lb = balancer().await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
     let port = lb.local_addr().port().to_string();
 
     let fresh: serde_json::Value = serde_json::from_str(&get(&lb, "/headers").await.body).unwrap();
@@ -753,9 +747,7 @@ async fn forwarded_headers_are_added() {
 #[tokio::test]
 async fn a_10_mb_upload_streams_through() {
     let lb = balancer().await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
 
     let (chunks, receiver) = mpsc::channel::<Bytes>(4);
     let body = ChannelBody(receiver);
@@ -816,23 +808,9 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
         },
     ])
     .await;
-    let one = Backend::start("one").await;
-    let two = Backend::start("two").await;
-    lb.register("web", one.addr).unwrap();
-    lb.register("web", two.addr).unwrap();
-    wait_state(&lb, one.addr, TargetState::Healthy).await;
-    wait_state(&lb, two.addr, TargetState::Healthy).await;
+    let [one, two] = healthy_backends(&lb, ["one", "two"]).await;
 
-    let held = {
-        let lb = lb.clone();
-        tokio::spawn(async move { get(&lb, "/hold").await })
-    };
-    within("the held request to arrive", async {
-        while one.holding() + two.holding() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let held = hold_request(&lb, &[&one, &two]).await;
     let (busy, idle) = if one.holding() == 1 {
         (&one, &two)
     } else {
@@ -889,20 +867,9 @@ async fn set_rules_switches_traffic_by_weight() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let lb = balancer().await;
-    let backend = Backend::start("web").await;
-    lb.register("web", backend.addr).unwrap();
-    wait_state(&lb, backend.addr, TargetState::Healthy).await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
     let url = lb.url();
-    let held = {
-        let lb = lb.clone();
-        tokio::spawn(async move { get(&lb, "/hold").await })
-    };
-    within("the held request to arrive", async {
-        while backend.holding() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let held = hold_request(&lb, &[&backend]).await;
     let shutdown = tokio::spawn(lb.shutdown());
     // New connections are refused once the listener is closed.
     within("the listener to close", async {
