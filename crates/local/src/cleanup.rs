@@ -2,14 +2,16 @@
 //!
 //! The running berth keeps `.berth/run/state.json` up to date: its own pid, every task's
 //! process group and port, the PostgreSQL data directory. The next `berth up` or `berth down`
-//! reads it: when that berth is gone, it kills the task groups that are still ours (same
-//! process start time), stops the leftover PostgreSQL with `pg_ctl`, and removes the run files.
+//! reads it: when that berth is gone, it stops the task groups that are still ours (same
+//! process start time) as berth would have: SIGTERM, then SIGKILL after each task's stop
+//! timeout, all at once. Then it stops the leftover PostgreSQL with `pg_ctl` and removes the
+//! run files.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
@@ -17,6 +19,10 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::control::{SOCKET_NAME, ensure_private_dir};
+use crate::task::DEFAULT_STOP_TIMEOUT;
+
+/// How often recovery looks whether the leftover task groups have exited.
+const EXIT_POLL: Duration = Duration::from_millis(20);
 
 /// The file name of the recovery state inside the run directory.
 pub const STATE_FILE: &str = "state.json";
@@ -44,6 +50,33 @@ pub struct RunTask {
     pub pid: u32,
     pub start_time: Option<u64>,
     pub port: u16,
+    /// Time between SIGTERM and SIGKILL (the task's `stopTimeout`). State files written
+    /// before berth recorded it get ECS's default.
+    #[serde(
+        rename = "stopTimeoutMs",
+        with = "millis",
+        default = "default_stop_timeout"
+    )]
+    pub stop_timeout: Duration,
+}
+
+fn default_stop_timeout() -> Duration {
+    DEFAULT_STOP_TIMEOUT
+}
+
+/// A [`Duration`] as whole milliseconds in the state file.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
 }
 
 /// A PostgreSQL server berth started.
@@ -81,7 +114,7 @@ pub enum CleanupError {
 pub struct Recovery {
     /// The pid of the berth that was killed, when there was one.
     pub stale_berth: Option<u32>,
-    /// Task process groups that were killed.
+    /// Task process groups that were stopped (SIGTERM, SIGKILL after their stop timeout).
     pub killed_tasks: Vec<RunTask>,
     /// Task groups left alone: their pid now belongs to another process.
     pub skipped_tasks: Vec<RunTask>,
@@ -183,13 +216,11 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {
         stale_berth: Some(state.berth_pid),
         ..Recovery::default()
     };
-    for task in &state.tasks {
-        if kill_task_group(task) {
-            recovery.killed_tasks.push(task.clone());
-        } else {
-            recovery.skipped_tasks.push(task.clone());
-        }
-    }
+    let (ours, not_ours): (Vec<RunTask>, Vec<RunTask>) =
+        state.tasks.iter().cloned().partition(still_ours);
+    stop_task_groups(&ours);
+    recovery.killed_tasks = ours;
+    recovery.skipped_tasks = not_ours;
     if let Some(postgres) = &state.postgres {
         recovery.stopped_postgres = stop_postgres(postgres);
     }
@@ -197,28 +228,67 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {
     Ok(recovery)
 }
 
-/// Kills a leftover task's process group when it is still ours. Returns whether it did.
-fn kill_task_group(task: &RunTask) -> bool {
-    let group = Pid::from_raw(task.pid as i32);
+/// Whether a leftover task's process group is still the one berth started.
+fn still_ours(task: &RunTask) -> bool {
     match (process_start_time(task.pid), task.start_time) {
         // The leader's pid now belongs to another process: not ours.
-        (Some(now), Some(then)) if now != then => return false,
+        (Some(now), Some(then)) => now == then,
         // The leader is gone: a group with its id can only be what it left behind (a
         // process group id is not reused while the group has members).
-        _ => {}
+        _ => true,
     }
-    if killpg(group, Signal::SIGTERM) == Err(Errno::ESRCH) {
-        return true;
+}
+
+/// Stops leftover task groups as berth would have stopped the tasks: SIGTERM to every group
+/// at once, then SIGKILL to each group still there after its own stop timeout. Returns as
+/// soon as every group has exited, so the whole wait is at most the longest stop timeout.
+fn stop_task_groups(tasks: &[RunTask]) {
+    let now = Instant::now();
+    let mut pending: Vec<(Pid, Instant)> = tasks
+        .iter()
+        .map(|task| (Pid::from_raw(task.pid as i32), now + task.stop_timeout))
+        // ESRCH: the group is gone already.
+        .filter(|&(group, _)| killpg(group, Signal::SIGTERM) != Err(Errno::ESRCH))
+        .collect();
+    while !pending.is_empty() {
+        std::thread::sleep(EXIT_POLL);
+        let now = Instant::now();
+        pending.retain(|&(group, deadline)| {
+            if !group_alive(group) {
+                return false;
+            }
+            if now < deadline {
+                return true;
+            }
+            tracing::info!(pgid = %group, "leftover task ignored SIGTERM for its stop timeout: SIGKILL");
+            let _ = killpg(group, Signal::SIGKILL);
+            false
+        });
     }
-    // A short grace for a clean exit, then the rest is killed.
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(20));
-        if killpg(group, None) == Err(Errno::ESRCH) {
-            return true;
-        }
-    }
-    let _ = killpg(group, Signal::SIGKILL);
-    true
+}
+
+/// Whether any process of the group is alive. Zombies do not count: they have exited and
+/// only wait for their parent (possibly not us) to reap them.
+fn group_alive(group: Pid) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        // No /proc to look into: ask the kernel, which counts zombies as alive.
+        return killpg(group, None).is_ok();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the command name: 3 state, 4 ppid, 5 pgrp.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z")
+                && fields.get(5 - 3).and_then(|f| f.parse::<i32>().ok()) == Some(group.as_raw())
+        })
 }
 
 /// `pg_ctl stop -m fast` on a leftover server; whether it was running.
@@ -281,6 +351,7 @@ mod tests {
                 pid: 43,
                 start_time: Some(8),
                 port: 4000,
+                stop_timeout: Duration::from_secs(90),
             }],
             postgres: None,
         };
@@ -288,5 +359,12 @@ mod tests {
         assert_eq!(RunState::read(&run).unwrap(), Some(state));
         RunState::remove(&run);
         assert_eq!(RunState::read(&run).unwrap(), None);
+    }
+
+    #[test]
+    fn a_task_recorded_without_stop_timeout_gets_the_default() {
+        let json = r#"{"service":"backend","taskId":"a","pid":43,"startTime":8,"port":4000}"#;
+        let task: RunTask = serde_json::from_str(json).unwrap();
+        assert_eq!(task.stop_timeout, DEFAULT_STOP_TIMEOUT);
     }
 }

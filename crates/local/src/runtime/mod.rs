@@ -285,13 +285,15 @@ impl Inner {
                 .iter()
                 .flat_map(|service| {
                     service.live_tasks().into_iter().filter_map(|task| {
-                        let pid = task.pid?;
+                        let snapshot = task.snapshot();
+                        let pid = snapshot.pid?;
                         Some(RunTask {
                             service: service.name().to_owned(),
-                            task_id: task.task_id.to_string(),
+                            task_id: snapshot.task_id.to_string(),
                             pid,
                             start_time: process_start_time(pid),
-                            port: task.port,
+                            port: snapshot.port,
+                            stop_timeout: task.stop_timeout(),
                         })
                     })
                 })

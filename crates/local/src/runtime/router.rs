@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 
+use futures_util::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
 use crate::balancer::Balancer;
-use crate::service::{BoxFuture, TargetHealthView, TargetRouter};
+use crate::service::{BoxFuture, BoxStream, TargetHealthView, TargetRouter};
 
 /// Drives a [`Balancer`]: registration, draining, target health.
 pub struct BalancerRouter {
@@ -48,5 +51,26 @@ impl TargetRouter for BalancerRouter {
                 description: t.description,
             })
             .collect()
+    }
+
+    fn health_changes(&self, target_group: &str) -> BoxStream<'static, ()> {
+        let receiver = self.balancer.subscribe();
+        let target_group = target_group.to_owned();
+        futures_util::stream::unfold(
+            (receiver, target_group),
+            |(mut receiver, target_group)| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(change) if change.target_group != target_group => continue,
+                        // Lagged: changes were missed, so something changed.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                            return Some(((), (receiver, target_group)));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+        .boxed()
     }
 }

@@ -43,6 +43,11 @@ impl Backoff {
         self.retry_at.is_some_and(|at| now < at)
     }
 
+    /// When starts are allowed again, if a failure holds them back (or did).
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }

@@ -1,4 +1,9 @@
 //! The executor of the service scheduler: observes, asks [`plan`], carries the actions out.
+//!
+//! It runs a round when something it observes changes (a task's status or container health,
+//! a target's health), on a command, and at the next deadline the planner cares about; it
+//! never polls. A round repeats at once after it started, stopped or marked a task, so that
+//! what the actions changed (a task that failed to start, say) is planned on right away.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -6,6 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -20,8 +27,11 @@ use super::{TargetRouter, TaskLauncher, events};
 use crate::runtime::RuntimeEvent;
 use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 
-/// How often the controller looks at its tasks and targets.
-const TICK: Duration = Duration::from_millis(250);
+/// How long a task must have run before being healthy counts (resets the start back-off,
+/// S1.18). A process that crashes at once looks RUNNING, and healthy when nothing checks it,
+/// for a moment: its exit must still count as a failed start, or it would be restarted in a
+/// tight loop.
+const PROVEN_AFTER: Duration = Duration::from_secs(1);
 /// Stopped tasks kept for `berth status` (ECS keeps them about an hour, S4.4).
 const STOPPED_KEPT: usize = 20;
 /// Events kept (the console shows 100, S2.19).
@@ -63,7 +73,8 @@ struct Tracked {
     registered: bool,
     /// The scheduler (or the user) asked it to stop: its exit is not a crash.
     stop_requested: bool,
-    /// It has been healthy at least once: its exit does not count toward the back-off.
+    /// It has been healthy at least once, [`PROVEN_AFTER`] or more after it started: its exit
+    /// does not count toward the back-off.
     was_healthy: bool,
     started: Instant,
 }
@@ -139,6 +150,9 @@ pub struct ServiceController {
     shared: Arc<Shared>,
     launcher: Arc<dyn TaskLauncher>,
     commands: mpsc::UnboundedReceiver<ServiceCommand>,
+    /// What wakes the controller: the status changes of its tasks and the target health
+    /// changes of its target group.
+    changes: SelectAll<BoxStream<'static, ()>>,
 }
 
 /// A handle on a running service controller.
@@ -182,10 +196,15 @@ impl ServiceController {
             steady: watch::Sender::new(false),
         });
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut changes = SelectAll::new();
+        if let (Some(router), Some(tg)) = (&shared.router, &settings.target_group) {
+            changes.push(router.health_changes(tg));
+        }
         let controller = Self {
             shared: shared.clone(),
             launcher,
             commands: rx,
+            changes,
         };
         let join = tokio::spawn(controller.run());
         ServiceHandle {
@@ -196,9 +215,14 @@ impl ServiceController {
     }
 
     async fn run(mut self) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let deadline = self.reconcile().await;
+            let deadline = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(ServiceCommand::Scale(count)) => self.scale(count),
@@ -212,9 +236,14 @@ impl ServiceController {
                         return;
                     }
                 },
-                _ = tick.tick() => {}
+                // An empty set yields `None` at once: the branch is then off until a task
+                // is added (by a round, which runs before the next select).
+                Some(()) = self.changes.next() => {
+                    // A burst (a task going DEPROVISIONING → STOPPED) is one round.
+                    while let Some(Some(())) = self.changes.next().now_or_never() {}
+                }
+                () = deadline => {}
             }
-            self.reconcile().await;
         }
     }
 
@@ -226,23 +255,35 @@ impl ServiceController {
         primary.updated_at = Utc::now();
     }
 
-    /// One round: observe, plan, act.
-    async fn reconcile(&mut self) {
-        let actions = {
-            let mut record = self.shared.lock();
-            self.harvest(&mut record);
-            let view = self.observe(&mut record);
-            plan(&view)
-        };
-        if !actions.contains(&Action::SteadyState) {
-            let mut record = self.shared.lock();
-            if record.steady {
-                record.steady = false;
-                self.shared.steady.send_replace(false);
+    /// Observe, plan, act, until a round changes nothing the planner sees; returns when the
+    /// planner's answer can next change without any event.
+    async fn reconcile(&mut self) -> Option<Instant> {
+        loop {
+            let actions = {
+                let mut record = self.shared.lock();
+                self.harvest(&mut record);
+                let view = self.observe(&mut record);
+                plan(&view)
+            };
+            if !actions.contains(&Action::SteadyState) {
+                let mut record = self.shared.lock();
+                if record.steady {
+                    record.steady = false;
+                    self.shared.steady.send_replace(false);
+                }
             }
-        }
-        for action in actions {
-            self.execute(action).await;
+            let acted = actions.iter().any(|action| {
+                matches!(
+                    action,
+                    Action::StartTasks { .. } | Action::StopTask { .. } | Action::MarkUnhealthy { .. }
+                )
+            });
+            for action in actions {
+                self.execute(action).await;
+            }
+            if !acted {
+                return next_deadline(&self.shared.lock(), Instant::now());
+            }
         }
     }
 
@@ -309,7 +350,7 @@ impl ServiceController {
                 && view
                     .container_check
                     .is_none_or(|h| h == crate::task::HealthStatus::Healthy);
-            if healthy_now && !tracked.was_healthy {
+            if healthy_now && !tracked.was_healthy && view.age >= PROVEN_AFTER {
                 tracked.was_healthy = true;
                 any_became_healthy = true;
             }
@@ -435,6 +476,7 @@ impl ServiceController {
                 was_healthy: false,
                 started: now,
             };
+            self.changes.push(status_changes(&tracked.task));
             if !tracked.task.snapshot().last_status.is_stopped() {
                 // ACTIVATING registers the targets, then the task is RUNNING (S4.2).
                 if let (Some(router), Some(tg)) = (&self.shared.router, &target_group) {
@@ -549,6 +591,40 @@ impl ServiceController {
     }
 }
 
+/// The next time the plan can change with nothing else happening: the start back-off ends,
+/// a task's grace period ends (its failed health checks start to count), or a task has run
+/// long enough for its health to count ([`PROVEN_AFTER`]).
+fn next_deadline(record: &Record, now: Instant) -> Option<Instant> {
+    let grace = record.settings.grace_period;
+    let task_deadlines = record
+        .tasks
+        .iter()
+        .filter(|t| !t.stop_requested)
+        .flat_map(|t| {
+            let proven = (!t.was_healthy).then_some(t.started + PROVEN_AFTER);
+            [Some(t.started + grace), proven]
+        })
+        .flatten();
+    record
+        .backoff
+        .retry_at()
+        .into_iter()
+        .chain(task_deadlines)
+        .filter(|&at| at > now)
+        .min()
+}
+
+/// Yields on every status or health change of `task`, and ends once it is STOPPED.
+fn status_changes(task: &Task) -> BoxStream<'static, ()> {
+    futures_util::stream::unfold(Some(task.subscribe()), |receiver| async move {
+        let mut receiver = receiver?;
+        receiver.changed().await.ok()?;
+        let stopped = receiver.borrow_and_update().last_status.is_stopped();
+        Some(((), (!stopped).then_some(receiver)))
+    })
+    .boxed()
+}
+
 impl ServiceHandle {
     pub fn name(&self) -> &str {
         &self.shared.name
@@ -575,10 +651,10 @@ impl ServiceHandle {
         }
     }
 
-    /// Live tasks (for recovery bookkeeping: pids and ports).
-    pub fn live_tasks(&self) -> Vec<TaskSnapshot> {
+    /// Live tasks (for recovery bookkeeping: pids, ports, stop timeouts).
+    pub fn live_tasks(&self) -> Vec<Task> {
         let record = self.shared.lock();
-        record.tasks.iter().map(|t| t.task.snapshot()).collect()
+        record.tasks.iter().map(|t| t.task.clone()).collect()
     }
 
     pub fn status(&self) -> ServiceStatus {

@@ -4,6 +4,10 @@
 //! asks the planner, and carries the actions out without choosing. The controller reaches
 //! processes and the load balancer only through [`TaskLauncher`] and [`TargetRouter`], so it
 //! runs the same against the real runtime and against test doubles.
+//!
+//! The controller does not poll: it wakes when a task's status changes, when the router
+//! reports a target health change, on a command, and at the next time the planner's answer
+//! can change by itself (a grace period ending, the start back-off expiring).
 
 mod backoff;
 mod controller;
@@ -23,6 +27,8 @@ pub use state::{
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+
+pub use futures_util::stream::BoxStream;
 
 use crate::task::{Task, TaskId};
 
@@ -50,4 +56,8 @@ pub trait TargetRouter: Send + Sync + 'static {
     /// deregistration delay has passed.
     fn wait_drained(&self, target_group: &str, target: SocketAddr) -> BoxFuture<'static, ()>;
     fn target_health(&self, target_group: &str) -> Vec<TargetHealthView>;
+    /// Yields after a target of `target_group` changed health (registrations included), and
+    /// ends when the router is gone. Several changes may come as one item and an item may
+    /// change nothing: the scheduler only takes it as a cue to read `target_health` again.
+    fn health_changes(&self, target_group: &str) -> BoxStream<'static, ()>;
 }

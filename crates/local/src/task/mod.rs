@@ -22,6 +22,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+/// ECS's `stopTimeout` when a task definition does not set one (S4.19).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A secret's value, resolved from the parameter store at task start (S7.8).
 ///
 /// Its `Debug` never shows the value, so a task spec can be logged safely.
@@ -101,7 +104,7 @@ impl TaskSpec {
             env: Vec::new(),
             secrets: Vec::new(),
             working_dir: None,
-            stop_timeout: Duration::from_secs(30),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             health_check: None,
             output: TaskOutput::Null,
         }
@@ -134,6 +137,8 @@ struct StopRequest {
 pub struct Task {
     id: TaskId,
     port: u16,
+    /// Kept for recovery: a later berth gives a leftover process the same time to exit.
+    stop_timeout: Duration,
     state: Arc<watch::Sender<TaskSnapshot>>,
     stop: mpsc::UnboundedSender<StopRequest>,
 }
@@ -151,6 +156,7 @@ impl Task {
         let task = Self {
             id,
             port,
+            stop_timeout: spec.stop_timeout,
             state: state.clone(),
             stop: stop_tx,
         };
@@ -188,6 +194,7 @@ impl Task {
         Self {
             id,
             port: 0,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             state: Arc::new(watch::Sender::new(snapshot)),
             stop: stop_tx,
         }
@@ -199,6 +206,11 @@ impl Task {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Time between SIGTERM and SIGKILL when the task is stopped.
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
     }
 
     pub fn snapshot(&self) -> TaskSnapshot {

@@ -1,8 +1,10 @@
-//! Recovery after a berth was killed: leftover task groups are killed when they are still
-//! ours, unrelated processes are left alone, a live berth is not touched.
+//! Recovery after a berth was killed: leftover task groups are stopped when they are still
+//! ours (given their stop timeout to exit), unrelated processes are left alone, a live berth
+//! is not touched.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use berth_local::cleanup::{CleanupError, RunState, RunTask, process_start_time, recover};
 
@@ -32,6 +34,7 @@ fn task(pid: u32, start_time: Option<u64>) -> RunTask {
         pid,
         start_time,
         port: 1,
+        stop_timeout: Duration::from_secs(30),
     }
 }
 
@@ -73,6 +76,47 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
         nix::sys::signal::Signal::SIGKILL,
     );
     let _ = not_ours.wait();
+}
+
+#[tokio::test]
+async fn a_leftover_task_gets_its_stop_timeout_to_exit_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let ready = dir.path().join("ready");
+    let marker = dir.path().join("clean-exit");
+    // Takes longer than the second recovery used to give before SIGKILL, and much less
+    // than its stop timeout.
+    let script = format!(
+        "trap 'sleep 1.5; touch {marker}; exit 0' TERM; touch {ready}; sleep 600 & wait",
+        marker = marker.display(),
+        ready = ready.display(),
+    );
+    let mut leftover = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the leftover to trap SIGTERM", || ready.exists()).await;
+    let state = RunState {
+        berth_pid: dead_pid(),
+        berth_start_time: Some(1),
+        tasks: vec![RunTask {
+            stop_timeout: Duration::from_secs(20),
+            ..task(leftover.id(), process_start_time(leftover.id()))
+        }],
+        ..RunState::default()
+    };
+    state.write(&run).unwrap();
+
+    let recovery = recover(&run).unwrap();
+    assert_eq!(recovery.killed_tasks.len(), 1);
+    assert!(
+        marker.exists(),
+        "the leftover was killed before it could exit by itself"
+    );
+    let status = leftover.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The service scheduler: the pure planner (table tests) and the controller with real
-//! processes (replacement after kill -9, unhealthy-target replacement start-before-stop).
+//! processes (replacement after kill -9, unhealthy-target replacement start-before-stop, both
+//! acted upon as they happen rather than at a polling tick).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use berth_local::runtime::RuntimeEvent;
 use berth_local::service::{
-    Action, BoxFuture, DeploymentConfiguration, RolloutState, ServiceController, ServiceSettings,
+    Action, BoxFuture, BoxStream, DeploymentConfiguration, RolloutState, ServiceController, ServiceSettings,
     ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher, TaskView,
     UnhealthyCause, plan,
 };
@@ -17,7 +18,9 @@ use berth_local::task::{
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::sync::broadcast;
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
 use crate::support::{eventually, shell_task, within};
 
@@ -283,9 +286,19 @@ fn replacements_respect_maximum_percent() {
 
 // ---- controller with real processes --------------------------------------------------------
 
-/// Launches `sh` tasks that sleep; remembers the tasks.
+/// Launches `sh` tasks running `script`; counts the launches.
 struct ShellLauncher {
     script: String,
+    launched: watch::Sender<u32>,
+}
+
+impl ShellLauncher {
+    fn new(script: &str) -> Arc<Self> {
+        Arc::new(Self {
+            script: script.to_owned(),
+            launched: watch::Sender::new(0),
+        })
+    }
 }
 
 impl TaskLauncher for ShellLauncher {
@@ -298,6 +311,7 @@ impl TaskLauncher for ShellLauncher {
         Box::pin(async move {
             let mut spec: TaskSpec = shell_task(&self.script);
             spec.stop_timeout = Duration::from_secs(5);
+            self.launched.send_modify(|n| *n += 1);
             Task::start(id, spec, free_port().unwrap())
         })
     }
@@ -308,24 +322,25 @@ impl TaskLauncher for ShellLauncher {
 struct FakeRouter {
     targets: Mutex<HashMap<SocketAddr, TargetState>>,
     deregistered: Mutex<Vec<SocketAddr>>,
+    /// Bumped on every change of `targets`.
+    changes: watch::Sender<()>,
 }
 
 impl FakeRouter {
     fn set(&self, addr: SocketAddr, state: TargetState) {
         self.targets.lock().unwrap().insert(addr, state);
+        self.changes.send_replace(());
     }
 }
 
 impl TargetRouter for FakeRouter {
     fn register(&self, _tg: &str, target: SocketAddr) {
-        self.targets
-            .lock()
-            .unwrap()
-            .insert(target, TargetState::Healthy);
+        self.set(target, TargetState::Healthy);
     }
     fn deregister(&self, _tg: &str, target: SocketAddr) {
         self.targets.lock().unwrap().remove(&target);
         self.deregistered.lock().unwrap().push(target);
+        self.changes.send_replace(());
     }
     fn wait_drained(&self, _tg: &str, _target: SocketAddr) -> BoxFuture<'static, ()> {
         Box::pin(async {})
@@ -343,6 +358,13 @@ impl TargetRouter for FakeRouter {
                     .then(|| "Health checks failed with these codes: [500]".to_owned()),
             })
             .collect()
+    }
+    fn health_changes(&self, _tg: &str) -> BoxStream<'static, ()> {
+        futures_util::stream::unfold(self.changes.subscribe(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+        .boxed()
     }
 }
 
@@ -371,9 +393,7 @@ fn running_pids(status: &berth_local::service::ServiceStatus) -> Vec<u32> {
 #[tokio::test]
 async fn a_killed_task_is_replaced_and_the_count_restored() {
     let (events, _) = broadcast::channel::<RuntimeEvent>(64);
-    let launcher = Arc::new(ShellLauncher {
-        script: "exec sleep 600".to_owned(),
-    });
+    let launcher = ShellLauncher::new("exec sleep 600");
     let service = ServiceController::spawn(settings(2, None), launcher, None, events);
     let mut steady = service.steady();
     within("steady state", steady.wait_for(|s| *s))
@@ -426,9 +446,7 @@ async fn a_killed_task_is_replaced_and_the_count_restored() {
 #[tokio::test]
 async fn scale_changes_the_number_of_tasks() {
     let (events, _) = broadcast::channel::<RuntimeEvent>(64);
-    let launcher = Arc::new(ShellLauncher {
-        script: "exec sleep 600".to_owned(),
-    });
+    let launcher = ShellLauncher::new("exec sleep 600");
     let service = ServiceController::spawn(settings(1, None), launcher, None, events);
     eventually("one running task", || service.status().running_count == 1).await;
     service.scale(3);
@@ -459,9 +477,7 @@ async fn scale_changes_the_number_of_tasks() {
 #[tokio::test]
 async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
     let (events, mut rx) = broadcast::channel::<RuntimeEvent>(256);
-    let launcher = Arc::new(ShellLauncher {
-        script: "exec sleep 600".to_owned(),
-    });
+    let launcher = ShellLauncher::new("exec sleep 600");
     let router = Arc::new(FakeRouter::default());
     let service = ServiceController::spawn(
         settings(2, Some(TG)),
@@ -537,9 +553,7 @@ async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
 #[tokio::test]
 async fn tasks_that_keep_failing_are_throttled_and_reported() {
     let (events, _) = broadcast::channel::<RuntimeEvent>(64);
-    let launcher = Arc::new(ShellLauncher {
-        script: "exit 1".to_owned(),
-    });
+    let launcher = ShellLauncher::new("exit 1");
     let service = ServiceController::spawn(settings(1, None), launcher, None, events);
     eventually("the throttle event", || {
         service.status().events.iter().any(|e| {
@@ -549,5 +563,72 @@ async fn tasks_that_keep_failing_are_throttled_and_reported() {
     .await;
     let status = service.status();
     assert!(status.deployments[0].failed_tasks >= 3);
+    service.shutdown().await;
+}
+
+// ---- the controller reacts instead of polling ----------------------------------------------
+//
+// With the clock paused, tokio moves time forward only to fire a timer when nothing else can
+// run. A controller that polls needs its timer to notice a change, so time moves before it
+// acts; one that reacts to the change acts with the clock where it was.
+
+/// Waits until `launcher` has launched `count` tasks; returns whether the clock moved.
+async fn launched_without_a_timer(launcher: &ShellLauncher, count: u32, since: Instant) -> bool {
+    let mut launched = launcher.launched.subscribe();
+    launched.wait_for(|n| *n >= count).await.unwrap();
+    since.elapsed() == Duration::ZERO
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_exit_is_acted_upon_at_once() {
+    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let launcher = ShellLauncher::new("exec sleep 600");
+    let service = ServiceController::spawn(settings(1, None), launcher.clone(), None, events);
+    service.steady().wait_for(|s| *s).await.unwrap();
+    // Past the first second, the exit is a crash of a task that ran, not a failed start
+    // (which the back-off would rightly hold).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let victim = running_pids(&service.status())[0];
+
+    let before = Instant::now();
+    kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
+    assert!(
+        launched_without_a_timer(&launcher, 2, before).await,
+        "the replacement waited for a timer"
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_target_is_acted_upon_at_once() {
+    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let launcher = ShellLauncher::new("exec sleep 600");
+    let router = Arc::new(FakeRouter::default());
+    let service = ServiceController::spawn(
+        settings(1, Some(TG)),
+        launcher.clone(),
+        Some(router.clone()),
+        events,
+    );
+    service.steady().wait_for(|s| *s).await.unwrap();
+    let sick = service.status().tasks[0].task.port;
+
+    let before = Instant::now();
+    router.set(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, sick)),
+        TargetState::Unhealthy,
+    );
+    assert!(
+        launched_without_a_timer(&launcher, 2, before).await,
+        "the replacement waited for a timer"
+    );
+    assert!(
+        service
+            .status()
+            .events
+            .iter()
+            .any(|e| e.message.contains("is unhealthy in (target-group")),
+        "the task was marked unhealthy"
+    );
     service.shutdown().await;
 }
