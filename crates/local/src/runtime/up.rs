@@ -135,7 +135,13 @@ pub async fn up(
         .expect("local_environment checked it");
     let state = state_dir(stack, environment)?;
     state.ensure().map_err(UpError::StateDir)?;
-    let recovery = recover(&state.run())?;
+    // Recovery waits for leftover tasks to exit, up to their stop timeout: not on a thread
+    // that runs async tasks.
+    let run = state.run();
+    let recovery = match tokio::task::spawn_blocking(move || recover(&run)).await {
+        Ok(result) => result?,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
     let recovery = recovery.stale_berth.is_some().then_some(recovery);
     let params = Arc::new(ParamStore::open(&state).map_err(UpError::Params)?);
     let say = |message: String| {

@@ -275,7 +275,9 @@ impl ServiceController {
             let acted = actions.iter().any(|action| {
                 matches!(
                     action,
-                    Action::StartTasks { .. } | Action::StopTask { .. } | Action::MarkUnhealthy { .. }
+                    Action::StartTasks { .. }
+                        | Action::StopTask { .. }
+                        | Action::MarkUnhealthy { .. }
                 )
             });
             for action in actions {

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use berth_local::runtime::RuntimeEvent;
 use berth_local::service::{
-    Action, BoxFuture, BoxStream, DeploymentConfiguration, RolloutState, ServiceController, ServiceSettings,
-    ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher, TaskView,
-    UnhealthyCause, plan,
+    Action, BoxFuture, BoxStream, DeploymentConfiguration, RolloutState, ServiceController,
+    ServiceSettings, ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher,
+    TaskView, UnhealthyCause, plan,
 };
 use berth_local::task::{
     DesiredStatus, HealthStatus, StopCode, Task, TaskId, TaskSpec, TaskStatus, free_port,
 };
+use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
