@@ -35,7 +35,7 @@ done
 
 echo "building release examples..." >&2
 cargo build --release -q -p berth-local --example hello_backend --example balancer
-examples=target/release/examples
+examples=${CARGO_TARGET_DIR:-target}/release/examples
 
 tmp=$(mktemp -d)
 pids=()

@@ -1,4 +1,4 @@
-//! Request and response header rewriting: hop-by-hop headers, `X-Forwarded-*`, `Host` and
+//! Request header rewriting: hop-by-hop headers, `X-Forwarded-*`, `Host` and
 //! `X-Amzn-Trace-Id` as the ALB sets them (S5.32–S5.35).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,59 +23,68 @@ pub(crate) struct ClientConnection {
     pub(crate) listener_port_value: HeaderValue,
 }
 
-/// Rewrites a client's request headers for the target.
-pub(crate) fn forward_request(headers: &mut HeaderMap, client: &ClientConnection) {
-    remove_hop_by_hop(headers);
-    append_forwarded_for(headers, &client.ip);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(X_FORWARDED_PORT, client.listener_port_value.clone());
-    if let Some(host) = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| host_for_target(h, client.listener_port))
-    {
-        headers.insert(header::HOST, host);
-    }
-    let trace = trace_id(headers.get(X_AMZN_TRACE_ID), &new_trace_segment());
-    headers.insert(X_AMZN_TRACE_ID, trace);
-}
-
-/// Rewrites a target's response headers for the client.
-pub(crate) fn forward_response(headers: &mut HeaderMap) {
-    remove_hop_by_hop(headers);
-}
-
-/// Removes headers that describe one connection, not the message (RFC 9110 §7.6.1),
-/// including those the `Connection` header names.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of them: one pass over the few names present is cheaper than
-    // hashing every hop-by-hop name for a removal.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
-    if let Some(connection) = headers.remove(header::CONNECTION) {
-        if let Ok(names) = connection.to_str() {
-            for name in names.split(',') {
-                let name = name.trim();
-                // `close` and `keep-alive` are options, not header names; hyper handles them.
-                if !name.is_empty() {
-                    headers.remove(name);
-                }
-            }
+/// Writes the request's header lines as the target gets them (`name: value` CRLF each):
+/// hop-by-hop headers dropped (RFC 9110 §7.6.1), `Host` adjusted, `X-Forwarded-For`
+/// appended to, `X-Forwarded-Proto`/`-Port` and `X-Amzn-Trace-Id` set.
+///
+/// Written straight into the outgoing head rather than edited in the `HeaderMap` first:
+/// inserting four headers grows and rehashes the map on every request.
+pub(crate) fn write_request_headers(
+    headers: &HeaderMap,
+    client: &ClientConnection,
+    out: &mut BytesMut,
+) {
+    let connection_options = headers.get(header::CONNECTION).map(HeaderValue::as_bytes);
+    let mut forwarded_for = headers.get_all(X_FORWARDED_FOR).iter().peekable();
+    let mut trace = None;
+    for (name, value) in headers {
+        if is_hop_by_hop(name)
+            || connection_options.is_some_and(|options| names(options, name))
+            || *name == X_FORWARDED_FOR
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_PORT
+        {
+            continue;
         }
-        // A second `Connection` header line is equally hop-by-hop.
-        headers.remove(header::CONNECTION);
+        if *name == X_AMZN_TRACE_ID {
+            trace = Some(value);
+            continue;
+        }
+        let adjusted_host = (*name == header::HOST)
+            .then(|| value.to_str().ok())
+            .flatten()
+            .and_then(|host| host_for_target(host, client.listener_port));
+        put_header(out, name.as_str(), adjusted_host.as_ref().unwrap_or(value));
     }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
+    out.put_slice(b"x-forwarded-for: ");
+    // Repeated headers are joined into one (S5.32).
+    while let Some(value) = forwarded_for.next() {
+        out.put_slice(value.as_bytes());
+        out.put_slice(b", ");
     }
+    out.put_slice(client.ip.as_bytes());
+    out.put_slice(b"\r\n");
+    put_header(out, "x-forwarded-proto", &HeaderValue::from_static("http"));
+    put_header(out, "x-forwarded-port", &client.listener_port_value);
+    out.put_slice(b"x-amzn-trace-id: ");
+    put_trace_id(trace, &new_trace_segment(), out);
+    out.put_slice(b"\r\n");
+}
+
+fn put_header(out: &mut BytesMut, name: &str, value: &HeaderValue) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Whether the `Connection` header's `options` name `name` as hop-by-hop.
+fn names(options: &[u8], name: &HeaderName) -> bool {
+    options.split(|&c| c == b',').any(|option| {
+        option
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_str().as_bytes())
+    })
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -102,27 +111,6 @@ pub(crate) fn too_many_forwarded_for(headers: &HeaderMap) -> bool {
         .map(|value| value.as_bytes().iter().filter(|&&c| c == b',').count() + 1)
         .sum();
     addresses > MAX_FORWARDED_FOR
-}
-
-/// Appends the client's IP to `X-Forwarded-For`, joining repeated headers (S5.32).
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
-    match headers.entry(X_FORWARDED_FOR) {
-        header::Entry::Vacant(entry) => {
-            entry.insert(client_ip.clone());
-        }
-        header::Entry::Occupied(mut entry) => {
-            let mut joined = BytesMut::new();
-            for value in entry.iter() {
-                joined.put_slice(value.as_bytes());
-                joined.put_slice(b", ");
-            }
-            joined.put_slice(client_ip.as_bytes());
-            // Values came from valid headers, so the join is one too; keep the old ones if not.
-            if let Ok(value) = HeaderValue::from_maybe_shared(joined.freeze()) {
-                entry.insert(value);
-            }
-        }
-    }
 }
 
 /// The `Host` the target sees, when it differs from the client's (S5.35): on listener ports
@@ -166,38 +154,35 @@ fn trace_segment(epoch: u32, random: u128) -> [u8; 35] {
 
 /// The `X-Amzn-Trace-Id` sent to the target (S5.34): a new `Root` when the client sent
 /// none; otherwise the client's fields are kept and `Self` is set to the new segment.
-fn trace_id(existing: Option<&HeaderValue>, segment: &[u8; 35]) -> HeaderValue {
-    let mut value = BytesMut::with_capacity(64);
+fn put_trace_id(existing: Option<&HeaderValue>, segment: &[u8; 35], out: &mut BytesMut) {
     match existing.map(HeaderValue::as_bytes) {
         None => {
-            value.put_slice(b"Root=");
-            value.put_slice(segment);
+            out.put_slice(b"Root=");
+            out.put_slice(segment);
         }
         Some(existing) => {
             let fields = existing.split(|&c| c == b';').map(<[u8]>::trim_ascii);
             if fields.clone().any(|f| f.starts_with(b"Self=")) {
                 for (i, field) in fields.enumerate() {
                     if i > 0 {
-                        value.put_u8(b';');
+                        out.put_u8(b';');
                     }
                     if field.starts_with(b"Self=") {
-                        value.put_slice(b"Self=");
-                        value.put_slice(segment);
+                        out.put_slice(b"Self=");
+                        out.put_slice(segment);
                     } else {
-                        value.put_slice(field);
+                        out.put_slice(field);
                     }
                 }
             } else {
                 let has_root = fields.clone().any(|f| f.starts_with(b"Root="));
-                value.put_slice(if has_root { b"Self=" } else { b"Root=" });
-                value.put_slice(segment);
-                value.put_u8(b';');
-                value.put_slice(existing);
+                out.put_slice(if has_root { b"Self=" } else { b"Root=" });
+                out.put_slice(segment);
+                out.put_u8(b';');
+                out.put_slice(existing);
             }
         }
     }
-    HeaderValue::from_maybe_shared(value.freeze())
-        .unwrap_or_else(|_| HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
 }
 
 #[cfg(test)]
@@ -212,13 +197,25 @@ mod tests {
         }
     }
 
+    /// The header lines written for a request with `pairs`, read back into a map.
     fn forwarded(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(*name, HeaderValue::from_static(value));
         }
-        forward_request(&mut headers, &client());
-        headers
+        let mut out = BytesMut::new();
+        write_request_headers(&headers, &client(), &mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.ends_with("\r\n"), "{text:?}");
+        text.split_terminator("\r\n")
+            .map(|line| {
+                let (name, value) = line.split_once(": ").unwrap();
+                (
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -253,19 +250,19 @@ mod tests {
     }
 
     #[test]
-    fn headers_without_hop_by_hop_ones_are_left_alone() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-kept", HeaderValue::from_static("yes"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
-        forward_response(&mut headers);
-        assert_eq!(headers.len(), 2);
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        forward_response(&mut headers);
-        assert_eq!(headers.len(), 2);
-        assert!(!headers.contains_key(header::TRANSFER_ENCODING));
+    fn end_to_end_headers_are_kept_as_they_came() {
+        let headers = forwarded(&[
+            ("host", "example.com:8080"),
+            ("x-kept", "yes"),
+            ("content-length", "5"),
+            ("x-kept", "again"),
+        ]);
+        assert_eq!(headers["host"], "example.com:8080");
+        assert_eq!(headers["content-length"], "5");
+        let kept: Vec<_> = headers.get_all("x-kept").iter().collect();
+        assert_eq!(kept, ["yes", "again"]);
+        // The four the balancer adds, and nothing else.
+        assert_eq!(headers.len(), 8);
     }
 
     #[test]
@@ -278,7 +275,7 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_removed() {
         let headers = forwarded(&[
-            ("connection", "keep-alive, x-private"),
+            ("connection", "keep-alive, X-Private"),
             ("x-private", "secret-for-this-hop"),
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
@@ -347,7 +344,9 @@ mod tests {
         ];
         for (existing, expected) in cases {
             let existing = existing.map(HeaderValue::from_static);
-            assert_eq!(trace_id(existing.as_ref(), &segment), expected.as_str());
+            let mut out = BytesMut::new();
+            put_trace_id(existing.as_ref(), &segment, &mut out);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
         }
     }
 

@@ -16,11 +16,13 @@ mod algorithm;
 mod config;
 mod headers;
 mod health;
+mod http1;
 mod pool;
 mod proxy;
 mod rules;
 mod state;
 mod target_group;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

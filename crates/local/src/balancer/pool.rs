@@ -5,54 +5,29 @@
 //! the target can close every connection it has — which is how requests still in flight when
 //! the deregistration delay ends fail, as on the ALB (S5.19).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use nix::sys::socket::{Shutdown, shutdown};
 use tokio::net::TcpStream;
-use tokio::task::AbortHandle;
 
-use super::target_group::Target;
+use super::upstream::Connection;
 
-/// Connecting to a target longer than this is a 504 (S5.12).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per target and worker; more are closed when returned.
 const MAX_IDLE: usize = 256;
 
-/// Why a request could not be forwarded.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    #[error("connection refused or failed")]
-    Connect(#[source] std::io::Error),
-    #[error("connecting took longer than {CONNECT_TIMEOUT:?}")]
-    ConnectTimeout,
-    #[error("http handshake failed")]
-    Handshake(#[source] hyper::Error),
-    #[error("the exchange with the target failed")]
-    Exchange(#[source] hyper::Error),
-}
-
-impl UpstreamError {
-    /// Whether the ALB would answer 504 rather than 502 (S5.11, S5.12).
-    pub(crate) fn is_timeout(&self) -> bool {
-        matches!(self, Self::ConnectTimeout)
-    }
-}
-
-/// One worker's idle connections to one target.
+/// One worker's connections to one target.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
-    /// The tasks driving this worker's connections to the target, idle or busy.
-    connections: Mutex<Vec<AbortHandle>>,
+    open: Arc<OpenSockets>,
 }
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Incoming>,
+    connection: Connection,
     since: Instant,
 }
 
@@ -62,109 +37,84 @@ impl Pool {
     }
 
     /// The most recently used idle connection younger than `idle_timeout`.
-    fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<Incoming>> {
+    pub(crate) fn checkout(&self, idle_timeout: Duration) -> Option<Connection> {
         let mut idle = self.idle();
         while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < idle_timeout {
-                return Some(entry.sender);
+            if entry.since.elapsed() < idle_timeout {
+                return Some(entry.connection);
             }
         }
         None
     }
 
-    fn track(&self, connection: AbortHandle) {
-        let mut connections = self
-            .connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        connections.retain(|task| !task.is_finished());
-        connections.push(connection);
-    }
-
-    /// Closes every connection, failing the requests still in flight on them (S5.19).
-    pub(crate) fn close_all(&self) {
-        self.idle().clear();
-        for task in self
-            .connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-
     /// Returns a connection whose exchange is complete.
-    pub(crate) fn put(&self, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
-            return;
-        }
+    pub(crate) fn put(&self, connection: Connection) {
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE {
             idle.push(Idle {
-                sender,
+                connection,
                 since: Instant::now(),
             });
         }
     }
+
+    /// Registers a new connection's socket, so that [`Pool::close_all`] reaches it while it
+    /// is busy in a worker.
+    pub(crate) fn open(&self, stream: &TcpStream) -> OpenSocket {
+        OpenSocket::new(Arc::clone(&self.open), stream.as_raw_fd())
+    }
+
+    /// Closes every connection, failing the requests still in flight on them (S5.19).
+    pub(crate) fn close_all(&self) {
+        // Dropped outside the lock: each drop unregisters its socket.
+        let idle = std::mem::take(&mut *self.idle());
+        drop(idle);
+        for &(_, fd) in self.open.sockets().iter() {
+            // The worker reading it sees end of file or a reset and fails the request.
+            if let Err(error) = shutdown(fd, Shutdown::Both) {
+                tracing::debug!(%error, "cannot shut a target connection down");
+            }
+        }
+    }
 }
 
-/// Sends `request` to `target` over an idle connection of `worker`'s pool, or a new one;
-/// returns the response and the connection, to give back with [`Pool::put`] once the
-/// response body is complete (or to drop, which closes it).
+/// The file descriptors of a pool's open connections, idle or busy.
+#[derive(Debug, Default)]
+struct OpenSockets {
+    sockets: Mutex<Vec<(u64, RawFd)>>,
+}
+
+impl OpenSockets {
+    fn sockets(&self) -> MutexGuard<'_, Vec<(u64, RawFd)>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection's entry in its pool's open sockets.
 ///
-/// A pooled connection that the target closed while idle gives the request back unsent, and
-/// the next connection is tried, so a keep-alive race does not become a 502.
-pub(crate) async fn send(
-    target: &Target,
-    worker: usize,
-    idle_timeout: Duration,
-    mut request: Request<Incoming>,
-) -> Result<(Response<Incoming>, SendRequest<Incoming>), UpstreamError> {
-    let pool = target.pool(worker);
-    while let Some(mut sender) = pool.checkout(idle_timeout) {
-        // Usually immediate: the connection signals readiness once its last exchange ended.
-        if sender.ready().await.is_err() {
-            continue;
-        }
-        match sender.try_send_request(request).await {
-            Ok(response) => return Ok((response, sender)),
-            Err(mut error) => match error.take_message() {
-                Some(unsent) => request = unsent,
-                None => return Err(UpstreamError::Exchange(error.into_error())),
-            },
-        }
-    }
-    let mut sender = connect(target, worker).await?;
-    match sender.send_request(request).await {
-        Ok(response) => Ok((response, sender)),
-        Err(error) => Err(UpstreamError::Exchange(error)),
+/// It must be dropped before the socket is closed: the entry is removed under the same lock
+/// that [`Pool::close_all`] holds while it shuts sockets down, so a descriptor number is never
+/// shut down after the kernel has given it to another socket.
+#[derive(Debug)]
+pub(crate) struct OpenSocket {
+    owner: Arc<OpenSockets>,
+    id: u64,
+}
+
+impl OpenSocket {
+    fn new(owner: Arc<OpenSockets>, fd: RawFd) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        owner.sockets().push((id, fd));
+        Self { owner, id }
     }
 }
 
-/// Opens a connection to `target`, driven by a task that ends when the connection closes or
-/// the target closes all its connections ([`Pool::close_all`]).
-async fn connect(target: &Target, worker: usize) -> Result<SendRequest<Incoming>, UpstreamError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
-        .await
-        .map_err(|_| UpstreamError::ConnectTimeout)?
-        .map_err(UpstreamError::Connect)?;
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, target = %target.addr, "cannot disable Nagle's algorithm");
-    }
-    // One buffer and write(2) per request, as on the client side (see `proxy::serve`).
-    let (sender, connection) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(UpstreamError::Handshake)?;
-    let addr = target.addr;
-    let task = tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, target = %addr, "target connection ended with an error");
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        let mut sockets = self.owner.sockets();
+        if let Some(at) = sockets.iter().position(|&(id, _)| id == self.id) {
+            sockets.swap_remove(at);
         }
-    });
-    // Abortable rather than racing a cancellation signal: nothing extra runs per poll.
-    target.pool(worker).track(task.abort_handle());
-    Ok(sender)
+    }
 }

@@ -1,7 +1,8 @@
 //! The listener and the forwarding path: accept client connections (HTTP/1.1 with
 //! keep-alive, or h2c),
 //! route each request by the rules, forward it over a pooled keep-alive connection to the
-//! chosen target with bodies streamed both ways, and answer 502/503/504 like the ALB.
+//! chosen target with bodies streamed both ways (`upstream`), and answer 502/503/504 like
+//! the ALB.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,10 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -25,8 +25,7 @@ use tokio::sync::oneshot;
 
 use super::Shared;
 use super::headers::{self, ClientConnection};
-use super::pool;
-use super::target_group::InFlight;
+use super::upstream::{self, UpstreamBody};
 
 /// The ALB's answer to an `X-Forwarded-For` with more than 30 addresses (S5.13).
 const TOO_MANY_FORWARDED_FOR: StatusCode = match StatusCode::from_u16(463) {
@@ -212,35 +211,34 @@ async fn forward(
         let host = in_flight.target().host.clone();
         request.headers_mut().insert(header::HOST, host);
     }
-    *request.version_mut() = Version::HTTP_11;
-    headers::forward_request(request.headers_mut(), &client);
-
+    if request.headers().contains_key(header::TRANSFER_ENCODING) {
+        // A chunked body goes to the target re-chunked: a Content-Length alongside would
+        // frame it differently (request smuggling).
+        request.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     let target = in_flight.target();
-    let sent = pool::send(target, worker.index, worker.idle_timeout, request);
+    let (parts, body) = request.into_parts();
+    let sent = upstream::send(
+        target,
+        worker.index,
+        worker.idle_timeout,
+        &parts,
+        &client,
+        body,
+    );
     match tokio::time::timeout(request_timeout, sent).await {
-        Ok(Ok((response, connection))) => {
-            let (mut parts, body) = response.into_parts();
-            headers::forward_response(&mut parts.headers);
-            let exchange = Exchange {
-                in_flight,
-                connection,
-                worker: worker.index,
-            };
-            let exchange = if body.is_end_stream() {
-                // hyper may never poll an empty body: the exchange is over now.
-                exchange.finish();
-                None
-            } else {
-                Some(exchange)
-            };
-            Ok(Response::from_parts(
-                parts,
-                ProxyBody::Upstream { body, exchange },
-            ))
+        Ok(Ok((head, connection))) => {
+            let body = UpstreamBody::new(connection, &head, in_flight, worker.index);
+            let mut response = Response::new(ProxyBody::Upstream(body));
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
+            Ok(response)
         }
         Ok(Err(error)) => {
             let status = if error.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
+            } else if error.is_client_error() {
+                StatusCode::BAD_REQUEST
             } else {
                 StatusCode::BAD_GATEWAY
             };
@@ -256,25 +254,6 @@ async fn forward(
             tracing::debug!(target = %target.addr, "target response timed out");
             Ok(error_response(StatusCode::GATEWAY_TIMEOUT))
         }
-    }
-}
-
-/// One request's hold on its target and connection, until the response body is complete.
-#[derive(Debug)]
-pub(crate) struct Exchange {
-    in_flight: InFlight,
-    connection: SendRequest<Incoming>,
-    worker: usize,
-}
-
-impl Exchange {
-    /// The response is complete: the connection goes back to the pool, the request stops
-    /// counting as in flight.
-    fn finish(self) {
-        self.in_flight
-            .target()
-            .pool(self.worker)
-            .put(self.connection);
     }
 }
 
@@ -322,56 +301,35 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
 #[derive(Debug)]
 pub(crate) enum ProxyBody {
     /// The target's body; the exchange ends when it has been sent (or fails).
-    Upstream {
-        body: Incoming,
-        exchange: Option<Exchange>,
-    },
+    Upstream(UpstreamBody),
     /// A fixed body, taken on the first poll.
     Fixed(Option<Bytes>),
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
-            Self::Upstream { body, exchange } => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
-                let finished = match &polled {
-                    Poll::Ready(None) => true,
-                    // hyper stops polling once `is_end_stream` holds: the last frame may be
-                    // the last poll.
-                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
-                    // A broken connection is not reused; dropping it ends the exchange.
-                    Poll::Ready(Some(Err(_))) => {
-                        drop(exchange.take());
-                        false
-                    }
-                    Poll::Pending => false,
-                };
-                if finished && let Some(exchange) = exchange.take() {
-                    exchange.finish();
-                }
-                polled
-            }
+            Self::Upstream(body) => Pin::new(body).poll_frame(cx),
             Self::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Upstream { body, .. } => body.is_end_stream(),
+            Self::Upstream(body) => body.is_end_stream(),
             Self::Fixed(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Upstream { body, .. } => body.size_hint(),
+            Self::Upstream(body) => body.size_hint(),
             Self::Fixed(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -28,6 +28,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// The balancer against targets that speak raw HTTP/1.1 from a script.
+mod wire;
+
 /// An upper bound so a broken test fails instead of hanging; never a performance assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
 

@@ -1,0 +1,423 @@
+//! One request's exchange with a target over a pooled keep-alive connection: write the
+//! request, stream its body while watching for the response, read the response head, and
+//! stream the response body back ([`UpstreamBody`]) — all inside the client connection's
+//! task, so a request costs no hand-off between tasks.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{Method, header, request};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+use super::headers::{self, ClientConnection};
+use super::http1::{self, ChunkedDecoder, Decoded, Framing, HeadError, ResponseHead};
+use super::pool::OpenSocket;
+use super::target_group::{InFlight, Target};
+
+/// Connecting to a target longer than this is a 504 (S5.12).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room made in the read buffer before each read from a target.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("connection refused or failed")]
+    Connect(#[source] io::Error),
+    #[error("connecting took longer than {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout,
+    #[error("writing the request failed")]
+    Write(#[source] io::Error),
+    #[error("the target closed the connection before responding")]
+    Closed,
+    #[error("reading the response failed")]
+    Read(#[source] io::Error),
+    #[error("the target's response was refused")]
+    Head(#[from] HeadError),
+    #[error("the client's request body failed")]
+    ClientBody(#[source] hyper::Error),
+}
+
+impl UpstreamError {
+    /// Whether the ALB would answer 504 rather than 502 (S5.11, S5.12).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, Self::ConnectTimeout)
+    }
+
+    /// Whether the request failed on the client's side rather than the target's.
+    pub(crate) fn is_client_error(&self) -> bool {
+        matches!(self, Self::ClientBody(_))
+    }
+
+    /// Whether nothing came back: on a reused connection, the target may have closed it
+    /// while it was idle (the keep-alive race), so an idempotent request can go again.
+    fn is_stale_connection(&self) -> bool {
+        matches!(self, Self::Write(_) | Self::Closed)
+    }
+}
+
+/// A keep-alive connection to a target.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    // Declared before `stream`, so it is dropped (unregistered) before the socket closes.
+    _open: OpenSocket,
+    stream: TcpStream,
+    /// Bytes read from the target and not consumed yet.
+    read: BytesMut,
+    /// The request head, kept between requests to reuse its allocation.
+    write: BytesMut,
+}
+
+impl Connection {
+    async fn connect(target: &Target, worker: usize) -> Result<Self, UpstreamError> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout)?
+            .map_err(UpstreamError::Connect)?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, target = %target.addr, "cannot disable Nagle's algorithm");
+        }
+        Ok(Self {
+            _open: target.pool(worker).open(&stream),
+            stream,
+            read: BytesMut::with_capacity(READ_SIZE),
+            write: BytesMut::with_capacity(1024),
+        })
+    }
+
+    /// Whether a pooled connection still looks usable: the target has neither closed it nor
+    /// sent anything unasked. Costs a system call only when the socket has become readable.
+    fn is_open(&self) -> bool {
+        matches!(
+            self.stream.try_read(&mut [0u8; 1]),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock
+        )
+    }
+
+    /// Puts the request head for `parts`, as the target gets it, in the write buffer.
+    fn encode(&mut self, parts: &request::Parts, client: &ClientConnection, chunked: bool) {
+        self.write.clear();
+        http1::encode_request_head(parts, chunked, &mut self.write, |out| {
+            headers::write_request_headers(&parts.headers, client, out);
+        });
+    }
+
+    /// Sends the encoded request, without a body, and reads the response head.
+    async fn exchange(&mut self, method: &Method) -> Result<ResponseHead, UpstreamError> {
+        let Self {
+            stream,
+            read,
+            write,
+            ..
+        } = self;
+        stream
+            .write_all(write)
+            .await
+            .map_err(UpstreamError::Write)?;
+        read_head(stream, read, method).await
+    }
+
+    /// Sends a request with its body, watching for the response while the body is still
+    /// being sent: a target may answer early (a 413 for an upload over its limit) and stop
+    /// reading. Returns the head and whether the whole body was sent.
+    async fn exchange_with_body(
+        &mut self,
+        method: &Method,
+        mut body: Incoming,
+        chunked: bool,
+    ) -> Result<(ResponseHead, bool), UpstreamError> {
+        let Self {
+            stream,
+            read,
+            write,
+            ..
+        } = self;
+        let (mut reader, mut writer) = stream.split();
+        let send = async {
+            writer
+                .write_all(write)
+                .await
+                .map_err(UpstreamError::Write)?;
+            let mut framed = BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(UpstreamError::ClientBody)?.into_data() else {
+                    continue; // Trailers are not forwarded.
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    framed.clear();
+                    framed.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    framed.put_slice(&data);
+                    framed.put_slice(b"\r\n");
+                    writer.write_all(&framed).await
+                } else {
+                    writer.write_all(&data).await
+                }
+                .map_err(UpstreamError::Write)?;
+            }
+            if chunked {
+                writer
+                    .write_all(b"0\r\n\r\n")
+                    .await
+                    .map_err(UpstreamError::Write)?;
+            }
+            Ok::<(), UpstreamError>(())
+        };
+        let head = read_head(&mut reader, read, method);
+        tokio::pin!(send, head);
+        let mut sent = false;
+        loop {
+            tokio::select! {
+                biased;
+                head = &mut head => return head.map(|head| (head, sent)),
+                result = &mut send, if !sent => match result {
+                    Ok(()) => sent = true,
+                    // The client is gone: nobody is waiting for the response.
+                    Err(error @ UpstreamError::ClientBody(_)) => return Err(error),
+                    // The target stopped reading; it may still have answered.
+                    Err(error) => {
+                        tracing::debug!(%error, "target stopped reading the request body");
+                        sent = true;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Reads until a final response head is complete, skipping interim (1xx) responses.
+async fn read_head<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<ResponseHead, UpstreamError> {
+    loop {
+        if !buf.is_empty()
+            && let Some(head) = http1::parse_response_head(buf, method)?
+        {
+            return Ok(head);
+        }
+        buf.reserve(READ_SIZE);
+        match reader.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Err(UpstreamError::Closed),
+            Ok(0) => return Err(UpstreamError::Read(io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            Err(error) if buf.is_empty() && error.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(UpstreamError::Closed);
+            }
+            Err(error) => return Err(UpstreamError::Read(error)),
+        }
+    }
+}
+
+/// Forwards a request to `target` over one of `worker`'s pooled connections, or a new one,
+/// and returns the response head with the connection to read the body from.
+///
+/// A request without a body and with an idempotent method goes out at once on the most
+/// recently used connection and, if the target had closed that one while idle, again on the
+/// next (the keep-alive race); other requests cannot be sent twice, so a pooled connection is
+/// first checked to be open.
+pub(crate) async fn send(
+    target: &Target,
+    worker: usize,
+    idle_timeout: Duration,
+    parts: &request::Parts,
+    client: &ClientConnection,
+    body: Incoming,
+) -> Result<(ResponseHead, Connection), UpstreamError> {
+    let pool = target.pool(worker);
+    let has_body = !body.is_end_stream();
+    // A body whose length the client gave goes as it came; any other is re-chunked.
+    let chunked = has_body && !parts.headers.contains_key(header::CONTENT_LENGTH);
+    if !has_body && parts.method.is_idempotent() {
+        while let Some(mut connection) = pool.checkout(idle_timeout) {
+            connection.encode(parts, client, false);
+            match connection.exchange(&parts.method).await {
+                Ok(head) => return Ok((head, connection)),
+                Err(error) if error.is_stale_connection() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let mut connection = Connection::connect(target, worker).await?;
+        connection.encode(parts, client, false);
+        let head = connection.exchange(&parts.method).await?;
+        return Ok((head, connection));
+    }
+    let mut connection = loop {
+        match pool.checkout(idle_timeout) {
+            Some(connection) if connection.is_open() => break connection,
+            Some(_closed) => {}
+            None => break Connection::connect(target, worker).await?,
+        }
+    };
+    connection.encode(parts, client, chunked);
+    if !has_body {
+        let head = connection.exchange(&parts.method).await?;
+        return Ok((head, connection));
+    }
+    let (mut head, sent) = connection
+        .exchange_with_body(&parts.method, body, chunked)
+        .await?;
+    if !sent {
+        // The rest of the request body would arrive where the next response is expected.
+        head.keep_alive = false;
+    }
+    Ok((head, connection))
+}
+
+/// A target's response body, read from the connection as the client takes it. When it is
+/// complete the connection goes back to the pool and the request stops counting as in
+/// flight; if it fails or is dropped early, the connection is closed instead.
+#[derive(Debug)]
+pub(crate) struct UpstreamBody {
+    connection: Option<Connection>,
+    remaining: Remaining,
+    keep_alive: bool,
+    in_flight: Option<InFlight>,
+    worker: usize,
+}
+
+#[derive(Debug)]
+enum Remaining {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+impl UpstreamBody {
+    pub(crate) fn new(
+        connection: Connection,
+        head: &ResponseHead,
+        in_flight: InFlight,
+        worker: usize,
+    ) -> Self {
+        let remaining = match head.framing {
+            Framing::Empty => Remaining::Length(0),
+            Framing::Length(length) => Remaining::Length(length),
+            Framing::Chunked => Remaining::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => Remaining::UntilClose,
+        };
+        let mut body = Self {
+            connection: Some(connection),
+            remaining,
+            keep_alive: head.keep_alive,
+            in_flight: Some(in_flight),
+            worker,
+        };
+        if matches!(body.remaining, Remaining::Length(0)) {
+            // hyper never polls an empty body: the exchange is over now.
+            body.finish();
+        }
+        body
+    }
+
+    /// The body is complete: a connection with nothing unread goes back to the pool.
+    fn finish(&mut self) {
+        let (Some(connection), Some(in_flight)) = (self.connection.take(), self.in_flight.take())
+        else {
+            return;
+        };
+        if self.keep_alive && connection.read.is_empty() {
+            in_flight.target().pool(self.worker).put(connection);
+        }
+    }
+
+    /// The exchange failed: the connection is closed, the request no longer in flight.
+    fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.connection = None;
+        self.in_flight = None;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Serve what is buffered, then read more.
+            let data = match &mut this.remaining {
+                Remaining::Length(0) => None,
+                Remaining::Length(remaining) if !connection.read.is_empty() => {
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(connection.read.len());
+                    *remaining -= take as u64;
+                    Some(connection.read.split_to(take).freeze())
+                }
+                Remaining::Chunked(decoder) => match decoder.decode(&mut connection.read) {
+                    Ok(Decoded::Data(data)) => Some(data),
+                    Ok(Decoded::Done) => None,
+                    Ok(Decoded::NeedMore) => Some(Bytes::new()),
+                    Err(error) => {
+                        return this.fail(io::Error::new(io::ErrorKind::InvalidData, error));
+                    }
+                },
+                Remaining::UntilClose if !connection.read.is_empty() => {
+                    Some(connection.read.split().freeze())
+                }
+                Remaining::Length(_) | Remaining::UntilClose => Some(Bytes::new()),
+            };
+            match data {
+                Some(data) if !data.is_empty() => {
+                    if matches!(this.remaining, Remaining::Length(0)) {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(_need_more) => {}
+                None => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+            }
+            connection.read.reserve(READ_SIZE);
+            let read = ready!(poll_read_buf(
+                Pin::new(&mut connection.stream),
+                cx,
+                &mut connection.read
+            ));
+            match read {
+                Ok(0) if matches!(this.remaining, Remaining::UntilClose) => {
+                    // The end of this body; the connection cannot be reused.
+                    this.keep_alive = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(error) => return this.fail(error),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.connection.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.connection, &self.remaining) {
+            (None, _) => SizeHint::with_exact(0),
+            (Some(_), Remaining::Length(remaining)) => SizeHint::with_exact(*remaining),
+            (Some(_), _) => SizeHint::default(),
+        }
+    }
+}
