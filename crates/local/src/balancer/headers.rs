@@ -35,7 +35,6 @@ pub(crate) fn write_request_headers(
     out: &mut BytesMut,
 ) {
     let connection_options = headers.get(header::CONNECTION).map(HeaderValue::as_bytes);
-    let mut forwarded_for = headers.get_all(X_FORWARDED_FOR).iter().peekable();
     let mut trace = None;
     for (name, value) in headers {
         if is_hop_by_hop(name)
@@ -58,7 +57,7 @@ pub(crate) fn write_request_headers(
     }
     out.put_slice(b"x-forwarded-for: ");
     // Repeated headers are joined into one (S5.32).
-    while let Some(value) = forwarded_for.next() {
+    for value in headers.get_all(X_FORWARDED_FOR) {
         out.put_slice(value.as_bytes());
         out.put_slice(b", ");
     }
