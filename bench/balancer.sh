@@ -61,6 +61,7 @@ wait_port "$BACKEND1"
 wait_port "$BACKEND2"
 
 "$examples/balancer" "127.0.0.1:$BERTH" "127.0.0.1:$BACKEND1" "127.0.0.1:$BACKEND2" & pids+=($!)
+berth_pid=$!
 
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes auto;
@@ -92,6 +93,7 @@ http {
 }
 EOF
 "$NGINX_BIN" -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+nginx_pid=$!
 
 cat >"$tmp/haproxy.cfg" <<EOF
 global
@@ -113,12 +115,32 @@ backend be
     server s2 127.0.0.1:$BACKEND2
 EOF
 "$HAPROXY_BIN" -f "$tmp/haproxy.cfg" -db & pids+=($!)
+haproxy_pid=$!
 
 wait_port "$BERTH"
 wait_port "$NGINX"
 wait_port "$HAPROXY"
 # Let berth's health checks mark both targets healthy (interval 1 s, threshold 2).
 sleep 2
+
+# CPU time (user and system clock ticks, all threads) of the processes that proxy: the
+# noise of a shared machine moves req/s a lot more than it moves CPU per request.
+cpu_ticks() { # pid...
+    local user=0 system=0 pid fields
+    for pid in "$@"; do
+        read -r -a fields <"/proc/$pid/stat"
+        user=$((user + fields[13])) system=$((system + fields[14]))
+    done
+    echo "$user $system"
+}
+proxy_pids() { # name
+    case $1 in
+        direct) echo "${pids[0]}" ;;
+        berth) echo "$berth_pid" ;;
+        nginx) pgrep -P "$nginx_pid" | tr '\n' ' ' ;; # the workers
+        haproxy) echo "$haproxy_pid" ;;
+    esac
+}
 
 load_before=$(uptime | sed 's/.*load average/load average/')
 # The machine is shared and noisy: interleave the four targets over several rounds and
@@ -129,13 +151,17 @@ for round in $(seq 1 "$ROUNDS"); do
             direct) port=$BACKEND1 ;; berth) port=$BERTH ;; nginx) port=$NGINX ;; haproxy) port=$HAPROXY ;;
         esac
         echo "round $round: wrk $name..." >&2
+        read -r -a measured <<<"$(proxy_pids "$name")"
+        before=$(cpu_ticks "${measured[@]}")
         "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port/" \
             >"$tmp/wrk-$name-$round.txt"
+        echo "$before $(cpu_ticks "${measured[@]}")" >"$tmp/cpu-$name-$round.txt"
     done
 done
 
 versions="nginx $("$NGINX_BIN" -v 2>&1 | sed 's|.*/||'), HAProxy $("$HAPROXY_BIN" -v | awk 'NR==1 {print $3}')"
 export RESULTS=$tmp ROUNDS THREADS CONNECTIONS DURATION versions load_before
+export CLOCK_TICKS=$(getconf CLK_TCK)
 export RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 # Parse wrk's output, print the section and put it in BENCHMARKS.md (replacing only our
 # own `## Load balancer` section).
@@ -155,7 +181,12 @@ def parse(name):
         out = open(f"{env['RESULTS']}/wrk-{name}-{r}.txt").read()
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         socket_errors = re.search(r"Socket errors: (.*)", out)
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        u0, s0, u1, s1 = map(int, open(f"{env['RESULTS']}/cpu-{name}-{r}.txt").read().split())
+        per_request = lambda ticks: ticks / int(env["CLOCK_TICKS"]) * 1e6 / requests
         runs.append({
+            "user": per_request(u1 - u0),
+            "system": per_request(s1 - s0),
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": millis(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
             "p99": millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
@@ -175,6 +206,7 @@ for name, label in [("direct", "direct (one backend, no proxy)"), ("berth", "ber
         note = (note + "; socket errors").strip("; ")
     rows.append(
         f"| {label} | {median('rps'):.0f} | {median('p50'):.2f} ms | {median('p99'):.2f} ms | "
+        + f"{median('user'):.2f} + {median('system'):.2f} µs | "
         + " / ".join(f"{run['rps']:.0f}" for run in runs)
         + f" | {note} |"
     )
@@ -188,10 +220,12 @@ per run, {rounds} rounds interleaving the four targets, medians shown. `GET /` a
 `roundrobin` and `http-reuse always`, berth = the `balancer` example (release, one target
 group, round robin, health checks every second). All of them add `X-Forwarded-For`.
 Load before the run: `{env['load_before']}` — other builds share the 2 cores, so rounds
-vary; compare within the table.
+vary; compare within the table. CPU per request: the proxy's processes' user and system time
+over the run (`/proc/<pid>/stat`, all threads; nginx's workers) divided by wrk's request
+count; for `direct`, the one backend's.
 
-| target | req/s | p50 | p99 | req/s per round | errors |
-|---|---:|---:|---:|---|---|
+| target | req/s | p50 | p99 | CPU per request (user + system) | req/s per round | errors |
+|---|---:|---:|---:|---:|---|---|
 """ + "\n".join(rows) + "\n"
 print(section)
 
