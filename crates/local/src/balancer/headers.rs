@@ -25,7 +25,9 @@ pub(crate) struct ClientConnection {
 
 /// Writes the request's header lines as the target gets them (`name: value` CRLF each):
 /// hop-by-hop headers dropped (RFC 9110 §7.6.1), `Host` adjusted, `X-Forwarded-For`
-/// appended to, `X-Forwarded-Proto`/`-Port` and `X-Amzn-Trace-Id` set.
+/// appended to, `X-Forwarded-Proto`/`-Port` and `X-Amzn-Trace-Id` set, `Cookie` lines
+/// joined. `Content-Length` is left out: the body's framing is written from the body itself
+/// (`http1::RequestFraming`).
 ///
 /// Written straight into the outgoing head rather than edited in the `HeaderMap` first:
 /// inserting four headers grows and rehashes the map on every request.
@@ -34,19 +36,25 @@ pub(crate) fn write_request_headers(
     client: &ClientConnection,
     out: &mut BytesMut,
 ) {
-    let connection_options = headers.get(header::CONNECTION).map(HeaderValue::as_bytes);
+    let has_connection_options = headers.contains_key(header::CONNECTION);
     let mut trace = None;
+    let mut cookies = 0;
     for (name, value) in headers {
         if is_hop_by_hop(name)
-            || connection_options.is_some_and(|options| names(options, name))
+            || *name == header::CONTENT_LENGTH
             || *name == X_FORWARDED_FOR
             || *name == X_FORWARDED_PROTO
             || *name == X_FORWARDED_PORT
+            || (has_connection_options && named_by_connection(headers, name))
         {
             continue;
         }
         if *name == X_AMZN_TRACE_ID {
             trace = Some(value);
+            continue;
+        }
+        if *name == header::COOKIE {
+            cookies += 1;
             continue;
         }
         let adjusted_host = (*name == header::HOST)
@@ -55,8 +63,12 @@ pub(crate) fn write_request_headers(
             .and_then(|host| host_for_target(host, client.listener_port));
         put_header(out, name.as_str(), adjusted_host.as_ref().unwrap_or(value));
     }
+    if cookies > 0 {
+        // HTTP/2 clients send one field per cookie; HTTP/1.1 wants one line (RFC 9113 §8.2.3).
+        put_joined(out, "cookie", headers.get_all(header::COOKIE), "; ");
+    }
+    // Repeated headers are joined into one, the client's address last (S5.32).
     out.put_slice(b"x-forwarded-for: ");
-    // Repeated headers are joined into one (S5.32).
     for value in headers.get_all(X_FORWARDED_FOR) {
         out.put_slice(value.as_bytes());
         out.put_slice(b", ");
@@ -77,12 +89,35 @@ fn put_header(out: &mut BytesMut, name: &str, value: &HeaderValue) {
     out.put_slice(b"\r\n");
 }
 
-/// Whether the `Connection` header's `options` name `name` as hop-by-hop.
-fn names(options: &[u8], name: &HeaderName) -> bool {
-    options.split(|&c| c == b',').any(|option| {
-        option
-            .trim_ascii()
-            .eq_ignore_ascii_case(name.as_str().as_bytes())
+fn put_joined<'a>(
+    out: &mut BytesMut,
+    name: &str,
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+    separator: &str,
+) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    for (i, value) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.put_slice(separator.as_bytes());
+        }
+        out.put_slice(value.as_bytes());
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// Whether any `Connection` line names `name` as hop-by-hop. `Host` and the body's framing
+/// are never removed this way (nginx ignores such options too).
+fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    if *name == header::HOST {
+        return false;
+    }
+    headers.get_all(header::CONNECTION).iter().any(|options| {
+        options.as_bytes().split(|&c| c == b',').any(|option| {
+            option
+                .trim_ascii()
+                .eq_ignore_ascii_case(name.as_str().as_bytes())
+        })
     })
 }
 
@@ -253,15 +288,42 @@ mod tests {
         let headers = forwarded(&[
             ("host", "example.com:8080"),
             ("x-kept", "yes"),
-            ("content-length", "5"),
             ("x-kept", "again"),
         ]);
         assert_eq!(headers["host"], "example.com:8080");
-        assert_eq!(headers["content-length"], "5");
         let kept: Vec<_> = headers.get_all("x-kept").iter().collect();
         assert_eq!(kept, ["yes", "again"]);
         // The four the balancer adds, and nothing else.
-        assert_eq!(headers.len(), 8);
+        assert_eq!(headers.len(), 7);
+    }
+
+    #[test]
+    fn headers_named_by_any_connection_line_are_removed() {
+        let headers = forwarded(&[
+            ("connection", "keep-alive"),
+            ("connection", "x-private"),
+            ("x-private", "secret-for-this-hop"),
+        ]);
+        assert!(!headers.contains_key("x-private"));
+    }
+
+    #[test]
+    fn connection_options_never_remove_host_and_content_length_is_never_copied() {
+        let headers = forwarded(&[
+            ("connection", "content-length, host"),
+            ("content-length", "5"),
+            ("host", "example.com:8080"),
+        ]);
+        assert_eq!(headers["host"], "example.com:8080");
+        // Written from the body by http1::encode_request_head, never from the client.
+        assert!(!headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_into_one_line() {
+        let headers = forwarded(&[("cookie", "a=1"), ("cookie", "b=2")]);
+        let cookies: Vec<_> = headers.get_all("cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! validates what clients send; targets are the stack's own services, but a malformed or
 //! ambiguous response from one is still a 502, never forwarded.
 
+use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -20,12 +21,25 @@ const MAX_HEADERS: usize = 128;
 /// The longest chunk-size or trailer line accepted in a chunked body.
 const MAX_CHUNK_LINE: usize = 4096;
 
+/// How a request body goes to the target: decided once, from the body hyper decoded, and
+/// written by [`encode_request_head`] alone, so no client header can make the head say
+/// something else (request smuggling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestFraming {
+    /// No body and no `Content-Length` (a GET).
+    None,
+    /// `Content-Length: n` (0 for a POST with an empty body).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: a body of unknown length.
+    Chunked,
+}
+
 /// Appends the request line and header section for a target to `out`: the header lines
-/// come from `write_headers`; `chunked` adds the `Transfer-Encoding` for a body of unknown
-/// length.
+/// come from `write_headers` (which must not write `Content-Length` or
+/// `Transfer-Encoding`), the framing header from `framing`.
 pub(crate) fn encode_request_head(
     parts: &request::Parts,
-    chunked: bool,
+    framing: RequestFraming,
     out: &mut BytesMut,
     write_headers: impl FnOnce(&mut BytesMut),
 ) {
@@ -35,8 +49,13 @@ pub(crate) fn encode_request_head(
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
     write_headers(out);
-    if chunked {
-        out.put_slice(b"transfer-encoding: chunked\r\n");
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(length) => {
+            // Writing to a BytesMut cannot fail.
+            let _ = write!(out, "content-length: {length}\r\n");
+        }
+        RequestFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.put_slice(b"\r\n");
 }
@@ -77,6 +96,8 @@ pub(crate) enum HeadError {
     InvalidContentLength,
     #[error("unrequested protocol switch (101)")]
     Upgrade,
+    #[error("both Transfer-Encoding and Content-Length")]
+    TransferEncodingWithContentLength,
 }
 
 /// Takes the response head for a request with `method` off the start of `buf`, skipping
@@ -181,10 +202,14 @@ fn response_head(head: Bytes, method: &Method) -> Result<ResponseHead, HeadError
     for name in named_by_connection {
         headers.remove(name);
     }
-    if transfer_encoding {
-        // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3 item 3); passing both on
-        // would let the client frame the body differently from us.
-        headers.remove(header::CONTENT_LENGTH);
+    if transfer_encoding && content_length.is_some() {
+        // RFC 9112 §6.3 item 3 lets Transfer-Encoding win, but a target sending both may
+        // have framed by either: reading it our way could leave us out of step with it.
+        return Err(HeadError::TransferEncodingWithContentLength);
+    }
+    if transfer_encoding && response.version == Some(0) {
+        // HTTP/1.0 has no Transfer-Encoding: the framing is suspect, close after (§6.1).
+        keep_alive = false;
     }
     let no_body = *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -259,6 +284,8 @@ pub(crate) enum ChunkError {
     MissingCrlf,
     #[error("chunk-size or trailer line longer than {MAX_CHUNK_LINE} bytes")]
     LineTooLong,
+    #[error("trailer section larger than {MAX_HEAD} bytes")]
+    TrailersTooLarge,
 }
 
 /// Decodes a chunked body (RFC 9112 §7.1) from a buffer that fills as the target sends.
@@ -267,6 +294,8 @@ pub(crate) enum ChunkError {
 #[derive(Debug, Default)]
 pub(crate) struct ChunkedDecoder {
     state: ChunkState,
+    /// Bytes of trailer section read so far.
+    trailers: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -324,6 +353,10 @@ impl ChunkedDecoder {
                     let Some(line) = take_line(buf)? else {
                         return Ok(Decoded::NeedMore);
                     };
+                    self.trailers += line.len() + 2;
+                    if self.trailers > MAX_HEAD {
+                        return Err(ChunkError::TrailersTooLarge);
+                    }
                     if line.is_empty() {
                         self.state = ChunkState::Done;
                     }
@@ -355,13 +388,15 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ChunkError> {
     Ok(Some(line))
 }
 
-/// `1*HEXDIG [ chunk-ext ]`: the size, extensions ignored.
+/// `1*HEXDIG [ BWS ";" chunk-ext ]`: the size, extensions ignored.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, ChunkError> {
-    let digits = line
+    let digits_end = line
         .iter()
-        .position(|&c| c == b';' || c == b' ' || c == b'\t')
-        .map_or(line, |end| &line[..end]);
-    if digits.is_empty() || digits.len() > 16 {
+        .position(|c| !c.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    let (digits, rest) = line.split_at(digits_end);
+    let rest = rest.trim_ascii_start();
+    if digits.is_empty() || digits.len() > 16 || !(rest.is_empty() || rest[0] == b';') {
         return Err(ChunkError::Size);
     }
     digits.iter().try_fold(0u64, |size, &c| {
@@ -391,12 +426,18 @@ mod tests {
             .into_parts();
         parts.uri = http::Uri::from_static("/api/files?limit=5");
         let mut out = BytesMut::new();
-        encode_request_head(&parts, true, &mut out, |out| {
+        encode_request_head(&parts, RequestFraming::Chunked, &mut out, |out| {
             out.put_slice(b"x-a: 1\r\n");
         });
         assert_eq!(
             &out[..],
             b"POST /api/files?limit=5 HTTP/1.1\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        out.clear();
+        encode_request_head(&parts, RequestFraming::Length(0), &mut out, |_| {});
+        assert_eq!(
+            &out[..],
+            b"POST /api/files?limit=5 HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
         );
     }
 
@@ -472,7 +513,7 @@ mod tests {
                 Framing::Empty,
             ),
             (
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 Method::GET,
                 Framing::Chunked,
             ),
@@ -494,14 +535,19 @@ mod tests {
             assert_eq!(head.keep_alive, framing != Framing::UntilClose, "{raw:?}");
         }
         let (head, _) = complete(cases[3].0, Method::GET);
-        assert!(!head.headers.contains_key("content-length"));
         assert!(!head.headers.contains_key("transfer-encoding"));
+        let (head, _) = complete(
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+            Method::GET,
+        );
+        assert!(!head.keep_alive, "HTTP/1.0 with Transfer-Encoding closes");
     }
 
     #[test]
     fn ambiguous_or_unrequested_responses_are_refused() {
         let refused = [
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
@@ -568,6 +614,15 @@ mod tests {
         assert!(matches!(
             decode_all(b"11111111111111111\r\n", 64),
             Err(ChunkError::Size)
+        ));
+        assert!(matches!(
+            decode_all(b"5 garbage\r\nhello\r\n0\r\n\r\n", 64),
+            Err(ChunkError::Size)
+        ));
+        let endless_trailers = [b"0\r\n".as_slice(), &b"x-t: 1\r\n".repeat(20_000)].concat();
+        assert!(matches!(
+            decode_all(&endless_trailers, 4096),
+            Err(ChunkError::TrailersTooLarge)
         ));
         let long = [b"5;".as_slice(), &[b'x'; 5000]].concat();
         assert!(matches!(

@@ -36,15 +36,18 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently used idle connection younger than `idle_timeout`.
+    /// The most recently used idle connection younger than `idle_timeout`. Expired ones are
+    /// closed, the oldest first, so a burst's connections do not linger after it.
     pub(crate) fn checkout(&self, idle_timeout: Duration) -> Option<Connection> {
+        let now = Instant::now();
         let mut idle = self.idle();
-        while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < idle_timeout {
-                return Some(entry.connection);
-            }
-        }
-        None
+        // Returned in order, so the expired ones are at the front.
+        let expired = idle
+            .iter()
+            .take_while(|entry| now.duration_since(entry.since) >= idle_timeout)
+            .count();
+        idle.drain(..expired);
+        idle.pop().map(|entry| entry.connection)
     }
 
     /// Returns a connection whose exchange is complete.

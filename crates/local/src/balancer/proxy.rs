@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -182,6 +182,9 @@ async fn forward(
     if headers::too_many_forwarded_for(request.headers()) {
         return Ok(error_response(TOO_MANY_FORWARDED_FOR));
     }
+    if let Some(refusal) = unsupported(&request) {
+        return Ok(error_response(refusal));
+    }
     let chosen = {
         let rules = worker.shared.rules.load();
         let group = rules.select(request.uri().path()).choose();
@@ -211,30 +214,27 @@ async fn forward(
         let host = in_flight.target().host.clone();
         request.headers_mut().insert(header::HOST, host);
     }
-    if request.headers().contains_key(header::TRANSFER_ENCODING) {
-        // A chunked body goes to the target re-chunked: a Content-Length alongside would
-        // frame it differently (request smuggling).
-        request.headers_mut().remove(header::CONTENT_LENGTH);
-    }
     let target = in_flight.target();
     let (parts, body) = request.into_parts();
     let sent = upstream::send(
         target,
         worker.index,
         worker.idle_timeout,
+        request_timeout,
         &parts,
         &client,
         body,
     );
-    match tokio::time::timeout(request_timeout, sent).await {
-        Ok(Ok((head, connection))) => {
-            let body = UpstreamBody::new(connection, &head, in_flight, worker.index);
+    match sent.await {
+        Ok((head, connection)) => {
+            let body =
+                UpstreamBody::new(connection, &head, in_flight, worker.index, request_timeout);
             let mut response = Response::new(ProxyBody::Upstream(body));
             *response.status_mut() = head.status;
             *response.headers_mut() = head.headers;
             Ok(response)
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             let status = if error.is_timeout() {
                 StatusCode::GATEWAY_TIMEOUT
             } else if error.is_client_error() {
@@ -250,11 +250,25 @@ async fn forward(
             );
             Ok(error_response(status))
         }
-        Err(_elapsed) => {
-            tracing::debug!(target = %target.addr, "target response timed out");
-            Ok(error_response(StatusCode::GATEWAY_TIMEOUT))
-        }
     }
+}
+
+/// Requests the balancer does not forward: `CONNECT` (no tunnels, 405) and a body in a
+/// transfer coding other than chunked (the target would get it without knowing its coding,
+/// 501 as nginx answers).
+fn unsupported(request: &Request<Incoming>) -> Option<StatusCode> {
+    if request.method() == Method::CONNECT {
+        return Some(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let codings = request.headers().get_all(header::TRANSFER_ENCODING);
+    let other_coding = codings.iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&c| c == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
+    });
+    other_coding.then_some(StatusCode::NOT_IMPLEMENTED)
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -280,6 +294,12 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
         }
         StatusCode::GATEWAY_TIMEOUT => {
             "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "<html>\r\n<head><title>405 Method Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 Method Not Allowed</h1></center>\r\n</body>\r\n</html>\r\n"
+        }
+        StatusCode::NOT_IMPLEMENTED => {
+            "<html>\r\n<head><title>501 Not Implemented</title></head>\r\n<body>\r\n<center><h1>501 Not Implemented</h1></center>\r\n</body>\r\n</html>\r\n"
         }
         TOO_MANY_FORWARDED_FOR => {
             "<html>\r\n<head><title>463</title></head>\r\n<body>\r\n<center><h1>463</h1></center>\r\n</body>\r\n</html>\r\n"

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -15,10 +16,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use super::headers::{self, ClientConnection};
-use super::http1::{self, ChunkedDecoder, Decoded, Framing, HeadError, ResponseHead};
+use super::http1::{
+    self, ChunkedDecoder, Decoded, Framing, HeadError, RequestFraming, ResponseHead,
+};
 use super::pool::OpenSocket;
 use super::target_group::{InFlight, Target};
 
@@ -34,6 +38,8 @@ pub(crate) enum UpstreamError {
     Connect(#[source] io::Error),
     #[error("connecting took longer than {CONNECT_TIMEOUT:?}")]
     ConnectTimeout,
+    #[error("no response within the request timeout")]
+    Timeout,
     #[error("writing the request failed")]
     Write(#[source] io::Error),
     #[error("the target closed the connection before responding")]
@@ -49,7 +55,7 @@ pub(crate) enum UpstreamError {
 impl UpstreamError {
     /// Whether the ALB would answer 504 rather than 502 (S5.11, S5.12).
     pub(crate) fn is_timeout(&self) -> bool {
-        matches!(self, Self::ConnectTimeout)
+        matches!(self, Self::ConnectTimeout | Self::Timeout)
     }
 
     /// Whether the request failed on the client's side rather than the target's.
@@ -57,8 +63,8 @@ impl UpstreamError {
         matches!(self, Self::ClientBody(_))
     }
 
-    /// Whether nothing came back: on a reused connection, the target may have closed it
-    /// while it was idle (the keep-alive race), so an idempotent request can go again.
+    /// Whether not one byte came back: on a pooled connection, the target may have closed it
+    /// just as the request went out (the keep-alive race).
     fn is_stale_connection(&self) -> bool {
         matches!(self, Self::Write(_) | Self::Closed)
     }
@@ -93,9 +99,11 @@ impl Connection {
         })
     }
 
-    /// Whether a pooled connection still looks usable: the target has neither closed it nor
-    /// sent anything unasked. Costs a system call only when the socket has become readable.
-    fn is_open(&self) -> bool {
+    /// Whether a pooled connection is still fit to carry a request: the target has neither
+    /// closed it nor sent anything unasked (bytes after a response must never be read as the
+    /// next one's). No system call unless the socket turned readable while idle: Tokio
+    /// clears readiness after a read that drained the socket.
+    pub(crate) fn is_open(&self) -> bool {
         matches!(
             self.stream.try_read(&mut [0u8; 1]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock
@@ -103,36 +111,53 @@ impl Connection {
     }
 
     /// Puts the request head for `parts`, as the target gets it, in the write buffer.
-    fn encode(&mut self, parts: &request::Parts, client: &ClientConnection, chunked: bool) {
+    fn encode(
+        &mut self,
+        parts: &request::Parts,
+        client: &ClientConnection,
+        framing: RequestFraming,
+    ) {
         self.write.clear();
-        http1::encode_request_head(parts, chunked, &mut self.write, |out| {
+        http1::encode_request_head(parts, framing, &mut self.write, |out| {
             headers::write_request_headers(&parts.headers, client, out);
         });
     }
 
     /// Sends the encoded request, without a body, and reads the response head.
-    async fn exchange(&mut self, method: &Method) -> Result<ResponseHead, UpstreamError> {
+    async fn exchange(
+        &mut self,
+        method: &Method,
+        timeout: Duration,
+    ) -> Result<ResponseHead, UpstreamError> {
         let Self {
             stream,
             read,
             write,
             ..
         } = self;
-        stream
-            .write_all(write)
+        let exchange = async {
+            stream
+                .write_all(write)
+                .await
+                .map_err(UpstreamError::Write)?;
+            read_head(stream, read, method).await
+        };
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(UpstreamError::Write)?;
-        read_head(stream, read, method).await
+            .map_err(|_| UpstreamError::Timeout)?
     }
 
     /// Sends a request with its body, watching for the response while the body is still
     /// being sent: a target may answer early (a 413 for an upload over its limit) and stop
-    /// reading. Returns the head and whether the whole body was sent.
+    /// reading. The timeout counts from the last progress (a body chunk written), so a long
+    /// upload that keeps moving is not a 504. Returns the head and whether the whole body was
+    /// written without error.
     async fn exchange_with_body(
         &mut self,
         method: &Method,
         mut body: Incoming,
         chunked: bool,
+        timeout: Duration,
     ) -> Result<(ResponseHead, bool), UpstreamError> {
         let Self {
             stream,
@@ -141,6 +166,9 @@ impl Connection {
             ..
         } = self;
         let (mut reader, mut writer) = stream.split();
+        // Body chunks written so far: the timer below only fires after a whole `timeout`
+        // without one.
+        let progress = AtomicU64::new(0);
         let send = async {
             writer
                 .write_all(write)
@@ -164,6 +192,7 @@ impl Connection {
                     writer.write_all(&data).await
                 }
                 .map_err(UpstreamError::Write)?;
+                progress.fetch_add(1, Ordering::Relaxed);
             }
             if chunked {
                 writer
@@ -174,22 +203,36 @@ impl Connection {
             Ok::<(), UpstreamError>(())
         };
         let head = read_head(&mut reader, read, method);
-        tokio::pin!(send, head);
-        let mut sent = false;
+        let idle = tokio::time::sleep(timeout);
+        tokio::pin!(send, head, idle);
+        let mut sent: Option<bool> = None;
+        let mut seen = 0;
         loop {
             tokio::select! {
                 biased;
-                head = &mut head => return head.map(|head| (head, sent)),
-                result = &mut send, if !sent => match result {
-                    Ok(()) => sent = true,
-                    // The client is gone: nobody is waiting for the response.
-                    Err(error @ UpstreamError::ClientBody(_)) => return Err(error),
-                    // The target stopped reading; it may still have answered.
-                    Err(error) => {
-                        tracing::debug!(%error, "target stopped reading the request body");
-                        sent = true;
+                head = &mut head => return head.map(|head| (head, sent == Some(true))),
+                result = &mut send, if sent.is_none() => {
+                    match result {
+                        Ok(()) => sent = Some(true),
+                        // The client is gone: nobody is waiting for the response.
+                        Err(error @ UpstreamError::ClientBody(_)) => return Err(error),
+                        // The target stopped reading; it may still have answered.
+                        Err(error) => {
+                            tracing::debug!(%error, "target stopped reading the request body");
+                            sent = Some(false);
+                        }
                     }
-                },
+                    // The wait for the response starts now.
+                    idle.as_mut().reset(Instant::now() + timeout);
+                }
+                () = &mut idle => {
+                    let now = progress.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(UpstreamError::Timeout);
+                    }
+                    seen = now;
+                    idle.as_mut().reset(Instant::now() + timeout);
+                }
             }
         }
     }
@@ -201,6 +244,7 @@ async fn read_head<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     method: &Method,
 ) -> Result<ResponseHead, UpstreamError> {
+    let mut received = false;
     loop {
         if !buf.is_empty()
             && let Some(head) = http1::parse_response_head(buf, method)?
@@ -209,10 +253,10 @@ async fn read_head<R: AsyncRead + Unpin>(
         }
         buf.reserve(READ_SIZE);
         match reader.read_buf(buf).await {
-            Ok(0) if buf.is_empty() => return Err(UpstreamError::Closed),
+            Ok(0) if !received => return Err(UpstreamError::Closed),
             Ok(0) => return Err(UpstreamError::Read(io::ErrorKind::UnexpectedEof.into())),
-            Ok(_) => {}
-            Err(error) if buf.is_empty() && error.kind() == io::ErrorKind::ConnectionReset => {
+            Ok(_) => received = true,
+            Err(error) if !received && error.kind() == io::ErrorKind::ConnectionReset => {
                 return Err(UpstreamError::Closed);
             }
             Err(error) => return Err(UpstreamError::Read(error)),
@@ -220,61 +264,72 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
-/// Forwards a request to `target` over one of `worker`'s pooled connections, or a new one,
-/// and returns the response head with the connection to read the body from.
+/// Forwards a request to `target` over one of `worker`'s pooled connections that is still
+/// open, or a new one, and returns the response head with the connection to read the body
+/// from. No response head within `timeout` of the request (or of the last progress of its
+/// body) is a 504.
 ///
-/// A request without a body and with an idempotent method goes out at once on the most
-/// recently used connection and, if the target had closed that one while idle, again on the
-/// next (the keep-alive race); other requests cannot be sent twice, so a pooled connection is
-/// first checked to be open.
+/// A request is sent once, with one exception: an idempotent request without a body that
+/// got not one byte back on a pooled connection (the target closed it just as the request
+/// went out) goes once more, on a new connection.
 pub(crate) async fn send(
     target: &Target,
     worker: usize,
     idle_timeout: Duration,
+    timeout: Duration,
     parts: &request::Parts,
     client: &ClientConnection,
     body: Incoming,
 ) -> Result<(ResponseHead, Connection), UpstreamError> {
+    let framing = request_framing(parts, &body);
     let pool = target.pool(worker);
-    let has_body = !body.is_end_stream();
-    // A body whose length the client gave goes as it came; any other is re-chunked.
-    let chunked = has_body && !parts.headers.contains_key(header::CONTENT_LENGTH);
-    if !has_body && parts.method.is_idempotent() {
-        while let Some(mut connection) = pool.checkout(idle_timeout) {
-            connection.encode(parts, client, false);
-            match connection.exchange(&parts.method).await {
-                Ok(head) => return Ok((head, connection)),
-                Err(error) if error.is_stale_connection() => {}
-                Err(error) => return Err(error),
-            }
-        }
-        let mut connection = Connection::connect(target, worker).await?;
-        connection.encode(parts, client, false);
-        let head = connection.exchange(&parts.method).await?;
-        return Ok((head, connection));
-    }
-    let mut connection = loop {
+    let (mut connection, pooled) = loop {
         match pool.checkout(idle_timeout) {
-            Some(connection) if connection.is_open() => break connection,
+            Some(connection) if connection.is_open() => break (connection, true),
             Some(_closed) => {}
-            None => break Connection::connect(target, worker).await?,
+            None => break (Connection::connect(target, worker).await?, false),
         }
     };
-    connection.encode(parts, client, chunked);
-    if !has_body {
-        let head = connection.exchange(&parts.method).await?;
-        return Ok((head, connection));
+    connection.encode(parts, client, framing);
+    if framing == RequestFraming::None || framing == RequestFraming::Length(0) {
+        return match connection.exchange(&parts.method, timeout).await {
+            Ok(head) => Ok((head, connection)),
+            Err(error) if pooled && error.is_stale_connection() && parts.method.is_idempotent() => {
+                let mut connection = Connection::connect(target, worker).await?;
+                connection.encode(parts, client, framing);
+                let head = connection.exchange(&parts.method, timeout).await?;
+                Ok((head, connection))
+            }
+            Err(error) => Err(error),
+        };
     }
-    let (mut head, sent) = connection
-        .exchange_with_body(&parts.method, body, chunked)
+    let chunked = framing == RequestFraming::Chunked;
+    let (mut head, complete) = connection
+        .exchange_with_body(&parts.method, body, chunked, timeout)
         .await?;
-    if !sent {
+    if !complete {
         // The rest of the request body would arrive where the next response is expected.
         head.keep_alive = false;
     }
     Ok((head, connection))
 }
 
+/// The framing the target gets for this request's body: its length when hyper knows it
+/// (the client sent `Content-Length`), chunked otherwise, nothing for a bodiless request
+/// that came without a length.
+fn request_framing(parts: &request::Parts, body: &Incoming) -> RequestFraming {
+    if body.is_end_stream() {
+        if parts.headers.contains_key(header::CONTENT_LENGTH) {
+            RequestFraming::Length(0)
+        } else {
+            RequestFraming::None
+        }
+    } else {
+        body.size_hint()
+            .exact()
+            .map_or(RequestFraming::Chunked, RequestFraming::Length)
+    }
+}
 /// A target's response body, read from the connection as the client takes it. When it is
 /// complete the connection goes back to the pool and the request stops counting as in
 /// flight; if it fails or is dropped early, the connection is closed instead.
@@ -285,6 +340,10 @@ pub(crate) struct UpstreamBody {
     keep_alive: bool,
     in_flight: Option<InFlight>,
     worker: usize,
+    /// A target that sends nothing for this long mid-body fails the response.
+    timeout: Duration,
+    /// Armed the first time a read has to wait, reset at each wait after.
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
 #[derive(Debug)]
@@ -300,6 +359,7 @@ impl UpstreamBody {
         head: &ResponseHead,
         in_flight: InFlight,
         worker: usize,
+        timeout: Duration,
     ) -> Self {
         let remaining = match head.framing {
             Framing::Empty => Remaining::Length(0),
@@ -313,6 +373,8 @@ impl UpstreamBody {
             keep_alive: head.keep_alive,
             in_flight: Some(in_flight),
             worker,
+            timeout,
+            idle: None,
         };
         if matches!(body.remaining, Remaining::Length(0)) {
             // hyper never polls an empty body: the exchange is over now.
@@ -390,11 +452,17 @@ impl Body for UpstreamBody {
                 }
             }
             connection.read.reserve(READ_SIZE);
-            let read = ready!(poll_read_buf(
-                Pin::new(&mut connection.stream),
-                cx,
-                &mut connection.read
-            ));
+            let polled = poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.read);
+            let Poll::Ready(read) = polled else {
+                // Most bodies come with their head; a timer only for those that stall.
+                let deadline = Instant::now() + this.timeout;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                idle.as_mut().reset(deadline);
+                ready!(idle.as_mut().poll(cx));
+                return this.fail(io::ErrorKind::TimedOut.into());
+            };
             match read {
                 Ok(0) if matches!(this.remaining, Remaining::UntilClose) => {
                     // The end of this body; the connection cannot be reused.

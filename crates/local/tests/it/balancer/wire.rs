@@ -3,8 +3,8 @@
 //! while they sit in the pool, and responses that must become a 502 rather than be passed on.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -19,46 +19,83 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{balancer, client, get, wait_state, within};
 
-/// A target that answers each request with the bytes its path names (see `script`).
+/// A target that answers each request with what its method and path name (see `script`),
+/// reading request bodies by their `Content-Length` as a real server would.
 struct RawTarget {
     addr: SocketAddr,
     /// Connections accepted so far.
     connections: Arc<AtomicUsize>,
+    /// `METHOD /path body=<length>` of every request but health checks, in arrival order.
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
-/// What the target sends for a request, and whether it closes the connection afterwards.
-fn script(method: &str, path: &str) -> (&'static [u8], bool) {
+/// What the target does with a request.
+enum Act {
+    /// Send these bytes; close the connection after when `close`.
+    Send(&'static [u8], bool),
+    /// Send the first bytes, then the second ones a moment later, on a kept-alive connection.
+    SendThenMore(&'static [u8], &'static [u8]),
+    /// Wait a moment, then send.
+    SendLater(&'static [u8]),
+    /// Close the connection without answering (a handler that did its work, then crashed).
+    Drop,
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+fn script(method: &str, path: &str) -> Act {
     let keep = false;
     let close = true;
     match (method, path) {
-        (_, "/health") => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", keep),
-        ("HEAD", "/length") => (b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n", keep),
-        (_, "/length") => (b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world", keep),
-        (_, "/chunked") => (
+        (_, "/health") | ("GET" | "POST", "/ok") => Act::Send(OK, keep),
+        ("HEAD", "/length") => Act::Send(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n", keep),
+        (_, "/length") => Act::Send(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world", keep),
+        (_, "/chunked") => Act::Send(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
               5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n",
             keep,
         ),
-        (_, "/until-close") => (b"HTTP/1.0 200 OK\r\n\r\nhello world", close),
-        (_, "/continue") => (
+        (_, "/until-close") => Act::Send(b"HTTP/1.0 200 OK\r\n\r\nhello world", close),
+        (_, "/continue") => Act::Send(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
             keep,
         ),
-        (_, "/conflicting-length") => (
+        (_, "/conflicting-length") => Act::Send(
             b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
             keep,
         ),
-        (_, "/malformed") => (b"HTTP/1.1 2x0 OK\r\n\r\n", close),
-        (_, "/truncated") => (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten!!", close),
-        // Answers before reading the body, as an upload limit does.
-        (_, "/early-413") => (
+        (_, "/length-and-chunked") => Act::Send(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\ntransfer-encoding: chunked\r\n\r\n\
+              0\r\n\r\nGARBAGE",
+            keep,
+        ),
+        (_, "/malformed") => Act::Send(b"HTTP/1.1 2x0 OK\r\n\r\n", close),
+        (_, "/truncated") => {
+            Act::Send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten!!", close)
+        }
+        // Answers before reading the body, as an upload limit does; `/early-413-open` keeps
+        // the connection (and the unread body) open.
+        (_, "/early-413") => Act::Send(
             b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo large",
             close,
         ),
+        (_, "/early-413-open") => Act::Send(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\n\r\ntoo large",
+            keep,
+        ),
         // Keep-alive as far as the headers say, then closed: the race a pooled connection
         // can lose.
-        (_, "/then-close") => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", close),
-        _ => (b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", keep),
+        (_, "/then-close") => Act::Send(OK, close),
+        (_, "/boom") => Act::Drop,
+        // Slow enough that concurrent requests each get their own connection.
+        (_, "/slow") => Act::SendLater(OK),
+        // A naive server that sends the GET body on a HEAD response, late; here the body
+        // happens to look like a response.
+        ("HEAD", "/page") => Act::SendThenMore(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 38\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhacked",
+        ),
+        _ => Act::Send(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", keep),
     }
 }
 
@@ -67,40 +104,100 @@ impl RawTarget {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let accepted = Arc::clone(&connections);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (accepted, record) = (Arc::clone(&connections), Arc::clone(&seen));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream));
+                tokio::spawn(serve(stream, Arc::clone(&record)));
             }
         });
-        Self { addr, connections }
+        Self {
+            addr,
+            connections,
+            seen,
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 }
 
-/// Reads request heads (bodies are ignored: only `/early-413` gets one, and it closes) and
-/// answers each from the script.
-async fn serve(mut stream: TcpStream) {
+/// Reads requests (head, then `Content-Length` bytes of body) and acts on each.
+async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     loop {
-        let head_end = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(head_end) = fill_until(&mut stream, &mut buf, |buf| {
+            buf.windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|end| end + 4)
+        })
+        .await
+        else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
         buf.drain(..head_end);
         let mut request_line = head.split_whitespace();
-        let method = request_line.next().unwrap_or_default();
-        let path = request_line.next().unwrap_or_default();
-        let (response, close) = script(method, path);
-        if stream.write_all(response).await.is_err() || close {
+        let method = request_line.next().unwrap_or_default().to_uppercase();
+        let path = request_line.next().unwrap_or_default().to_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |value| value.trim().parse().unwrap_or(0));
+        let act = script(&method, &path);
+        let answers_first = path.starts_with("/early-413") || matches!(act, Act::Send(_, true));
+        if !answers_first {
+            if fill_until(&mut stream, &mut buf, |buf| {
+                (buf.len() >= length).then_some(length)
+            })
+            .await
+            .is_none()
+            {
+                return;
+            }
+            buf.drain(..length);
+        }
+        if path != "/health" {
+            seen.lock()
+                .unwrap()
+                .push(format!("{method} {path} body={length}"));
+        }
+        let keep_going = match act {
+            Act::Send(bytes, close) => stream.write_all(bytes).await.is_ok() && !close,
+            Act::SendThenMore(first, more) => {
+                let sent = stream.write_all(first).await.is_ok();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                sent && stream.write_all(more).await.is_ok()
+            }
+            Act::SendLater(bytes) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                stream.write_all(bytes).await.is_ok()
+            }
+            Act::Drop => false,
+        };
+        if !keep_going {
             return;
+        }
+    }
+}
+
+/// Reads into `buf` until `complete` finds what it needs; `None` if the connection ends
+/// first.
+async fn fill_until(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    complete: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<usize> {
+    loop {
+        if let Some(found) = complete(buf) {
+            return Some(found);
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }
@@ -165,7 +262,7 @@ async fn a_head_response_has_no_body_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn ambiguous_or_malformed_responses_are_502() {
     let (lb, _target) = balancer_with_raw_target().await;
-    for path in ["/conflicting-length", "/malformed"] {
+    for path in ["/conflicting-length", "/length-and-chunked", "/malformed"] {
         let reply = get(&lb, path).await;
         assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{path}");
         assert!(
@@ -189,7 +286,10 @@ async fn a_truncated_body_is_not_passed_off_as_complete() {
     if let Ok(response) = within("a response", client().request(request)).await {
         assert_eq!(response.headers()["content-length"], "100");
         let body = within("the body", response.into_body().collect()).await;
-        assert!(body.is_err(), "a 10-byte body of 100 must fail, got {body:?}");
+        assert!(
+            body.is_err(),
+            "a 10-byte body of 100 must fail, got {body:?}"
+        );
     }
 }
 
@@ -233,4 +333,129 @@ async fn pooled_connections_the_target_closed_cause_no_error() {
         assert_eq!(body, "ok");
     }
     assert!(target.connections.load(Ordering::SeqCst) >= 5);
+}
+
+/// Sends raw bytes to the balancer and returns what comes back first.
+async fn raw_exchange(lb: &Balancer, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(lb.local_addr()).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = within("a response", stream.read(&mut response))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&response[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_is_framed_by_its_length_whatever_connection_options_say() {
+    let (lb, target) = balancer_with_raw_target().await;
+    // `Connection` naming `Content-Length` once made the balancer drop the length and send
+    // the body unframed: the target read it as a second request.
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
+    let request = format!(
+        "POST /ok HTTP/1.1\r\nhost: x\r\nconnection: content-length\r\n\
+         content-length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let response = raw_exchange(&lb, request.as_bytes()).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // An empty POST still says so.
+    let response = raw_exchange(
+        &lb,
+        b"POST /ok HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(
+        target.seen(),
+        [
+            format!("POST /ok body={}", smuggled.len()),
+            "POST /ok body=0".to_owned()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tunnels_and_unknown_transfer_codings_are_refused() {
+    let (lb, target) = balancer_with_raw_target().await;
+    let response = raw_exchange(
+        &lb,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    let response = raw_exchange(
+        &lb,
+        b"POST /ok HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 501"), "{response}");
+    assert!(target.seen().is_empty(), "{:?}", target.seen());
+}
+
+#[tokio::test]
+async fn a_request_the_target_drops_is_sent_at_most_twice() {
+    let (lb, target) = balancer_with_raw_target().await;
+    // Fill the workers' pools: overlapping requests from separate client connections.
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        let lb = lb.clone();
+        warm.push(tokio::spawn(async move { get(&lb, "/slow").await.status }));
+    }
+    for request in warm {
+        assert_eq!(within("warm-up", request).await.unwrap(), StatusCode::OK);
+    }
+    // The target reads GET /boom, then closes without answering: once on a pooled
+    // connection, that looks like the keep-alive race, so it may go once more on a new one.
+    assert_eq!(get(&lb, "/boom").await.status, StatusCode::BAD_GATEWAY);
+    let booms = target
+        .seen()
+        .iter()
+        .filter(|r| r.starts_with("GET /boom"))
+        .count();
+    assert!(
+        (1..=2).contains(&booms),
+        "the target got GET /boom {booms} times"
+    );
+}
+
+#[tokio::test]
+async fn bytes_a_target_sends_after_a_response_never_answer_the_next_request() {
+    let (lb, _target) = balancer_with_raw_target().await;
+    let client = client();
+    let head = hyper::Request::head(format!("{}/page", lb.url()))
+        .body(Full::default())
+        .unwrap();
+    let response = within("a response", client.request(head)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap();
+    // Let the target's late bytes arrive on the pooled connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Same client connection, so the same worker and its one pooled connection.
+    let get = hyper::Request::get(format!("{}/ok", lb.url()))
+        .body(Full::default())
+        .unwrap();
+    let response = within("a response", client.request(get)).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+}
+
+#[tokio::test]
+async fn a_connection_left_with_an_unsent_body_is_not_reused() {
+    let (lb, _target) = balancer_with_raw_target().await;
+    let upload = Bytes::from(vec![b'x'; 8 * 1024 * 1024]);
+    let request = hyper::Request::post(format!("{}/early-413-open", lb.url()))
+        .body(Full::new(upload))
+        .unwrap();
+    let response = within("the early answer", client().request(request))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The target still expects the rest of that body on its connection: a request written
+    // there would be read as body bytes. Fresh client connections reach both workers.
+    for _ in 0..8 {
+        let reply = get(&lb, "/ok").await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ok"));
+    }
 }
