@@ -454,15 +454,18 @@ impl Body for UpstreamBody {
             connection.read.reserve(READ_SIZE);
             let polled = poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.read);
             let Poll::Ready(read) = polled else {
-                // Most bodies come with their head; a timer only for those that stall.
-                let deadline = Instant::now() + this.timeout;
+                // Most bodies come with their head; a timer only for those that stall,
+                // pushed back whenever bytes arrive.
+                let timeout = this.timeout;
                 let idle = this
                     .idle
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                idle.as_mut().reset(deadline);
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 ready!(idle.as_mut().poll(cx));
                 return this.fail(io::ErrorKind::TimedOut.into());
             };
+            if let (Ok(1..), Some(idle)) = (&read, this.idle.as_mut()) {
+                idle.as_mut().reset(Instant::now() + this.timeout);
+            }
             match read {
                 Ok(0) if matches!(this.remaining, Remaining::UntilClose) => {
                     // The end of this body; the connection cannot be reused.

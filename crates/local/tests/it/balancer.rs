@@ -784,6 +784,43 @@ async fn a_10_mb_upload_streams_through() {
     assert_eq!(body, "10485760");
 }
 
+#[tokio::test]
+async fn an_upload_that_keeps_moving_outlasts_the_request_timeout() {
+    let lb = balancer_with(vec![
+        group("api"),
+        TargetGroupConfig {
+            request_timeout: Duration::from_secs(1),
+            ..group("web")
+        },
+    ])
+    .await;
+    let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
+    let (chunks, receiver) = mpsc::channel::<Bytes>(1);
+    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::post(format!("{}/upload", lb.url()))
+        .header("content-length", (12 * 64 * 1024).to_string())
+        .body(ChannelBody(receiver))
+        .unwrap();
+    let response = tokio::spawn(client.request(request));
+    // Three seconds of upload, a chunk every quarter second: the timeout is for silence,
+    // not for the whole exchange.
+    for _ in 0..12 {
+        chunks
+            .send(Bytes::from(vec![b'x'; 64 * 1024]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(chunks);
+    let response = within("the upload response", response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, (12 * 64 * 1024).to_string());
+}
+
 /// A request body fed chunk by chunk by the test.
 struct ChannelBody(mpsc::Receiver<Bytes>);
 

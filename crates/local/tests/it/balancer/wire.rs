@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use berth_local::balancer::{Balancer, TargetState};
+use berth_local::balancer::{Balancer, TargetGroupConfig, TargetState};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{balancer, client, get, wait_state, within};
+use super::{balancer, balancer_with, client, get, group, wait_state, within};
 
 /// A target that answers each request with what its method and path name (see `script`),
 /// reading request bodies by their `Content-Length` as a real server would.
@@ -39,6 +39,8 @@ enum Act {
     SendLater(&'static [u8]),
     /// Close the connection without answering (a handler that did its work, then crashed).
     Drop,
+    /// Send these bytes, then nothing more, keeping the connection open.
+    SendAndHang(&'static [u8]),
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
@@ -87,6 +89,7 @@ fn script(method: &str, path: &str) -> Act {
         // can lose.
         (_, "/then-close") => Act::Send(OK, close),
         (_, "/boom") => Act::Drop,
+        (_, "/stall") => Act::SendAndHang(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"),
         // Slow enough that concurrent requests each get their own connection.
         (_, "/slow") => Act::SendLater(OK),
         // A naive server that sends the GET body on a HEAD response, late; here the body
@@ -176,6 +179,11 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
                 stream.write_all(bytes).await.is_ok()
             }
             Act::Drop => false,
+            Act::SendAndHang(bytes) => {
+                let _ = stream.write_all(bytes).await;
+                std::future::pending::<()>().await;
+                false
+            }
         };
         if !keep_going {
             return;
@@ -204,7 +212,10 @@ async fn fill_until(
 
 /// A balancer with one healthy raw target in `web`.
 async fn balancer_with_raw_target() -> (Balancer, RawTarget) {
-    let lb = balancer().await;
+    raw_target_behind(balancer().await).await
+}
+
+async fn raw_target_behind(lb: Balancer) -> (Balancer, RawTarget) {
     let target = RawTarget::start().await;
     lb.register("web", target.addr).unwrap();
     wait_state(&lb, target.addr, TargetState::Healthy).await;
@@ -457,5 +468,26 @@ async fn a_connection_left_with_an_unsent_body_is_not_reused() {
     for _ in 0..8 {
         let reply = get(&lb, "/ok").await;
         assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ok"));
+    }
+}
+
+#[tokio::test]
+async fn a_target_that_stalls_mid_body_fails_the_response() {
+    let lb = balancer_with(vec![
+        group("api"),
+        TargetGroupConfig {
+            request_timeout: Duration::from_millis(500),
+            ..group("web")
+        },
+    ])
+    .await;
+    let (lb, _target) = raw_target_behind(lb).await;
+    let request = hyper::Request::get(format!("{}/stall", lb.url()))
+        .body(Full::default())
+        .unwrap();
+    // The head came in time; the body stops after 4 of 10 bytes and never ends by itself.
+    if let Ok(response) = within("a response", client().request(request)).await {
+        let body = within("the stalled body to fail", response.into_body().collect()).await;
+        assert!(body.is_err(), "got {body:?}");
     }
 }
