@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::RunStateFile;
+use crate::cleanup::{RunTask, process_start_time};
 use crate::service::{BoxFuture, TaskLauncher};
 use crate::task::{
     ContainerHealthCheck, SecretValue, Task, TaskId, TaskOutput, TaskSpec, free_port,
@@ -64,6 +66,8 @@ pub struct StackLauncher {
     pub templates: HashMap<String, TaskTemplate>,
     pub secrets: Arc<dyn SecretSource>,
     pub logs: Option<Arc<dyn LogStreams>>,
+    /// Where each started task is recorded for recovery before `launch` returns.
+    pub state_file: Option<Arc<RunStateFile>>,
 }
 
 impl StackLauncher {
@@ -101,7 +105,28 @@ impl StackLauncher {
             health_check: template.health_check.clone(),
             output,
         };
-        Task::start(id, spec, port)
+        let task = Task::start(id, spec, port);
+        self.record(service, &task);
+        task
+    }
+
+    /// Puts a started task in the recovery file, so that a berth killed from now on leaves
+    /// it findable (the runtime's own rewrites lag behind).
+    fn record(&self, service: &str, task: &Task) {
+        let (Some(file), Some(pid)) = (&self.state_file, task.snapshot().pid) else {
+            return;
+        };
+        let record = RunTask {
+            service: service.to_owned(),
+            task_id: task.id().to_string(),
+            pid,
+            start_time: process_start_time(pid),
+            port: task.snapshot().port,
+            stop_timeout: task.stop_timeout(),
+        };
+        if let Err(error) = file.task_started(record) {
+            tracing::warn!(%error, service, "cannot record a started task for recovery");
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod database;
 mod launcher;
 mod logs;
 mod router;
+mod state_file;
 mod up;
 
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
@@ -13,6 +14,7 @@ pub use launcher::{
     LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
 };
 pub use router::BalancerRouter;
+pub use state_file::RunStateFile;
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;
@@ -69,6 +71,9 @@ pub struct RuntimeParts {
     pub url: String,
     /// `.berth/run`.
     pub run_dir: PathBuf,
+    /// The recovery file in `run_dir`, shared with the launcher (which records tasks as
+    /// they start).
+    pub state_file: Arc<RunStateFile>,
     pub services: Vec<ServiceSettings>,
     pub launcher: Arc<dyn TaskLauncher>,
     pub router: Option<Arc<dyn TargetRouter>>,
@@ -102,6 +107,7 @@ struct Inner {
     environment: String,
     url: String,
     run_dir: PathBuf,
+    state_file: Arc<RunStateFile>,
     started_at: DateTime<Utc>,
     services: Vec<ServiceHandle>,
     router: Option<Arc<dyn TargetRouter>>,
@@ -149,6 +155,7 @@ impl Runtime {
             environment: parts.environment,
             url: parts.url,
             run_dir: parts.run_dir,
+            state_file: parts.state_file,
             started_at: Utc::now(),
             services,
             router: parts.router,
@@ -303,7 +310,7 @@ impl Inner {
     }
 
     fn write_state(&self) -> Result<(), crate::cleanup::CleanupError> {
-        self.run_state().write(&self.run_dir)
+        self.state_file.update(self.run_state())
     }
 
     async fn shutdown(&self) {
@@ -355,9 +362,9 @@ impl ControlHandler for Runtime {
     }
 }
 
-/// Keeps `.berth/run/state.json` current while the runtime runs.
+/// Keeps `.berth/run/state.json` current while the runtime runs: drops stopped tasks and
+/// adds ports. Tasks are recorded as they start by the launcher, not here.
 async fn state_writer(inner: Arc<Inner>) {
-    let mut last = inner.run_state();
     let mut tick = tokio::time::interval(STATE_EVERY);
     loop {
         tokio::select! {
@@ -369,12 +376,8 @@ async fn state_writer(inner: Arc<Inner>) {
             // still leaves enough to clean up.
             continue;
         }
-        let state = inner.run_state();
-        if state != last {
-            if let Err(error) = state.write(&inner.run_dir) {
-                tracing::warn!(%error, "cannot update the run state");
-            }
-            last = state;
+        if let Err(error) = inner.write_state() {
+            tracing::warn!(%error, "cannot update the run state");
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
 use super::router::BalancerRouter;
-use super::{Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
+use super::{RunStateFile, Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
 use crate::balancer::{
     Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, Rule, TargetGroupConfig,
 };
@@ -185,10 +185,12 @@ pub async fn up(
                 )
             })
             .collect();
+        let state_file = Arc::new(RunStateFile::new(state.run()));
         let launcher = StackLauncher {
             templates,
             secrets: Arc::new(StoreSecrets(params.clone())),
             logs: super::logs::log_streams(stack, &state),
+            state_file: Some(Arc::clone(&state_file)),
         };
         let services = stack
             .services
@@ -213,6 +215,7 @@ pub async fn up(
             environment: environment.name.clone(),
             url,
             run_dir: state.run(),
+            state_file,
             services,
             launcher: Arc::new(launcher),
             router: Some(Arc::new(BalancerRouter::new(balancer))),

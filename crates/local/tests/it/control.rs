@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use berth_local::cleanup::RunState;
 use berth_local::control::{ControlClient, Request, Response};
-use berth_local::runtime::{NoSecrets, Runtime, RuntimeParts, StackLauncher, TaskTemplate};
+use berth_local::runtime::{
+    NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher, TaskTemplate,
+};
 use berth_local::service::{DeploymentConfiguration, ServiceSettings};
 use berth_local::task::TaskStatus;
 
@@ -39,16 +41,19 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
 
 /// A runtime of one service `worker` with two sleeping tasks.
 pub fn start_runtime(run_dir: &std::path::Path) -> Runtime {
+    let state_file = Arc::new(RunStateFile::new(run_dir.to_owned()));
     let launcher = StackLauncher {
         templates: [("worker".to_owned(), sleeper())].into_iter().collect(),
         secrets: Arc::new(NoSecrets),
         logs: None,
+        state_file: Some(Arc::clone(&state_file)),
     };
     Runtime::start(RuntimeParts {
         stack: "test".into(),
         environment: "local".into(),
         url: "http://127.0.0.1:1".into(),
         run_dir: run_dir.to_owned(),
+        state_file,
         services: vec![settings("worker", 2)],
         launcher: Arc::new(launcher),
         router: None,
@@ -78,6 +83,41 @@ async fn only_its_user_can_open_the_control_socket() {
         .permissions()
         .mode();
     assert_eq!(state_mode & 0o777, 0o600);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_task_is_in_the_recovery_file_as_soon_as_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let runtime = start_runtime(&run);
+    within("steady state", runtime.wait_steady()).await;
+    // Past the runtime's first rewrite of the file (its next is half a second later).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A task started later (a scale-up, a replacement): the moment the scheduler shows it,
+    // a berth killed now must leave it findable. The file is read at once, with no wait for
+    // the runtime's periodic rewrite.
+    runtime.scale("worker", 3).unwrap();
+    let mut shown = Vec::new();
+    eventually("the third task to show", || {
+        shown = runtime.status().services[0]
+            .tasks
+            .iter()
+            .map(|t| t.task.task_id.to_string())
+            .collect();
+        shown.len() == 3
+    })
+    .await;
+    let recorded: Vec<String> = RunState::read(&run)
+        .unwrap()
+        .unwrap()
+        .tasks
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    for task in &shown {
+        assert!(recorded.contains(task), "{task} not in {recorded:?}");
+    }
     runtime.shutdown().await;
 }
 

@@ -1,0 +1,149 @@
+//! `.berth/run/state.json`, kept current for recovery after berth is killed.
+//!
+//! The runtime rewrites it from its view of the tasks whenever that view changes, and the
+//! launcher records each task the moment its process exists, before the scheduler even
+//! knows of it: a berth killed right after starting a task still leaves the task findable.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::cleanup::{CleanupError, RunState, RunTask, process_start_time};
+
+/// The recovery file and what was last written to it.
+#[derive(Debug)]
+pub struct RunStateFile {
+    run_dir: PathBuf,
+    recorded: Mutex<Recorded>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    /// What the file holds (`None` before the first write).
+    written: Option<RunState>,
+    /// Tasks recorded at start that the runtime's view did not show yet.
+    just_started: Vec<RunTask>,
+}
+
+impl RunStateFile {
+    pub fn new(run_dir: PathBuf) -> Self {
+        Self {
+            run_dir,
+            recorded: Mutex::default(),
+        }
+    }
+
+    fn recorded(&self) -> MutexGuard<'_, Recorded> {
+        // Plain data, replaced whole: a panic elsewhere cannot leave it torn.
+        self.recorded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a task whose process has just started; the file holds it when this returns.
+    pub fn task_started(&self, task: RunTask) -> Result<(), CleanupError> {
+        let mut recorded = self.recorded();
+        recorded.just_started.push(task.clone());
+        // Before the runtime's first view, at least this berth and the task.
+        let mut state = recorded.written.clone().unwrap_or_else(|| RunState {
+            berth_pid: std::process::id(),
+            berth_start_time: process_start_time(std::process::id()),
+            listen: None,
+            tasks: Vec::new(),
+            postgres: None,
+        });
+        state.tasks.push(task);
+        state.write(&self.run_dir)?;
+        recorded.written = Some(state);
+        Ok(())
+    }
+
+    /// Writes the runtime's view (if anything changed), keeping the tasks recorded at start
+    /// that it does not show yet while their processes live.
+    pub fn update(&self, mut view: RunState) -> Result<(), CleanupError> {
+        let mut recorded = self.recorded();
+        recorded.just_started.retain(|task| {
+            !view.tasks.iter().any(|seen| seen.task_id == task.task_id)
+                && process_start_time(task.pid) == task.start_time
+        });
+        view.tasks.extend(recorded.just_started.iter().cloned());
+        if recorded.written.as_ref() != Some(&view) {
+            view.write(&self.run_dir)?;
+            recorded.written = Some(view);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn state(tasks: Vec<RunTask>) -> RunState {
+        RunState {
+            berth_pid: std::process::id(),
+            berth_start_time: process_start_time(std::process::id()),
+            listen: None,
+            tasks,
+            postgres: None,
+        }
+    }
+
+    fn task(id: &str, pid: u32) -> RunTask {
+        RunTask {
+            service: "web".into(),
+            task_id: id.into(),
+            pid,
+            start_time: process_start_time(pid),
+            port: 1,
+            stop_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn on_disk(file: &RunStateFile) -> Vec<String> {
+        let state = RunState::read(&file.run_dir).unwrap().unwrap();
+        state.tasks.into_iter().map(|t| t.task_id).collect()
+    }
+
+    #[test]
+    fn a_started_task_is_on_disk_at_once_and_kept_until_the_view_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RunStateFile::new(dir.path().join("run"));
+        file.update(state(vec![])).unwrap();
+        // Our own pid stands for a live task process.
+        let live = task("live", std::process::id());
+        file.task_started(live.clone()).unwrap();
+        assert_eq!(on_disk(&file), ["live"]);
+        // A view computed before the scheduler tracked it does not drop it.
+        file.update(state(vec![])).unwrap();
+        assert_eq!(on_disk(&file), ["live"]);
+        file.update(state(vec![live])).unwrap();
+        assert_eq!(on_disk(&file), ["live"]);
+        // Once the view has it, the view alone decides.
+        file.update(state(vec![])).unwrap();
+        assert!(on_disk(&file).is_empty());
+    }
+
+    #[test]
+    fn a_started_task_whose_process_is_gone_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RunStateFile::new(dir.path().join("run"));
+        file.update(state(vec![])).unwrap();
+        let mut gone = task("gone", std::process::id());
+        gone.start_time = Some(0); // not our start time: the process is someone else now
+        file.task_started(gone).unwrap();
+        assert_eq!(on_disk(&file), ["gone"]);
+        file.update(state(vec![])).unwrap();
+        assert!(on_disk(&file).is_empty());
+    }
+
+    #[test]
+    fn a_task_started_before_the_first_view_is_kept_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RunStateFile::new(dir.path().join("run"));
+        file.task_started(task("early", std::process::id()))
+            .unwrap();
+        assert_eq!(on_disk(&file), ["early"]);
+        file.update(state(vec![])).unwrap();
+        assert_eq!(on_disk(&file), ["early"]);
+    }
+}
