@@ -251,6 +251,15 @@ async fn balancer() -> Balancer {
     balancer_with(vec![group("api"), group("web")]).await
 }
 
+/// [`balancer`] with `web`'s request timeout set to `timeout`.
+async fn balancer_with_request_timeout(timeout: Duration) -> Balancer {
+    let web = TargetGroupConfig {
+        request_timeout: timeout,
+        ..group("web")
+    };
+    balancer_with(vec![group("api"), web]).await
+}
+
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
@@ -603,14 +612,7 @@ async fn a_crashed_target_gives_502_until_health_checks_take_it_out() {
 
 #[tokio::test]
 async fn a_target_slower_than_the_request_timeout_is_504() {
-    let lb = balancer_with(vec![
-        group("api"),
-        TargetGroupConfig {
-            request_timeout: Duration::from_millis(300),
-            ..group("web")
-        },
-    ])
-    .await;
+    let lb = balancer_with_request_timeout(Duration::from_millis(300)).await;
     let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
     let reply = get(&lb, "/slow").await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
@@ -752,14 +754,7 @@ async fn a_10_mb_upload_streams_through() {
     let lb = balancer().await;
     let [backend] = healthy_backends(&lb, ["web"]).await;
 
-    let (chunks, receiver) = mpsc::channel::<Bytes>(4);
-    let body = ChannelBody(receiver);
-    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
-    let request = hyper::Request::post(format!("{}/upload", lb.url()))
-        .header("content-length", (10 * 1024 * 1024).to_string())
-        .body(body)
-        .unwrap();
-    let response = tokio::spawn(client.request(request));
+    let (chunks, upload) = start_upload(&lb, 10 * 1024 * 1024);
 
     let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
     chunks.send(chunk.clone()).await.unwrap();
@@ -775,33 +770,14 @@ async fn a_10_mb_upload_streams_through() {
         chunks.send(chunk.clone()).await.unwrap();
     }
     drop(chunks);
-    let response = within("the upload response", response)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, "10485760");
+    assert_eq!(upload_answer(upload).await, "10485760");
 }
 
 #[tokio::test]
 async fn an_upload_that_keeps_moving_outlasts_the_request_timeout() {
-    let lb = balancer_with(vec![
-        group("api"),
-        TargetGroupConfig {
-            request_timeout: Duration::from_secs(1),
-            ..group("web")
-        },
-    ])
-    .await;
+    let lb = balancer_with_request_timeout(Duration::from_secs(1)).await;
     let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
-    let (chunks, receiver) = mpsc::channel::<Bytes>(1);
-    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
-    let request = hyper::Request::post(format!("{}/upload", lb.url()))
-        .header("content-length", (12 * 64 * 1024).to_string())
-        .body(ChannelBody(receiver))
-        .unwrap();
-    let response = tokio::spawn(client.request(request));
+    let (chunks, upload) = start_upload(&lb, 12 * 64 * 1024);
     // Three seconds of upload, a chunk every quarter second: the timeout is for silence,
     // not for the whole exchange.
     for _ in 0..12 {
@@ -812,13 +788,34 @@ async fn an_upload_that_keeps_moving_outlasts_the_request_timeout() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(chunks);
-    let response = within("the upload response", response)
+    assert_eq!(upload_answer(upload).await, (12 * 64 * 1024).to_string());
+}
+
+type Upload = tokio::task::JoinHandle<
+    Result<hyper::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+>;
+
+/// Starts `POST /upload` of `length` bytes whose chunks the test then sends (and closes by
+/// dropping the sender).
+fn start_upload(lb: &Balancer, length: usize) -> (mpsc::Sender<Bytes>, Upload) {
+    let (chunks, receiver) = mpsc::channel::<Bytes>(4);
+    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::post(format!("{}/upload", lb.url()))
+        .header("content-length", length.to_string())
+        .body(ChannelBody(receiver))
+        .unwrap();
+    (chunks, tokio::spawn(client.request(request)))
+}
+
+/// The backend's answer to an upload (the bytes it counted); the status must be 200.
+async fn upload_answer(upload: Upload) -> String {
+    let response = within("the upload response", upload)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, (12 * 64 * 1024).to_string());
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// A request body fed chunk by chunk by the test.

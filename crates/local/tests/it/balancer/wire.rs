@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use berth_local::balancer::{Balancer, TargetGroupConfig, TargetState};
+use berth_local::balancer::{Balancer, TargetState};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{balancer, balancer_with, client, get, group, wait_state, within};
+use super::{balancer, balancer_with_request_timeout, client, get, wait_state, within};
 
 /// A target that answers each request with what its method and path name (see `script`),
 /// reading request bodies by their `Content-Length` as a real server would.
@@ -473,14 +473,7 @@ async fn a_connection_left_with_an_unsent_body_is_not_reused() {
 
 #[tokio::test]
 async fn a_target_that_stalls_mid_body_fails_the_response() {
-    let lb = balancer_with(vec![
-        group("api"),
-        TargetGroupConfig {
-            request_timeout: Duration::from_millis(500),
-            ..group("web")
-        },
-    ])
-    .await;
+    let lb = balancer_with_request_timeout(Duration::from_millis(500)).await;
     let (lb, _target) = raw_target_behind(lb).await;
     let request = hyper::Request::get(format!("{}/stall", lb.url()))
         .body(Full::default())
