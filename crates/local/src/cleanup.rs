@@ -233,9 +233,11 @@ fn still_ours(task: &RunTask) -> bool {
     match (process_start_time(task.pid), task.start_time) {
         // The leader's pid now belongs to another process: not ours.
         (Some(now), Some(then)) => now == then,
+        // A live leader whose start time was never recorded cannot be proven ours.
+        (Some(_), None) => false,
         // The leader is gone: a group with its id can only be what it left behind (a
         // process group id is not reused while the group has members).
-        _ => true,
+        (None, _) => true,
     }
 }
 

@@ -116,11 +116,15 @@ impl StackLauncher {
         let (Some(file), Some(pid)) = (&self.state_file, task.snapshot().pid) else {
             return;
         };
+        // None: it has already exited (recovery could not tell its group from another).
+        let Some(start_time) = process_start_time(pid) else {
+            return;
+        };
         let record = RunTask {
             service: service.to_owned(),
             task_id: task.id().to_string(),
             pid,
-            start_time: process_start_time(pid),
+            start_time: Some(start_time),
             port: task.snapshot().port,
             stop_timeout: task.stop_timeout(),
         };

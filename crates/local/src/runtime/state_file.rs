@@ -60,8 +60,7 @@ impl RunStateFile {
     pub fn update(&self, mut view: RunState) -> Result<(), CleanupError> {
         let mut recorded = self.recorded();
         recorded.just_started.retain(|task| {
-            !view.tasks.iter().any(|seen| seen.task_id == task.task_id)
-                && process_start_time(task.pid) == task.start_time
+            !view.tasks.iter().any(|seen| seen.task_id == task.task_id) && still_running(task)
         });
         view.tasks.extend(recorded.just_started.iter().cloned());
         if recorded.written.as_ref() != Some(&view) {
@@ -70,6 +69,11 @@ impl RunStateFile {
         }
         Ok(())
     }
+}
+
+/// Whether the process recorded for `task` is still the one that was started.
+fn still_running(task: &RunTask) -> bool {
+    task.start_time.is_some() && process_start_time(task.pid) == task.start_time
 }
 
 #[cfg(test)]
@@ -132,6 +136,22 @@ mod tests {
         gone.start_time = Some(0); // not our start time: the process is someone else now
         file.task_started(gone).unwrap();
         assert_eq!(on_disk(&file), ["gone"]);
+        file.update(state(vec![])).unwrap();
+        assert!(on_disk(&file).is_empty());
+    }
+
+    #[test]
+    fn a_started_task_recorded_without_a_start_time_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RunStateFile::new(dir.path().join("run"));
+        file.update(state(vec![])).unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let pid = exited.id();
+        exited.wait().unwrap();
+        // What reading the start time of a process that already exited gives.
+        let mut unknown = task("unknown", pid);
+        unknown.start_time = None;
+        file.task_started(unknown).unwrap();
         file.update(state(vec![])).unwrap();
         assert!(on_disk(&file).is_empty());
     }

@@ -259,6 +259,9 @@ impl ServiceController {
     /// planner's answer can next change without any event.
     async fn reconcile(&mut self) -> Option<Instant> {
         loop {
+            // Deadlines after this are still ahead for the planner; one that passes while
+            // the round runs makes the next round start at once instead of being lost.
+            let observed_at = Instant::now();
             let actions = {
                 let mut record = self.shared.lock();
                 self.harvest(&mut record);
@@ -284,7 +287,7 @@ impl ServiceController {
                 self.execute(action).await;
             }
             if !acted {
-                return next_deadline(&self.shared.lock(), Instant::now());
+                return next_deadline(&self.shared.lock(), observed_at);
             }
         }
     }

@@ -43,7 +43,8 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let mut ours = leftover_group();
-    let mut not_ours = leftover_group();
+    let not_ours = leftover_group();
+    let unknown = leftover_group();
     let state = RunState {
         berth_pid: dead_pid(),
         berth_start_time: Some(1),
@@ -55,6 +56,8 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
                 not_ours.id(),
                 Some(process_start_time(not_ours.id()).unwrap() + 1),
             ),
+            // A live leader whose start time was never recorded: not provably ours.
+            task(unknown.id(), None),
         ],
         postgres: None,
     };
@@ -64,18 +67,21 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
     let recovery = recover(&run).unwrap();
     assert_eq!(recovery.stale_berth, Some(state.berth_pid));
     assert_eq!(recovery.killed_tasks.len(), 1);
-    assert_eq!(recovery.skipped_tasks.len(), 1);
+    assert_eq!(recovery.skipped_tasks.len(), 2);
     let _ = ours.wait();
     eventually("our group to be gone", || process_gone(ours.id())).await;
     assert!(!process_gone(not_ours.id()));
+    assert!(!process_gone(unknown.id()));
     assert!(!run.join("state.json").exists());
     assert!(!run.join("control.sock").exists());
 
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(not_ours.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = not_ours.wait();
+    for mut group in [not_ours, unknown] {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = group.wait();
+    }
 }
 
 #[tokio::test]
