@@ -195,6 +195,26 @@ fn berth_alive(state: &RunState) -> bool {
     }
 }
 
+/// The task groups a berth that is gone left behind and [`recover`] would stop (none when
+/// the recorded berth is alive, or nothing is recorded): for saying what the wait is for.
+pub fn left_behind(run_dir: &Path) -> Vec<RunTask> {
+    match RunState::read(run_dir) {
+        Ok(Some(state)) if state.berth_pid == std::process::id() || !berth_alive(&state) => {
+            state.tasks.into_iter().filter(still_ours).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What to tell the user while [`recover`] waits for `count` leftover task groups.
+pub fn leftovers_message(count: usize, longest_stop_timeout: Duration) -> String {
+    format!(
+        "the berth that ran this stack is gone: stopping the {count} task(s) it left \
+         (each gets its stop timeout, at most {}s)",
+        longest_stop_timeout.as_secs()
+    )
+}
+
 /// Cleans up after a berth that is gone. Errors with [`CleanupError::AlreadyRunning`] when
 /// the recorded berth is alive (and is not us).
 pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {

@@ -1,7 +1,7 @@
 //! `berth down`: ask the running berth to stop everything in order, and wait. When the berth
 //! that ran the stack was killed, clean up what it left instead.
 
-use berth_local::cleanup::{RunState, recover};
+use berth_local::cleanup::{left_behind, leftovers_message, recover};
 use berth_local::control::{ControlError, Request, Response};
 
 use crate::commands::running::{connect, local_run_dir, report_recovery};
@@ -36,15 +36,9 @@ pub async fn run(cx: &Context, _args: Args) -> CliResult {
         }
         Err(_) => {
             // Nothing answers: maybe a berth was killed and left processes behind.
-            if let Ok(Some(left)) = RunState::read(&run_dir)
-                && let Some(longest) = left.tasks.iter().map(|t| t.stop_timeout).max()
-            {
-                cx.output.note(format!(
-                    "the berth that ran this stack is gone: stopping the {} task(s) it left \
-                     (each gets its stop timeout, at most {}s)",
-                    left.tasks.len(),
-                    longest.as_secs()
-                ));
+            let left = left_behind(&run_dir);
+            if let Some(longest) = left.iter().map(|task| task.stop_timeout).max() {
+                cx.output.note(leftovers_message(left.len(), longest));
             }
             // Waits up to the longest stop timeout: off the async threads.
             let recovery = tokio::task::spawn_blocking(move || recover(&run_dir))

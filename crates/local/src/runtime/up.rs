@@ -19,7 +19,7 @@ use super::{RunStateFile, Runtime, RuntimeError, RuntimeEvent, RuntimeParts, Shu
 use crate::balancer::{
     Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, Rule, TargetGroupConfig,
 };
-use crate::cleanup::{CleanupError, Recovery, recover};
+use crate::cleanup::{CleanupError, Recovery, left_behind, leftovers_message, recover};
 use crate::params::{ParamError, ParamStore, ParameterType};
 use crate::registry::{
     BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
@@ -138,6 +138,12 @@ pub async fn up(
     // Recovery waits for leftover tasks to exit, up to their stop timeout: not on a thread
     // that runs async tasks.
     let run = state.run();
+    let left = left_behind(&run);
+    if let Some(longest) = left.iter().map(|task| task.stop_timeout).max() {
+        progress(RuntimeEvent::Progress {
+            message: leftovers_message(left.len(), longest),
+        });
+    }
     let recovery = match tokio::task::spawn_blocking(move || recover(&run)).await {
         Ok(result) => result?,
         Err(error) => std::panic::resume_unwind(error.into_panic()),

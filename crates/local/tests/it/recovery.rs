@@ -6,7 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use berth_local::cleanup::{CleanupError, RunState, RunTask, process_start_time, recover};
+use berth_local::cleanup::{
+    CleanupError, RunState, RunTask, left_behind, process_start_time, recover,
+};
 
 use crate::support::{eventually, process_gone};
 
@@ -64,6 +66,9 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
     state.write(&run).unwrap();
     std::fs::write(run.join("control.sock"), "").unwrap();
 
+    // What the user is told the wait is for: only the group that is provably ours.
+    let left: Vec<u32> = left_behind(&run).iter().map(|task| task.pid).collect();
+    assert_eq!(left, [ours.id()]);
     let recovery = recover(&run).unwrap();
     assert_eq!(recovery.stale_berth, Some(state.berth_pid));
     assert_eq!(recovery.killed_tasks.len(), 1);
@@ -136,6 +141,10 @@ async fn a_live_berth_is_not_cleaned_up() {
         ..RunState::default()
     };
     state.write(&run).unwrap();
+    assert!(
+        left_behind(&run).is_empty(),
+        "a live berth left nothing behind"
+    );
     let error = recover(&run).unwrap_err();
     assert!(matches!(error, CleanupError::AlreadyRunning { pid } if pid == other_berth.id()));
     assert!(run.join("state.json").exists());
