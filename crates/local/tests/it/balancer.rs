@@ -754,7 +754,7 @@ async fn a_10_mb_upload_streams_through() {
     let lb = balancer().await;
     let [backend] = healthy_backends(&lb, ["web"]).await;
 
-    let (chunks, upload) = start_upload(&lb, 10 * 1024 * 1024);
+    let (chunks, upload) = start_upload(&lb, Some(10 * 1024 * 1024));
 
     let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
     chunks.send(chunk.clone()).await.unwrap();
@@ -777,7 +777,7 @@ async fn a_10_mb_upload_streams_through() {
 async fn an_upload_that_keeps_moving_outlasts_the_request_timeout() {
     let lb = balancer_with_request_timeout(Duration::from_secs(1)).await;
     let [_backend] = healthy_backends(&lb, ["web"]).await; // serves until the test ends
-    let (chunks, upload) = start_upload(&lb, 12 * 64 * 1024);
+    let (chunks, upload) = start_upload(&lb, Some(12 * 64 * 1024));
     // Three seconds of upload, a chunk every quarter second: the timeout is for silence,
     // not for the whole exchange.
     for _ in 0..12 {
@@ -795,16 +795,30 @@ type Upload = tokio::task::JoinHandle<
     Result<hyper::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
 >;
 
-/// Starts `POST /upload` of `length` bytes whose chunks the test then sends (and closes by
-/// dropping the sender).
-fn start_upload(lb: &Balancer, length: usize) -> (mpsc::Sender<Bytes>, Upload) {
+/// Starts `POST /upload` of `length` bytes (chunked when `None`) whose chunks the test then
+/// sends (and closes by dropping the sender).
+fn start_upload(lb: &Balancer, length: Option<usize>) -> (mpsc::Sender<Bytes>, Upload) {
     let (chunks, receiver) = mpsc::channel::<Bytes>(4);
     let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
-    let request = hyper::Request::post(format!("{}/upload", lb.url()))
-        .header("content-length", length.to_string())
-        .body(ChannelBody(receiver))
-        .unwrap();
+    let mut request = hyper::Request::post(format!("{}/upload", lb.url()));
+    if let Some(length) = length {
+        request = request.header("content-length", length.to_string());
+    }
+    let request = request.body(ChannelBody(receiver)).unwrap();
     (chunks, tokio::spawn(client.request(request)))
+}
+
+#[tokio::test]
+async fn a_chunked_upload_arrives_whole() {
+    let lb = balancer().await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
+    let (chunks, upload) = start_upload(&lb, None);
+    for size in [1, 100_000, 7, 65_536] {
+        chunks.send(Bytes::from(vec![b'x'; size])).await.unwrap();
+    }
+    drop(chunks);
+    assert_eq!(upload_answer(upload).await, "165544");
+    assert_eq!(backend.state.received.load(Ordering::SeqCst), 165_544);
 }
 
 /// The backend's answer to an upload (the bytes it counted); the status must be 200.
