@@ -139,7 +139,11 @@ fn parse<'b>(
     Ok((status, response.code.unwrap_or_default()))
 }
 
-/// Builds the head from its bytes (a complete head, as `parse` found it).
+/// Builds the head from its bytes (a complete head, as `parse` found it). Parsed a second
+/// time on purpose: header values can only be slices of the head once it is split off the
+/// read buffer, which takes its length, which takes the first parse; recording the first
+/// parse's positions instead would cost a 128-entry table per response, more than
+/// re-scanning a head of a few hundred bytes.
 fn response_head(head: Bytes, method: &Method) -> Result<ResponseHead, HeadError> {
     let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);

@@ -3,6 +3,7 @@
 //! stream the response body back ([`UpstreamBody`]) — all inside the client connection's
 //! task, so a request costs no hand-off between tasks.
 
+use std::fmt::Write as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,7 +104,7 @@ impl Connection {
     /// closed it nor sent anything unasked (bytes after a response must never be read as the
     /// next one's). No system call unless the socket turned readable while idle: Tokio
     /// clears readiness after a read that drained the socket.
-    pub(crate) fn is_open(&self) -> bool {
+    fn is_open(&self) -> bool {
         matches!(
             self.stream.try_read(&mut [0u8; 1]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock
@@ -184,7 +185,8 @@ impl Connection {
                 }
                 if chunked {
                     framed.clear();
-                    framed.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    // Writing to a BytesMut cannot fail.
+                    let _ = write!(framed, "{:x}\r\n", data.len());
                     framed.put_slice(&data);
                     framed.put_slice(b"\r\n");
                     writer.write_all(&framed).await
@@ -291,7 +293,7 @@ pub(crate) async fn send(
         }
     };
     connection.encode(parts, client, framing);
-    if framing == RequestFraming::None || framing == RequestFraming::Length(0) {
+    if matches!(framing, RequestFraming::None | RequestFraming::Length(0)) {
         return match connection.exchange(&parts.method, timeout).await {
             Ok(head) => Ok((head, connection)),
             Err(error) if pooled && error.is_stale_connection() && parts.method.is_idempotent() => {

@@ -315,10 +315,19 @@ async fn wait_state(lb: &Balancer, target: SocketAddr, state: TargetState) -> Ta
 
 /// Starts one backend per name, registers each in `web`, and waits until all are healthy.
 async fn healthy_backends<const N: usize>(lb: &Balancer, names: [&str; N]) -> [Backend; N] {
+    healthy_backends_in(lb, names.map(|name| ("web", name))).await
+}
+
+/// Starts one backend per `(target group, name)`, registers it there, and waits until all
+/// are healthy.
+async fn healthy_backends_in<const N: usize>(
+    lb: &Balancer,
+    placements: [(&str, &str); N],
+) -> [Backend; N] {
     let mut backends = Vec::with_capacity(N);
-    for name in names {
+    for (group, name) in placements {
         let backend = Backend::start(name).await;
-        lb.register("web", backend.addr).unwrap();
+        lb.register(group, backend.addr).unwrap();
         backends.push(backend);
     }
     for backend in &backends {
@@ -357,12 +366,7 @@ async fn closed_port() -> SocketAddr {
 #[tokio::test]
 async fn routes_by_path_pattern_with_the_default_rule_last() {
     let lb = balancer().await;
-    let api = Backend::start("api").await;
-    let web = Backend::start("web").await;
-    lb.register("api", api.addr).unwrap();
-    lb.register("web", web.addr).unwrap();
-    wait_state(&lb, api.addr, TargetState::Healthy).await;
-    wait_state(&lb, web.addr, TargetState::Healthy).await;
+    let [_api, _web] = healthy_backends_in(&lb, [("api", "api"), ("web", "web")]).await;
 
     let cases = [
         ("/api/files", "api /api/files"),
@@ -493,12 +497,7 @@ async fn all_targets_unhealthy_fails_open() {
 #[tokio::test]
 async fn an_unhealthy_target_gets_no_traffic_while_another_is_healthy() {
     let lb = balancer().await;
-    let good = Backend::start("good").await;
-    let bad = Backend::start("bad").await;
-    lb.register("web", good.addr).unwrap();
-    lb.register("web", bad.addr).unwrap();
-    wait_state(&lb, good.addr, TargetState::Healthy).await;
-    wait_state(&lb, bad.addr, TargetState::Healthy).await;
+    let [_good, bad] = healthy_backends(&lb, ["good", "bad"]).await;
 
     bad.set_health(HEALTH_503);
     wait_state(&lb, bad.addr, TargetState::Unhealthy).await;
@@ -580,12 +579,7 @@ async fn refused_connection_is_502() {
 #[tokio::test]
 async fn a_crashed_target_gives_502_until_health_checks_take_it_out() {
     let lb = balancer().await;
-    let doomed = Backend::start("doomed").await;
-    let survivor = Backend::start("survivor").await;
-    lb.register("web", doomed.addr).unwrap();
-    lb.register("web", survivor.addr).unwrap();
-    wait_state(&lb, doomed.addr, TargetState::Healthy).await;
-    wait_state(&lb, survivor.addr, TargetState::Healthy).await;
+    let [doomed, _survivor] = healthy_backends(&lb, ["doomed", "survivor"]).await;
     // Warm the keep-alive pool towards both targets, then kill one.
     for _ in 0..2 {
         assert_eq!(get(&lb, "/").await.status, StatusCode::OK);
@@ -880,12 +874,7 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
 #[tokio::test]
 async fn set_rules_switches_traffic_by_weight() {
     let lb = balancer_with(vec![group("api"), group("web"), group("green")]).await;
-    let blue = Backend::start("blue").await;
-    let green = Backend::start("green").await;
-    lb.register("web", blue.addr).unwrap();
-    lb.register("green", green.addr).unwrap();
-    wait_state(&lb, blue.addr, TargetState::Healthy).await;
-    wait_state(&lb, green.addr, TargetState::Healthy).await;
+    let [blue, green] = healthy_backends_in(&lb, [("web", "blue"), ("green", "green")]).await;
     assert!(get(&lb, "/").await.body.starts_with("blue"));
 
     // Canary: both sides get traffic.
