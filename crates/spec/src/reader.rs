@@ -3,6 +3,7 @@
 //! Each table records the keys the schema asks for; whatever else it holds is an unknown
 //! key, reported with the closest known key as a suggestion.
 
+use std::fmt::Display;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -122,6 +123,19 @@ impl<'a, 'i> Table<'a, 'i> {
             .any(|(k, _)| k.get_ref() == key || did_you_mean(k.get_ref(), [key]).is_some())
     }
 
+    /// Reports that the required `key` is missing, unless the table holds a near-miss of
+    /// it (already reported as an unknown key).
+    pub fn missing(&self, problems: &mut Problems, key: &str) {
+        if !self.mentions(key) {
+            problems.at(
+                "berth::missing_key",
+                self.span.clone(),
+                format!("`{}` needs `{key}`", self.path),
+                format!("no `{key}`"),
+            );
+        }
+    }
+
     /// All entries (for tables keyed by user names, like `[services]`: such a table has
     /// no unknown keys, so it is not [`Table::finish`]ed).
     pub fn entries(&self) -> impl Iterator<Item = (Sp<&'a str>, &'a Node<'i>)> {
@@ -140,6 +154,22 @@ impl<'a, 'i> Table<'a, 'i> {
                 type_name(node.get_ref())
             ),
             format!("expected {expected}"),
+        );
+    }
+
+    fn out_of_range(
+        &self,
+        problems: &mut Problems,
+        key: &str,
+        node: &Node<'i>,
+        min: impl Display,
+        max: impl Display,
+    ) {
+        problems.at(
+            "berth::out_of_range",
+            node.span(),
+            format!("`{}` must be between {min} and {max}", self.key_path(key)),
+            "out of range",
         );
     }
 
@@ -197,15 +227,26 @@ impl<'a, 'i> Table<'a, 'i> {
         match value {
             Some(v) if (min..=max).contains(&v) => Some(Sp::new(v, node.span())),
             _ => {
-                problems.at(
-                    "berth::out_of_range",
-                    node.span(),
-                    format!("`{}` must be between {min} and {max}", self.key_path(key)),
-                    "out of range",
-                );
+                self.out_of_range(problems, key, node, min, max);
                 None
             }
         }
+    }
+
+    /// An integer within `min..=max`, as the narrower type the model keeps.
+    fn narrow_int<T>(
+        &mut self,
+        problems: &mut Problems,
+        key: &'static str,
+        min: T,
+        max: T,
+    ) -> Option<Sp<T>>
+    where
+        T: Copy + Into<i64> + TryFrom<i64>,
+    {
+        self.int(problems, key, min.into(), max.into())
+            // In range, so the conversion cannot fail; `max` only satisfies the types.
+            .map(|v| Sp::new(T::try_from(v.value).unwrap_or(max), v.span))
     }
 
     pub fn u32(
@@ -215,8 +256,7 @@ impl<'a, 'i> Table<'a, 'i> {
         min: u32,
         max: u32,
     ) -> Option<Sp<u32>> {
-        self.int(problems, key, min.into(), max.into())
-            .map(|v| Sp::new(u32::try_from(v.value).unwrap_or(max), v.span))
+        self.narrow_int(problems, key, min, max)
     }
 
     pub fn u16(
@@ -226,8 +266,7 @@ impl<'a, 'i> Table<'a, 'i> {
         min: u16,
         max: u16,
     ) -> Option<Sp<u16>> {
-        self.int(problems, key, min.into(), max.into())
-            .map(|v| Sp::new(u16::try_from(v.value).unwrap_or(max), v.span))
+        self.narrow_int(problems, key, min, max)
     }
 
     /// A number (integer or float) within `min..=max`.
@@ -252,12 +291,7 @@ impl<'a, 'i> Table<'a, 'i> {
         match value {
             Some(v) if v.is_finite() && v >= min && v <= max => Some(Sp::new(v, node.span())),
             _ => {
-                problems.at(
-                    "berth::out_of_range",
-                    node.span(),
-                    format!("`{}` must be between {min} and {max}", self.key_path(key)),
-                    "out of range",
-                );
+                self.out_of_range(problems, key, node, min, max);
                 None
             }
         }
@@ -299,16 +333,12 @@ impl<'a, 'i> Table<'a, 'i> {
         match duration::parse(text) {
             Ok(d) if d >= min && d <= max => Some(Sp::new(d, node.span())),
             Ok(_) => {
-                problems.at(
-                    "berth::out_of_range",
-                    node.span(),
-                    format!(
-                        "`{}` must be between {} and {}",
-                        self.key_path(key),
-                        duration::format(min),
-                        duration::format(max)
-                    ),
-                    "out of range",
+                self.out_of_range(
+                    problems,
+                    key,
+                    node,
+                    duration::format(min),
+                    duration::format(max),
                 );
                 None
             }
@@ -328,13 +358,7 @@ impl<'a, 'i> Table<'a, 'i> {
 
     pub fn table(&mut self, problems: &mut Problems, key: &'static str) -> Option<Table<'a, 'i>> {
         let node = self.get(key)?;
-        match node.get_ref() {
-            DeValue::Table(t) => Some(Table::new(t, node.span(), self.key_path(key))),
-            _ => {
-                self.wrong_type(problems, key, node, "a table");
-                None
-            }
-        }
+        as_table(problems, node, self.key_path(key))
     }
 
     pub fn array(

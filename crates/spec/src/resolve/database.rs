@@ -99,19 +99,17 @@ pub(crate) fn database(
         }
         DatabaseKind::External { url: url.value }
     } else {
-        let engine = t
-            .str(problems, "engine")
-            .map_or("postgres".to_owned(), |e| {
-                if e.value != "postgres" {
-                    problems.at(
-                        "berth::bad_value",
-                        e.span,
-                        "the only engine is \"postgres\"",
-                        "unsupported engine",
-                    );
-                }
-                "postgres".to_owned()
-            });
+        // Read for its check only: whatever is written, the engine is PostgreSQL.
+        if let Some(e) = t.str(problems, "engine")
+            && e.value != "postgres"
+        {
+            problems.at(
+                "berth::bad_value",
+                e.span,
+                "the only engine is \"postgres\"",
+                "unsupported engine",
+            );
+        }
         let version = t.text(problems, "version").map_or("15".to_owned(), |v| {
             if !v
                 .value
@@ -170,7 +168,7 @@ pub(crate) fn database(
             identifier: t
                 .text(problems, "identifier")
                 .map_or(format!("{stack}-db"), |i| i.value),
-            engine,
+            engine: "postgres".to_owned(),
             version,
             username,
             instance_class,

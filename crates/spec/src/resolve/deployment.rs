@@ -177,13 +177,8 @@ pub(crate) fn read_autoscaling(
         max.as_ref().map_or(1, |m| m.value),
     );
     for (key, value) in [("min", &min), ("max", &max)] {
-        if value.is_none() && !a.mentions(key) {
-            problems.at(
-                "berth::missing_key",
-                a.span.clone(),
-                format!("`{}` needs `{key}`", a.path),
-                format!("no `{key}`"),
-            );
+        if value.is_none() {
+            a.missing(problems, key);
         }
     }
     if let (Some(min), Some(max)) = (&min, &max)

@@ -143,14 +143,7 @@ pub(crate) fn read_container_health_check(
             parts
         }
         None => {
-            if !h.mentions("command") {
-                problems.at(
-                    "berth::missing_key",
-                    h.span.clone(),
-                    format!("`{}` needs `command`", h.path),
-                    "no `command`",
-                );
-            }
+            h.missing(problems, "command");
             Vec::new()
         }
     };

@@ -283,13 +283,8 @@ fn read_build(b: &mut Table<'_, '_>, problems: &mut Problems, root: &Path) -> Op
     let command = b.text(problems, "command");
     let artifact = b.text(problems, "artifact");
     for (key, value) in [("command", &command), ("artifact", &artifact)] {
-        if value.is_none() && !b.mentions(key) {
-            problems.at(
-                "berth::missing_key",
-                b.span.clone(),
-                format!("`{}` needs `{key}`", b.path),
-                format!("no `{key}`"),
-            );
+        if value.is_none() {
+            b.missing(problems, key);
         }
     }
     Some(Build {
