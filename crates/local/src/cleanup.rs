@@ -122,6 +122,16 @@ pub struct Recovery {
 }
 
 impl RunState {
+    /// This berth (pid and start time) with nothing recorded yet.
+    pub fn of_this_berth() -> Self {
+        let pid = std::process::id();
+        Self {
+            berth_pid: pid,
+            berth_start_time: process_start_time(pid),
+            ..Self::default()
+        }
+    }
+
     pub fn path(run_dir: &Path) -> PathBuf {
         run_dir.join(STATE_FILE)
     }
@@ -175,15 +185,21 @@ impl RunState {
 
 /// Start time of a process (clock ticks since boot), or `None` when it does not exist.
 pub fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
+/// Field `field` (numbered as in proc(5)) of `/proc/<pid>/stat`, or `None` when the process
+/// does not exist or is a zombie (it has exited and only waits to be reaped).
+fn stat_field<T: std::str::FromStr>(pid: u32, field: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
-    // rest starts at field 3 (state); starttime is field 22.
+    // rest starts at field 3 (state).
     let fields: Vec<&str> = rest.split_whitespace().collect();
     if fields.first() == Some(&"Z") {
         return None;
     }
-    fields.get(22 - 3)?.parse().ok()
+    fields.get(field.checked_sub(3)?)?.parse().ok()
 }
 
 /// Whether the berth recorded in `state` is still alive.
@@ -195,11 +211,17 @@ fn berth_alive(state: &RunState) -> bool {
     }
 }
 
+/// Whether what `state` records is left for [`recover`] to stop: its berth is gone (or is
+/// us, cleaning up after ourselves).
+fn abandoned(state: &RunState) -> bool {
+    state.berth_pid == std::process::id() || !berth_alive(state)
+}
+
 /// The task groups a berth that is gone left behind and [`recover`] would stop (none when
 /// the recorded berth is alive, or nothing is recorded): for saying what the wait is for.
 pub fn left_behind(run_dir: &Path) -> Vec<RunTask> {
     match RunState::read(run_dir) {
-        Ok(Some(state)) if state.berth_pid == std::process::id() || !berth_alive(&state) => {
+        Ok(Some(state)) if abandoned(&state) => {
             state.tasks.into_iter().filter(still_ours).collect()
         }
         _ => Vec::new(),
@@ -223,7 +245,7 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {
         let _ = fs::remove_file(run_dir.join(SOCKET_NAME));
         return Ok(Recovery::default());
     };
-    if state.berth_pid != std::process::id() && berth_alive(&state) {
+    if !abandoned(&state) {
         return Err(CleanupError::AlreadyRunning {
             pid: state.berth_pid,
         });
@@ -232,20 +254,17 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {
         pid = state.berth_pid,
         "cleaning up after a berth that was killed"
     );
-    let mut recovery = Recovery {
-        stale_berth: Some(state.berth_pid),
-        ..Recovery::default()
-    };
     let (ours, not_ours): (Vec<RunTask>, Vec<RunTask>) =
-        state.tasks.iter().cloned().partition(still_ours);
+        state.tasks.into_iter().partition(still_ours);
     stop_task_groups(&ours);
-    recovery.killed_tasks = ours;
-    recovery.skipped_tasks = not_ours;
-    if let Some(postgres) = &state.postgres {
-        recovery.stopped_postgres = stop_postgres(postgres);
-    }
+    let stopped_postgres = state.postgres.as_ref().is_some_and(stop_postgres);
     RunState::remove(run_dir);
-    Ok(recovery)
+    Ok(Recovery {
+        stale_berth: Some(state.berth_pid),
+        killed_tasks: ours,
+        skipped_tasks: not_ours,
+        stopped_postgres,
+    })
 }
 
 /// Whether a leftover task's process group is still the one berth started.
@@ -299,18 +318,8 @@ fn group_alive(group: Pid) -> bool {
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .any(|pid| {
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // Fields after the command name: 3 state, 4 ppid, 5 pgrp.
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            fields.first() != Some(&"Z")
-                && fields.get(5 - 3).and_then(|f| f.parse::<i32>().ok()) == Some(group.as_raw())
-        })
+        // Field 5: the process group.
+        .any(|pid| stat_field::<i32>(pid, 5) == Some(group.as_raw()))
 }
 
 /// `pg_ctl stop -m fast` on a leftover server; whether it was running.

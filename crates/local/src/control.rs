@@ -18,9 +18,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::service::{BoxFuture, ServiceStatus, TargetHealthView};
+use crate::state_dir::PRIVATE_DIR_MODE;
 
 /// Mode of the run directory: only its owner may enter.
-pub const RUN_DIR_MODE: u32 = 0o700;
+pub const RUN_DIR_MODE: u32 = PRIVATE_DIR_MODE;
 /// Mode of the socket: only its owner may connect.
 pub const SOCKET_MODE: u32 = 0o600;
 /// The socket's file name inside the run directory.

@@ -173,6 +173,16 @@ struct Data {
     parameters: BTreeMap<String, StoredParameter>,
 }
 
+impl Data {
+    fn parameter(&self, name: &str) -> Result<&StoredParameter, ParamError> {
+        self.parameters
+            .get(name)
+            .ok_or_else(|| ParamError::NotFound {
+                name: name.to_owned(),
+            })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredParameter {
     description: Option<String>,
@@ -286,10 +296,7 @@ impl ParamStore {
         let (name, version) = parse_selector(selector)?;
         let _lock = StoreLock::shared(&self.dir)?;
         let data = self.read()?;
-        let parameter = data
-            .parameters
-            .get(&name)
-            .ok_or_else(|| ParamError::NotFound { name: name.clone() })?;
+        let parameter = data.parameter(&name)?;
         let stored = match version {
             None => parameter.versions.last(),
             Some(v) => parameter.versions.iter().find(|s| s.version == v),
@@ -306,10 +313,7 @@ impl ParamStore {
         let name = canonical_name(name)?;
         let _lock = StoreLock::shared(&self.dir)?;
         let data = self.read()?;
-        let parameter = data
-            .parameters
-            .get(&name)
-            .ok_or_else(|| ParamError::NotFound { name: name.clone() })?;
+        let parameter = data.parameter(&name)?;
         parameter
             .versions
             .iter()

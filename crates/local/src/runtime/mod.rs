@@ -282,10 +282,7 @@ impl Inner {
     }
 
     fn run_state(&self) -> RunState {
-        let me = std::process::id();
         RunState {
-            berth_pid: me,
-            berth_start_time: process_start_time(me),
             listen: Some(self.url.clone()),
             tasks: self
                 .services
@@ -306,6 +303,7 @@ impl Inner {
                 })
                 .collect(),
             postgres: self.postgres.clone(),
+            ..RunState::of_this_berth()
         }
     }
 

@@ -42,13 +42,10 @@ impl RunStateFile {
         let mut recorded = self.recorded();
         recorded.just_started.push(task.clone());
         // Before the runtime's first view, at least this berth and the task.
-        let mut state = recorded.written.clone().unwrap_or_else(|| RunState {
-            berth_pid: std::process::id(),
-            berth_start_time: process_start_time(std::process::id()),
-            listen: None,
-            tasks: Vec::new(),
-            postgres: None,
-        });
+        let mut state = recorded
+            .written
+            .clone()
+            .unwrap_or_else(RunState::of_this_berth);
         state.tasks.push(task);
         state.write(&self.run_dir)?;
         recorded.written = Some(state);
@@ -84,11 +81,8 @@ mod tests {
 
     fn state(tasks: Vec<RunTask>) -> RunState {
         RunState {
-            berth_pid: std::process::id(),
-            berth_start_time: process_start_time(std::process::id()),
-            listen: None,
             tasks,
-            postgres: None,
+            ..RunState::of_this_berth()
         }
     }
 

@@ -158,10 +158,10 @@ pub async fn up(
     let database = start_database(stack, &state, &params, &progress)
         .await
         .map_err(UpError::Database)?;
-    let mut cleanup = Cleanup::default();
-    if let Some(db) = &database {
-        cleanup.database = Some(db.clone());
-    }
+    let mut cleanup = Cleanup {
+        database: database.clone(),
+        ..Cleanup::default()
+    };
 
     let result = async {
         let images = ensure_images(stack, &state, &progress).await?;

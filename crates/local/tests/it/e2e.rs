@@ -11,9 +11,11 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use berth_local::cleanup::RunState;
+use berth_local::control::StatusReport;
 use berth_local::database::{LocalPostgres, LocalPostgresConfig};
 use berth_local::params::ParamStore;
 use berth_local::runtime::{Runtime, RuntimeEvent, UpError, UpOptions, state_dir, up};
+use berth_local::service::ServiceStatus;
 use berth_local::state_dir::StateDir;
 use berth_local::task::{StopCode, TaskStatus};
 use berth_testkit::bin_path;
@@ -134,13 +136,16 @@ fn upload(port: u16, name: &str, content: &str) -> String {
     json["data"]["id"].as_str().unwrap().to_owned()
 }
 
-fn backend_pids(runtime: &Runtime) -> Vec<u32> {
-    runtime
-        .status()
+fn backend(status: &StatusReport) -> &ServiceStatus {
+    status
         .services
         .iter()
         .find(|s| s.service_name == "backend-service")
-        .unwrap()
+        .expect("the stack has a backend-service")
+}
+
+fn backend_pids(runtime: &Runtime) -> Vec<u32> {
+    backend(&runtime.status())
         .tasks
         .iter()
         .filter(|t| t.task.last_status == TaskStatus::Running)
@@ -238,23 +243,13 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
         .unwrap();
     kill(Pid::from_raw(victim as i32), Signal::SIGKILL).unwrap();
     eventually("a healthy replacement and two backend tasks", || {
-        let status = runtime.status();
-        let backend = status
-            .services
-            .iter()
-            .find(|s| s.service_name == "backend-service")
-            .unwrap();
+        let steady = backend(&runtime.status()).steady_state;
         let pids = backend_pids(&runtime);
-        backend.steady_state && pids.len() == 2 && !pids.contains(&victim)
+        steady && pids.len() == 2 && !pids.contains(&victim)
     })
     .await;
     let status = runtime.status();
-    let backend = status
-        .services
-        .iter()
-        .find(|s| s.service_name == "backend-service")
-        .unwrap();
-    let killed = backend
+    let killed = backend(&status)
         .tasks
         .iter()
         .find(|t| t.task.task_id == victim_id)
