@@ -191,17 +191,6 @@ impl LogStore {
         Ok(report)
     }
 
-    /// [`LogStore::apply_retention`] on every group.
-    pub fn apply_retention_all(&self, now_ms: i64) -> Result<RetentionReport, LogError> {
-        let mut total = RetentionReport::default();
-        for group in self.groups()? {
-            let report = self.apply_retention(&group, now_ms)?;
-            total.events_deleted += report.events_deleted;
-            total.streams_deleted += report.streams_deleted;
-        }
-        Ok(total)
-    }
-
     fn group_dir(&self, group: &str) -> PathBuf {
         self.root.join(encode_name(group))
     }
