@@ -9,6 +9,8 @@ use std::time::Duration;
 use berth_local::cleanup::{
     CleanupError, RunState, RunTask, left_behind, process_start_time, recover,
 };
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use crate::support::{eventually, process_gone};
 
@@ -20,6 +22,12 @@ fn leftover_group() -> std::process::Child {
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// Kills a group a test started and reaps its leader.
+fn kill_group(mut leader: std::process::Child) {
+    let _ = killpg(Pid::from_raw(leader.id() as i32), Signal::SIGKILL);
+    let _ = leader.wait();
 }
 
 fn dead_pid() -> u32 {
@@ -80,13 +88,8 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
     assert!(!run.join("state.json").exists());
     assert!(!run.join("control.sock").exists());
 
-    for mut group in [not_ours, unknown] {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(group.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = group.wait();
-    }
+    kill_group(not_ours);
+    kill_group(unknown);
 }
 
 #[tokio::test]
@@ -134,7 +137,7 @@ async fn a_leftover_task_gets_its_stop_timeout_to_exit_cleanly() {
 async fn a_live_berth_is_not_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let mut other_berth = leftover_group();
+    let other_berth = leftover_group();
     let state = RunState {
         berth_pid: other_berth.id(),
         berth_start_time: process_start_time(other_berth.id()),
@@ -148,11 +151,7 @@ async fn a_live_berth_is_not_cleaned_up() {
     let error = recover(&run).unwrap_err();
     assert!(matches!(error, CleanupError::AlreadyRunning { pid } if pid == other_berth.id()));
     assert!(run.join("state.json").exists());
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(other_berth.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = other_berth.wait();
+    kill_group(other_berth);
 }
 
 #[tokio::test]
