@@ -113,7 +113,11 @@ impl StackLauncher {
     /// Puts a started task in the recovery file, so that a berth killed from now on leaves
     /// it findable (the runtime's own rewrites lag behind).
     fn record(&self, service: &str, task: &Task) {
-        let (Some(file), Some(pid)) = (&self.state_file, task.snapshot().pid) else {
+        let Some(file) = &self.state_file else {
+            return;
+        };
+        let snapshot = task.snapshot();
+        let Some(pid) = snapshot.pid else {
             return;
         };
         // None: it has already exited (recovery could not tell its group from another).
@@ -125,7 +129,7 @@ impl StackLauncher {
             task_id: task.id().to_string(),
             pid,
             start_time: Some(start_time),
-            port: task.snapshot().port,
+            port: snapshot.port,
             stop_timeout: task.stop_timeout(),
         };
         if let Err(error) = file.task_started(record) {
