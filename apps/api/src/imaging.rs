@@ -63,9 +63,7 @@ pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(ImageFailure::Corrupt)?;
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(ImageFailure::TooLarge { width, height });
-    }
+    check_dimensions(width, height)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits());
     let decoder = reader.into_decoder().map_err(ImageFailure::Corrupt)?;
@@ -75,6 +73,14 @@ pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure
         other => ImageFailure::Corrupt(other),
     })?;
     Ok(Decoded { image, color })
+}
+
+/// Refuse dimensions beyond [`MAX_SIDE`] or [`MAX_PIXELS`], before any pixel is decoded.
+fn check_dimensions(width: u32, height: u32) -> Result<(), ImageFailure> {
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageFailure::TooLarge { width, height });
+    }
+    Ok(())
 }
 
 fn limits() -> Limits {
@@ -279,10 +285,8 @@ const MAX_ANIMATION_PIXELS: u64 = 4 * MAX_PIXELS;
 pub fn recompress_gif(bytes: &[u8]) -> Result<Output, ImageFailure> {
     let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(ImageFailure::Corrupt)?;
     let (width, height) = decoder.dimensions();
+    check_dimensions(width, height)?;
     let frame_pixels = u64::from(width) * u64::from(height);
-    if width > MAX_SIDE || height > MAX_SIDE || frame_pixels > MAX_PIXELS {
-        return Err(ImageFailure::TooLarge { width, height });
-    }
     decoder
         .set_limits(limits())
         .map_err(ImageFailure::Corrupt)?;

@@ -81,13 +81,12 @@ impl FileType {
     /// A MIME type as clients and configuration spell it (aliases included, parameters
     /// such as `; charset=utf-8` ignored).
     pub fn from_mime(mime: &str) -> Option<FileType> {
-        let essence = mime
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        Some(match essence.as_str() {
+        FileType::from_essence(&essence(mime))
+    }
+
+    /// A MIME type already reduced by [`essence`].
+    fn from_essence(essence: &str) -> Option<FileType> {
+        Some(match essence {
             "image/jpeg" | "image/jpg" | "image/pjpeg" => FileType::Jpeg,
             "image/png" | "image/x-png" | "image/apng" => FileType::Png,
             "image/gif" => FileType::Gif,
@@ -132,19 +131,23 @@ pub fn declared_agrees(declared: Option<&str>, found: FileType) -> bool {
     let Some(declared) = declared.map(str::trim).filter(|d| !d.is_empty()) else {
         return true;
     };
-    let essence = declared
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = essence(declared);
     if essence == "application/octet-stream" {
         return true;
     }
     if found == FileType::Text && essence.starts_with("text/") {
         return true;
     }
-    FileType::from_mime(&essence) == Some(found)
+    FileType::from_essence(&essence) == Some(found)
+}
+
+/// A MIME type without its parameters (`; charset=utf-8`), trimmed and in lower case.
+fn essence(mime: &str) -> String {
+    mime.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn bmp_header_plausible(content: &[u8]) -> bool {

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use image::DynamicImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -99,8 +100,9 @@ pub async fn convert(
     let format = body
         .get("format")
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    let target = match format.to_ascii_lowercase().as_str() {
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let target = match format.as_str() {
         "jpeg" | "jpg" => FileType::Jpeg,
         "png" => FileType::Png,
         "webp" => FileType::Webp,
@@ -115,11 +117,7 @@ pub async fn convert(
     let quality = quality(&body, 90)?;
     let loaded = load_image(&state, &id).await?;
     let input = loaded.file_type;
-    let name = format!(
-        "{}.{}",
-        names::stem(&loaded.row.original_filename),
-        format.to_ascii_lowercase()
-    );
+    let name = names::with_extension(&loaded.row.original_filename, &format);
     let output = run_blocking(&state, move || {
         let decoded = imaging::decode(&loaded.content, input)?;
         let image = imaging::resize(&decoded.image, width, height, Fit::Inside);
@@ -190,18 +188,10 @@ pub async fn resize(
         })?
         .fit
         .unwrap_or_default();
-    let loaded = load_image(&state, &id).await?;
-    let input = loaded.file_type;
-    let target = input;
-    let name = output_name("resized_", &loaded.row.original_filename, input, target);
-    let output = run_blocking(&state, move || {
-        let decoded = imaging::decode(&loaded.content, input)?;
-        let image = imaging::resize(&decoded.image, width, height, fit);
-        imaging::encode(&image, target, 90, false)
+    edit_keeping_format(&state, &id, "resized_", move |image| {
+        Ok(imaging::resize(image, width, height, fit))
     })
-    .await?
-    .map_err(image_error)?;
-    Ok(image_response(output, name))
+    .await
 }
 
 /// `{x, y, width, height}`: all whole numbers, x/y may be 0, the area inside the image.
@@ -219,23 +209,29 @@ pub async fn crop(
             })? as u32;
     }
     let [x, y, width, height] = values;
-    let loaded = load_image(&state, &id).await?;
+    edit_keeping_format(&state, &id, "cropped_", move |image| {
+        imaging::check_crop(image.width(), image.height(), x, y, width, height)
+            .map_err(ImageFailure::Invalid)?;
+        Ok(image.crop_imm(x, y, width, height))
+    })
+    .await
+}
+
+/// Decode the stored image, apply `edit`, and return the result in the original's format
+/// as `<prefix><original name>` (the resize and crop shape).
+async fn edit_keeping_format(
+    state: &AppState,
+    raw_id: &str,
+    prefix: &str,
+    edit: impl FnOnce(&DynamicImage) -> Result<DynamicImage, ImageFailure> + Send + 'static,
+) -> Result<Response, AppError> {
+    let loaded = load_image(state, raw_id).await?;
     let input = loaded.file_type;
-    let target = input;
-    let name = output_name("cropped_", &loaded.row.original_filename, input, target);
-    let output = run_blocking(&state, move || {
+    let name = output_name(prefix, &loaded.row.original_filename, input, input);
+    let output = run_blocking(state, move || {
         let decoded = imaging::decode(&loaded.content, input)?;
-        imaging::check_crop(
-            decoded.image.width(),
-            decoded.image.height(),
-            x,
-            y,
-            width,
-            height,
-        )
-        .map_err(ImageFailure::Invalid)?;
-        let image = decoded.image.crop_imm(x, y, width, height);
-        imaging::encode(&image, target, 90, false)
+        let image = edit(&decoded.image)?;
+        imaging::encode(&image, input, 90, false)
     })
     .await?
     .map_err(image_error)?;

@@ -1,6 +1,8 @@
 //! Deleting files: a confirmation page (`GET /files/delete?ids=...`), then the deletion
 //! (`POST /files/delete`). Both the list's batch delete and the duplicates page use it.
 
+use std::collections::HashSet;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -28,13 +30,16 @@ struct Selection {
 impl Selection {
     fn parse(form: &[u8]) -> Self {
         let mut ids = Vec::new();
+        // A set, not `ids.contains`: a form may repeat tens of thousands of ids before the
+        // batch limit refuses it, and a quadratic scan would hold a worker thread meanwhile.
+        let mut seen = HashSet::new();
         let mut back = "/".to_owned();
         for (key, value) in form_urlencoded::parse(form) {
             match key.as_ref() {
                 "ids" => {
                     // Ids that are not UUIDs cannot name a file: nothing to delete.
                     if let Ok(id) = Uuid::parse_str(value.trim())
-                        && !ids.contains(&id)
+                        && seen.insert(id)
                     {
                         ids.push(id);
                     }
@@ -46,6 +51,19 @@ impl Selection {
             }
         }
         Self { ids, back }
+    }
+
+    /// Why this selection cannot be deleted as it is (none, or more than a batch), if so.
+    fn refusal(&self) -> Option<Flash> {
+        if self.ids.is_empty() {
+            Some(Flash::error("Select at least one file to delete."))
+        } else if self.ids.len() > MAX_BATCH {
+            Some(Flash::error(format!(
+                "At most {MAX_BATCH} files can be deleted at a time."
+            )))
+        } else {
+            None
+        }
     }
 }
 
@@ -72,14 +90,8 @@ pub async fn confirm(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let selection = Selection::parse(query.unwrap_or_default().as_bytes());
-    if selection.ids.is_empty() {
-        return Ok(Flash::error("Select at least one file to delete.").redirect(&selection.back));
-    }
-    if selection.ids.len() > MAX_BATCH {
-        return Ok(Flash::error(format!(
-            "At most {MAX_BATCH} files can be deleted at a time."
-        ))
-        .redirect(&selection.back));
+    if let Some(refusal) = selection.refusal() {
+        return Ok(refusal.redirect(&selection.back));
     }
     let lookups: Vec<_> = futures_util::stream::iter(selection.ids.iter().copied())
         .map(|id| {
@@ -136,14 +148,8 @@ pub async fn delete(State(app): State<AppState>, form: Bytes) -> Response {
     } else {
         selection.back.clone()
     };
-    if selection.ids.is_empty() {
-        return Flash::error("Select at least one file to delete.").redirect(&back);
-    }
-    if selection.ids.len() > MAX_BATCH {
-        return Flash::error(format!(
-            "At most {MAX_BATCH} files can be deleted at a time."
-        ))
-        .redirect(&back);
+    if let Some(refusal) = selection.refusal() {
+        return refusal.redirect(&back);
     }
     match app.api.delete_files(&selection.ids).await {
         Ok(deleted) => {

@@ -37,8 +37,7 @@ pub struct FileRow {
 impl FileRow {
     pub fn new(file: &FileRecord) -> Self {
         let kind = Kind::of(&file.mime_type);
-        let dimension = |key: &str| file.metadata.get(key).and_then(serde_json::Value::as_u64);
-        let dimensions = match (dimension("width"), dimension("height")) {
+        let dimensions = match (dimension(file, "width"), dimension(file, "height")) {
             (Some(w), Some(h)) => Some(format!("{w} × {h}")),
             _ => None,
         };
@@ -56,6 +55,11 @@ impl FileRow {
             date_iso: file.created_at.clone(),
         }
     }
+}
+
+/// A whole-number dimension (`width`, `height`) from the API's metadata, when it has one.
+fn dimension(file: &FileRecord, key: &str) -> Option<u64> {
+    file.metadata.get(key).and_then(serde_json::Value::as_u64)
 }
 
 #[derive(Template)]
@@ -147,20 +151,14 @@ pub async fn detail(
     let file = app.api.file(id).await?;
     let row = FileRow::new(&file);
     let metadata = metadata_rows(&file.metadata);
-    let dimension = |key: &str| {
-        file.metadata
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
     let view = DetailPage {
         layout: Layout::new(file.original_filename.clone(), Section::Files, &headers),
         mime: file.mime_type.clone(),
         metadata,
         can_extract_text: Kind::of(&file.mime_type) == Kind::Pdf,
         download: format!("/api/files/{id}/download"),
-        width: dimension("width"),
-        height: dimension("height"),
+        width: dimension(&file, "width").unwrap_or(0),
+        height: dimension(&file, "height").unwrap_or(0),
         file: row,
     };
     Ok(html(StatusCode::OK, &view))
