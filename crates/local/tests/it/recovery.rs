@@ -138,9 +138,12 @@ async fn a_live_berth_is_not_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let other_berth = leftover_group();
+    let its_task = leftover_group();
     let state = RunState {
         berth_pid: other_berth.id(),
         berth_start_time: process_start_time(other_berth.id()),
+        // A task of that berth, provably its own: it must not count as left behind.
+        tasks: vec![task(its_task.id(), process_start_time(its_task.id()))],
         ..RunState::default()
     };
     state.write(&run).unwrap();
@@ -152,6 +155,7 @@ async fn a_live_berth_is_not_cleaned_up() {
     assert!(matches!(error, CleanupError::AlreadyRunning { pid } if pid == other_berth.id()));
     assert!(run.join("state.json").exists());
     kill_group(other_berth);
+    kill_group(its_task);
 }
 
 #[tokio::test]
