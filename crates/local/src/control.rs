@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::accept::{self, AcceptErrors};
 use crate::service::{BoxFuture, ServiceStatus, TargetHealthView};
 use crate::state_dir::PRIVATE_DIR_MODE;
 
@@ -155,7 +156,11 @@ impl ControlServer {
     }
 
     /// Serves connections until `stop` is cancelled, then removes the socket file.
+    ///
+    /// A failing accept (out of descriptors, usually) pauses the loop and is logged at most
+    /// once per window (`crate::accept`), instead of spinning and logging every turn.
     pub async fn serve(self, handler: Arc<dyn ControlHandler>, stop: CancellationToken) {
+        let mut errors = AcceptErrors::new("control socket");
         loop {
             let accepted = tokio::select! {
                 () = stop.cancelled() => break,
@@ -163,9 +168,10 @@ impl ControlServer {
             };
             match accepted {
                 Ok((stream, _)) => {
+                    errors.accepted();
                     tokio::spawn(serve_connection(stream, handler.clone()));
                 }
-                Err(error) => tracing::warn!(%error, "control socket accept failed"),
+                Err(error) => accept::pause(errors.failed(&error), &stop).await,
             }
         }
         let _ = fs::remove_file(&self.path);

@@ -1,12 +1,15 @@
 //! The embedded runtime.
 
+mod accept;
 pub mod balancer;
 pub mod cleanup;
 pub mod control;
 pub mod database;
+pub mod fds;
 pub mod logs;
 pub mod params;
 pub mod registry;
+mod repeated;
 pub mod runtime;
 pub mod service;
 pub mod state_dir;

@@ -24,6 +24,27 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
 }
 
+/// How the listener uses the machine: worker threads and the bound on client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Worker threads, each with its own listening socket and runtime (at least 1).
+    pub workers: usize,
+    /// Client connections held at once, over all workers; each worker gets an equal share
+    /// (at least 1). Over it, new connections wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl ListenerLimits {
+    /// One worker per core, and the connection bound the open-files limit allows after
+    /// raising it to the hard limit (`crate::fds`).
+    pub fn from_system() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            max_connections: crate::fds::max_client_connections(crate::fds::raise_limit()),
+        }
+    }
+}
+
 /// A listener rule: a `path-pattern` condition and a forward action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {

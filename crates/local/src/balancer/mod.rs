@@ -17,6 +17,7 @@ mod config;
 mod headers;
 mod health;
 mod http1;
+mod idle;
 mod pool;
 mod proxy;
 mod rules;
@@ -34,8 +35,8 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{
-    Algorithm, Forward, HealthCheckConfig, ListenerConfig, Matcher, Rule, TargetGroupConfig,
-    WeightedTargetGroup,
+    Algorithm, Forward, HealthCheckConfig, ListenerConfig, ListenerLimits, Matcher, Rule,
+    TargetGroupConfig, WeightedTargetGroup,
 };
 pub use rules::path_matches;
 pub use state::{CheckResult, HealthStatus, ReasonCode, TargetState};
@@ -250,7 +251,19 @@ impl Balancer {
     /// runtime, `SO_REUSEPORT` listening socket and keep-alive pools (the nginx model:
     /// measured faster than one multi-threaded runtime). Health checks and draining run on
     /// the caller's Tokio runtime, which must outlive the balancer.
+    ///
+    /// The open-files limit is raised to its hard limit first, and client connections are
+    /// bounded so that descriptors are left for the runtime ([`ListenerLimits::from_system`]).
     pub async fn bind(addr: SocketAddr, config: ListenerConfig) -> Result<Self, BalancerError> {
+        Self::bind_with_limits(addr, config, ListenerLimits::from_system()).await
+    }
+
+    /// [`Balancer::bind`] with explicit worker and connection limits.
+    pub async fn bind_with_limits(
+        addr: SocketAddr,
+        config: ListenerConfig,
+        limits: ListenerLimits,
+    ) -> Result<Self, BalancerError> {
         let mut groups = BTreeMap::new();
         for group in config.target_groups {
             validate_target_group(&group)?;
@@ -262,8 +275,7 @@ impl Balancer {
         let rules = RuleTable::compile(&config.rules, &config.default_action, |name| {
             resolve(&groups, name)
         })?;
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let listeners = proxy::bind_listeners(addr, workers)
+        let listeners = proxy::bind_listeners(addr, limits.workers)
             .map_err(|source| BalancerError::Bind { addr, source })?;
         let local_addr = listeners[0]
             .local_addr()
@@ -279,9 +291,14 @@ impl Balancer {
             workers: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
         });
+        let worker_limits = proxy::WorkerLimits {
+            idle_timeout: config.idle_timeout,
+            // Each worker its share: no state shared between workers per connection.
+            max_connections: (limits.max_connections / listeners.len()).max(1),
+        };
         let mut finished = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
-            match proxy::spawn_worker(index, listener, Arc::clone(&shared), config.idle_timeout) {
+            match proxy::spawn_worker(index, listener, Arc::clone(&shared), worker_limits) {
                 Ok(done) => finished.push(done),
                 Err(source) => {
                     stop.cancel();

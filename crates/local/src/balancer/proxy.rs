@@ -21,11 +21,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 
 use super::Shared;
 use super::headers::{self, ClientConnection};
+use super::idle;
 use super::upstream::{self, UpstreamBody};
+use crate::accept::{self, AcceptErrors};
+use crate::repeated::{self, Repeated, Verdict};
 
 /// The ALB's answer to an `X-Forwarded-For` with more than 30 addresses (S5.13).
 const TOO_MANY_FORWARDED_FOR: StatusCode = match StatusCode::from_u16(463) {
@@ -34,6 +37,10 @@ const TOO_MANY_FORWARDED_FOR: StatusCode = match StatusCode::from_u16(463) {
 };
 /// How long shutdown waits for in-flight requests to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The ALB's limit on a request's headers, request line included (S5.13): over it, 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The ALB's limit on concurrent HTTP/2 streams per client connection.
+const MAX_STREAMS: u32 = 128;
 
 /// What one worker's requests share: the balancer's state and the worker's own pools.
 struct Worker {
@@ -85,7 +92,7 @@ pub(crate) fn spawn_worker(
     index: usize,
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
-    idle_timeout: Duration,
+    limits: WorkerLimits,
 ) -> std::io::Result<oneshot::Receiver<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,7 +103,7 @@ pub(crate) fn spawn_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, shared, index, idle_timeout).await,
+                    Ok(listener) => serve(listener, shared, index, limits).await,
                     Err(error) => tracing::error!(%error, "load balancer worker cannot listen"),
                 }
             });
@@ -107,8 +114,21 @@ pub(crate) fn spawn_worker(
     Ok(finished)
 }
 
+/// One worker's share of the listener's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerLimits {
+    /// The listener's idle timeout (S5.14), for client and pooled target connections.
+    pub(crate) idle_timeout: Duration,
+    /// Client connections this worker may hold at once (`crate::fds`).
+    pub(crate) max_connections: usize,
+}
+
 /// Accepts connections until the balancer stops, then lets in-flight requests finish.
-async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_timeout: Duration) {
+async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, limits: WorkerLimits) {
+    let WorkerLimits {
+        idle_timeout,
+        max_connections,
+    } = limits;
     // HTTP/1.1, and HTTP/2 without TLS (h2c) for clients that start with its preface.
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -119,8 +139,15 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
         // per piece (measured in BENCHMARKS.md).
         .writev(false)
         // Bounds the wait for the next request on a kept-alive connection (S5.14).
-        .header_read_timeout(idle_timeout);
-    http.http2().timer(TokioTimer::new());
+        .header_read_timeout(idle_timeout)
+        // A head that does not fit is answered 431 by hyper; body bytes are streamed, so
+        // this buffer bounds only the head.
+        .max_buf_size(MAX_HEADER_BYTES);
+    http.http2()
+        .timer(TokioTimer::new())
+        // h2 answers 431 to a header list over this.
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(MAX_STREAMS);
     let graceful = GracefulShutdown::new();
     let stop = shared.stop.clone();
     let listener_port = shared.local_addr.port();
@@ -130,19 +157,35 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
         index,
         idle_timeout,
     });
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let mut at_limit = Repeated::default();
+    let mut errors = AcceptErrors::new("load balancer");
     loop {
+        let permit = match Arc::clone(&connections).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                log_at_limit(&mut at_limit, max_connections);
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    permit = Arc::clone(&connections).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_closed) => break,
+                    },
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    accept::pause(errors.failed(&error), &stop).await;
                     continue;
                 }
             },
         };
+        errors.accepted();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot disable Nagle's algorithm");
         }
@@ -158,9 +201,21 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
         let watcher = graceful.watcher();
         let http = http.clone();
         tokio::spawn(async move {
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, %peer, "client connection ended with an error");
+            // Held until the connection is gone, so the bound counts open connections.
+            let _permit = permit;
+            let stream = idle::Watched::new(stream);
+            let activity = stream.activity();
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::select! {
+                biased;
+                served = connection => {
+                    if let Err(error) = served {
+                        tracing::debug!(%error, %peer, "client connection ended with an error");
+                    }
+                }
+                () = idle::expired(&activity, idle_timeout) => {
+                    tracing::debug!(%peer, "closing a client connection idle for the idle timeout");
+                }
             }
         });
     }
@@ -170,6 +225,22 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, idle_ti
         .is_err()
     {
         tracing::warn!("shutdown grace period over with requests still in flight");
+    }
+}
+
+/// Logs that the connection bound is reached, at most once per window.
+fn log_at_limit(at_limit: &mut Repeated, max_connections: usize) {
+    match at_limit.occurred(std::time::Instant::now()) {
+        Verdict::First => tracing::warn!(
+            max_connections,
+            "load balancer worker at its client connection bound: new connections wait"
+        ),
+        Verdict::Repeated { times, over } => tracing::warn!(
+            max_connections,
+            "load balancer worker at its client connection bound: new connections wait (repeated {times} times in the last {}s)",
+            repeated::seconds(over)
+        ),
+        Verdict::Suppress => {}
     }
 }
 

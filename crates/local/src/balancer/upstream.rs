@@ -50,7 +50,7 @@ pub(crate) enum UpstreamError {
     #[error("the target's response was refused")]
     Head(#[from] HeadError),
     #[error("the client's request body failed")]
-    ClientBody(#[source] hyper::Error),
+    ClientBody(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl UpstreamError {
@@ -150,16 +150,21 @@ impl Connection {
 
     /// Sends a request with its body, watching for the response while the body is still
     /// being sent: a target may answer early (a 413 for an upload over its limit) and stop
-    /// reading. The timeout counts from the last progress (a body chunk written), so a long
-    /// upload that keeps moving is not a 504. Returns the head and whether the whole body was
-    /// written without error.
-    async fn exchange_with_body(
+    /// reading. The timeout counts from the last progress (a body chunk written, or the
+    /// whole body sent), so a long upload that keeps moving is not a 504, and a stalled one
+    /// is a 504 one timeout after its last chunk. Returns the head and whether the whole
+    /// body was written without error.
+    async fn exchange_with_body<B>(
         &mut self,
         method: &Method,
-        mut body: Incoming,
+        mut body: B,
         chunked: bool,
         timeout: Duration,
-    ) -> Result<(ResponseHead, bool), UpstreamError> {
+    ) -> Result<(ResponseHead, bool), UpstreamError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let Self {
             stream,
             read,
@@ -167,9 +172,11 @@ impl Connection {
             ..
         } = self;
         let (mut reader, mut writer) = stream.split();
-        // Body chunks written so far: the timer below only fires after a whole `timeout`
-        // without one.
+        // When the last progress was, in microseconds since `start`: the deadline is one
+        // timeout after it. (An atomic, not a Cell, so that the future stays `Send`.)
+        let start = Instant::now();
         let progress = AtomicU64::new(0);
+        let progressed = || progress.store(micros_since(start), Ordering::Relaxed);
         let send = async {
             writer
                 .write_all(write)
@@ -177,7 +184,8 @@ impl Connection {
                 .map_err(UpstreamError::Write)?;
             let mut framed = BytesMut::new();
             while let Some(frame) = body.frame().await {
-                let Ok(data) = frame.map_err(UpstreamError::ClientBody)?.into_data() else {
+                let frame = frame.map_err(|error| UpstreamError::ClientBody(error.into()))?;
+                let Ok(data) = frame.into_data() else {
                     continue; // Trailers are not forwarded.
                 };
                 if data.is_empty() {
@@ -194,7 +202,7 @@ impl Connection {
                     writer.write_all(&data).await
                 }
                 .map_err(UpstreamError::Write)?;
-                progress.fetch_add(1, Ordering::Relaxed);
+                progressed();
             }
             if chunked {
                 writer
@@ -208,7 +216,6 @@ impl Connection {
         let idle = tokio::time::sleep(timeout);
         tokio::pin!(send, head, idle);
         let mut sent: Option<bool> = None;
-        let mut seen = 0;
         loop {
             tokio::select! {
                 biased;
@@ -225,19 +232,28 @@ impl Connection {
                         }
                     }
                     // The wait for the response starts now.
+                    progressed();
                     idle.as_mut().reset(Instant::now() + timeout);
                 }
                 () = &mut idle => {
-                    let now = progress.load(Ordering::Relaxed);
-                    if now == seen {
+                    // The timer is not pushed back at each chunk (that would cost a timer
+                    // update per chunk); when it fires it moves to one timeout after the
+                    // last progress, or gives up if that is now.
+                    let deadline =
+                        start + Duration::from_micros(progress.load(Ordering::Relaxed)) + timeout;
+                    if Instant::now() >= deadline {
                         return Err(UpstreamError::Timeout);
                     }
-                    seen = now;
-                    idle.as_mut().reset(Instant::now() + timeout);
+                    idle.as_mut().reset(deadline);
                 }
             }
         }
     }
+}
+
+/// Microseconds from `start` to now, saturating.
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Reads until a final response head is complete, skipping interim (1xx) responses.
@@ -492,5 +508,73 @@ impl Body for UpstreamBody {
             (Some(_), Remaining::Length(remaining)) => SizeHint::with_exact(*remaining),
             (Some(_), _) => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// A request body the test feeds chunk by chunk.
+    struct ChannelBody(mpsc::Receiver<Bytes>);
+
+    impl Body for ChannelBody {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+        }
+    }
+
+    /// A target that reads everything and never answers.
+    async fn silent_target() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        });
+        addr
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_request_body_times_out_one_timeout_after_its_last_chunk() {
+        let timeout = Duration::from_secs(10);
+        let target = Target::new(silent_target().await, CancellationToken::new(), 1);
+        let mut connection = Connection::connect(&target, 0).await.unwrap();
+        let (chunks, receiver) = mpsc::channel(1);
+        let start = Instant::now();
+        // A chunk at once, one 5 s later, then nothing (the sender stays open).
+        let client = tokio::spawn(async move {
+            chunks.send(Bytes::from_static(b"first")).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            chunks.send(Bytes::from_static(b"second")).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let result = connection
+            .exchange_with_body(&Method::POST, ChannelBody(receiver), true, timeout)
+            .await;
+        client.abort();
+        assert!(matches!(result, Err(UpstreamError::Timeout)), "{result:?}");
+        // 5 s + 10 s; the timer checking progress once per timeout made it 20 s.
+        let elapsed = start.elapsed();
+        assert!(
+            (Duration::from_secs(15)..Duration::from_secs(16)).contains(&elapsed),
+            "{elapsed:?}"
+        );
     }
 }
