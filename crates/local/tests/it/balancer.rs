@@ -28,6 +28,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// What a client cannot take: idle connections, the connection bound, huge heads.
+mod limits;
 /// The balancer against targets that speak raw HTTP/1.1 from a script.
 mod wire;
 
