@@ -1,5 +1,6 @@
 //! Integration tests of the embedded runtime (one binary, STYLE.md).
 
+mod accept;
 mod balancer;
 mod control;
 mod database;
