@@ -578,26 +578,54 @@ async fn refused_connection_is_502() {
     assert!(reply.body.contains("502 Bad Gateway"), "{}", reply.body);
 }
 
+/// Health checks that run once at registration (a target is healthy after one success) and
+/// then not for a minute: longer than any test waits, so nothing the checker does can
+/// happen during a test.
+fn checked_once() -> HealthCheckConfig {
+    HealthCheckConfig {
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: 1,
+        ..fast_checks()
+    }
+}
+
 #[tokio::test]
-async fn a_crashed_target_gives_502_until_health_checks_take_it_out() {
-    let lb = balancer().await;
-    let [doomed, _survivor] = healthy_backends(&lb, ["doomed", "survivor"]).await;
+async fn a_crashed_target_gives_502_while_health_checks_still_see_it_healthy() {
+    let lb = balancer_with(vec![
+        group("api"),
+        TargetGroupConfig {
+            health_check: checked_once(),
+            ..group("web")
+        },
+    ])
+    .await;
+    let [doomed, survivor] = healthy_backends(&lb, ["doomed", "survivor"]).await;
     // Warm the keep-alive pool towards both targets, then kill one.
     for _ in 0..2 {
         assert_eq!(get(&lb, "/").await.status, StatusCode::OK);
     }
     doomed.crash();
-    let statuses: Vec<StatusCode> = {
-        let mut statuses = Vec::new();
-        for _ in 0..2 {
-            statuses.push(get(&lb, "/").await.status);
-        }
-        statuses
-    };
-    // Unless the health checker was faster than us, one of the two went to the dead target.
-    if health_of(&lb, doomed.addr).unwrap().state == TargetState::Healthy {
-        assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "{statuses:?}");
+    // Round robin: one request to each target.
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(get(&lb, "/").await.status);
     }
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_GATEWAY]);
+    assert_eq!(survivor.hits(), 2);
+    // The 502 came while the checker had not acted (its next check is a minute away).
+    assert_eq!(
+        health_of(&lb, doomed.addr).unwrap().state,
+        TargetState::Healthy
+    );
+}
+
+#[tokio::test]
+async fn health_checks_take_a_crashed_target_out_of_rotation() {
+    let lb = balancer().await;
+    let [doomed, _survivor] = healthy_backends(&lb, ["doomed", "survivor"]).await;
+    doomed.crash();
     wait_state(&lb, doomed.addr, TargetState::Unhealthy).await;
     for _ in 0..4 {
         let reply = get(&lb, "/").await;
@@ -785,6 +813,22 @@ async fn an_upload_that_keeps_moving_outlasts_the_request_timeout() {
     }
     drop(chunks);
     assert_eq!(upload_answer(upload).await, (12 * 64 * 1024).to_string());
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_504_after_the_request_timeout() {
+    let lb = balancer_with_request_timeout(Duration::from_millis(500)).await;
+    let [backend] = healthy_backends(&lb, ["web"]).await;
+    let (chunks, upload) = start_upload(&lb, Some(2 * 64 * 1024));
+    chunks
+        .send(Bytes::from(vec![b'x'; 64 * 1024]))
+        .await
+        .unwrap();
+    // The second half never comes; the sender stays open.
+    let response = within("the 504", upload).await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(backend.hits(), 0);
+    drop(chunks);
 }
 
 type Upload = tokio::task::JoinHandle<

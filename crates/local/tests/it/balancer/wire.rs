@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::{balancer, balancer_with_request_timeout, client, get, wait_state, within};
 
@@ -23,19 +24,45 @@ use super::{balancer, balancer_with_request_timeout, client, get, wait_state, wi
 /// reading request bodies by their `Content-Length` as a real server would.
 struct RawTarget {
     addr: SocketAddr,
-    /// Connections accepted so far.
-    connections: Arc<AtomicUsize>,
-    /// `METHOD /path body=<length>` of every request but health checks, in arrival order.
-    seen: Arc<Mutex<Vec<String>>>,
+    state: Arc<Recorded>,
 }
 
+/// What the target records, and the gates the test opens.
+struct Recorded {
+    /// Connections accepted so far.
+    connections: AtomicUsize,
+    /// Connections the target has closed after acting (not those its peer closed).
+    closed: AtomicUsize,
+    /// `METHOD /path body=<length>` of every request but health checks, in arrival order.
+    seen: Mutex<Vec<String>>,
+    /// `/slow` requests wait for a permit.
+    slow: Semaphore,
+    /// `SendThenMore` waits for a permit before sending its late bytes...
+    late: Semaphore,
+    /// ...and counts them here once sent.
+    late_sent: AtomicUsize,
+}
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Self {
+            connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            seen: Mutex::default(),
+            slow: Semaphore::new(0),
+            late: Semaphore::new(0),
+            late_sent: AtomicUsize::new(0),
+        }
+    }
+}
 /// What the target does with a request.
 enum Act {
     /// Send these bytes; close the connection after when `close`.
     Send(&'static [u8], bool),
-    /// Send the first bytes, then the second ones a moment later, on a kept-alive connection.
+    /// Send the first bytes, then the second ones when the test opens the `late` gate, on a
+    /// kept-alive connection.
     SendThenMore(&'static [u8], &'static [u8]),
-    /// Wait a moment, then send.
+    /// Wait until the test opens the `slow` gate, then send.
     SendLater(&'static [u8]),
     /// Close the connection without answering (a handler that did its work, then crashed).
     Drop,
@@ -90,7 +117,7 @@ fn script(method: &str, path: &str) -> Act {
         (_, "/then-close") => Act::Send(OK, close),
         (_, "/boom") => Act::Drop,
         (_, "/stall") => Act::SendAndHang(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"),
-        // Slow enough that concurrent requests each get their own connection.
+        // Held until released, so that concurrent requests each get their own connection.
         (_, "/slow") => Act::SendLater(OK),
         // A naive server that sends the GET body on a HEAD response, late; here the body
         // happens to look like a response.
@@ -106,29 +133,39 @@ impl RawTarget {
     async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (accepted, record) = (Arc::clone(&connections), Arc::clone(&seen));
+        let state = Arc::new(Recorded::default());
+        let shared = Arc::clone(&state);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(stream, Arc::clone(&record)));
+                shared.connections.fetch_add(1, Ordering::SeqCst);
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move { serve(stream, &shared).await });
             }
         });
-        Self {
-            addr,
-            connections,
-            seen,
-        }
+        Self { addr, state }
     }
 
     fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `count(state)` reaches `at_least`.
+    async fn wait_for(&self, what: &str, at_least: usize, count: impl Fn(&Recorded) -> usize) {
+        within(what, async {
+            while count(&self.state) < at_least {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
     }
 }
 
 /// Reads requests (head, then `Content-Length` bytes of body) and acts on each.
-async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+async fn serve(mut stream: TcpStream, state: &Recorded) {
     let mut buf = Vec::new();
     loop {
         let Some(head_end) = fill_until(&mut stream, &mut buf, |buf| {
@@ -163,7 +200,9 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
             buf.drain(..length);
         }
         if path != "/health" {
-            seen.lock()
+            state
+                .seen
+                .lock()
                 .unwrap()
                 .push(format!("{method} {path} body={length}"));
         }
@@ -171,11 +210,13 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
             Act::Send(bytes, close) => stream.write_all(bytes).await.is_ok() && !close,
             Act::SendThenMore(first, more) => {
                 let sent = stream.write_all(first).await.is_ok();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                sent && stream.write_all(more).await.is_ok()
+                state.late.acquire().await.unwrap().forget();
+                let sent = sent && stream.write_all(more).await.is_ok();
+                state.late_sent.fetch_add(1, Ordering::SeqCst);
+                sent
             }
             Act::SendLater(bytes) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                state.slow.acquire().await.unwrap().forget();
                 stream.write_all(bytes).await.is_ok()
             }
             Act::Drop => false,
@@ -186,6 +227,8 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
             }
         };
         if !keep_going {
+            drop(stream);
+            state.closed.fetch_add(1, Ordering::SeqCst);
             return;
         }
     }
@@ -267,7 +310,7 @@ async fn a_head_response_has_no_body_and_the_connection_stays_usable() {
     // Health checks aside, the four requests shared pooled connections: a HEAD response
     // read as if a body followed would have hung or closed one.
     let health_check_connections = 1;
-    assert!(target.connections.load(Ordering::SeqCst) <= health_check_connections + 2);
+    assert!(target.connections() <= health_check_connections + 2);
 }
 
 #[tokio::test]
@@ -330,9 +373,6 @@ async fn pooled_connections_the_target_closed_cause_no_error() {
         .into_iter()
         .enumerate()
     {
-        // The target closes after each response although it promised keep-alive; give its
-        // FIN time to arrive, so the next request finds a dead pooled connection.
-        tokio::time::sleep(Duration::from_millis(100)).await;
         let request = hyper::Request::builder()
             .method(method)
             .uri(format!("{}/then-close", lb.url()))
@@ -342,8 +382,15 @@ async fn pooled_connections_the_target_closed_cause_no_error() {
         assert_eq!(response.status(), StatusCode::OK, "request {i} ({method})");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "ok");
+        // The target closes after each response although it promised keep-alive: once it
+        // has (its FIN sent), the next request finds a dead pooled connection.
+        target
+            .wait_for("the target to close", i + 1, |s| {
+                s.closed.load(Ordering::SeqCst)
+            })
+            .await;
     }
-    assert!(target.connections.load(Ordering::SeqCst) >= 5);
+    assert!(target.connections() >= 5);
 }
 
 /// Sends raw bytes to the balancer and asserts that what comes back first starts with
@@ -414,6 +461,18 @@ async fn a_request_the_target_drops_is_sent_at_most_twice() {
         let lb = lb.clone();
         warm.push(tokio::spawn(async move { get(&lb, "/slow").await.status }));
     }
+    // All sixteen held at the target at once, so each has its own connection.
+    target
+        .wait_for("16 slow requests", 16, |s| {
+            s.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.starts_with("GET /slow"))
+                .count()
+        })
+        .await;
+    target.state.slow.add_permits(16);
     for request in warm {
         assert_eq!(within("warm-up", request).await.unwrap(), StatusCode::OK);
     }
@@ -433,7 +492,7 @@ async fn a_request_the_target_drops_is_sent_at_most_twice() {
 
 #[tokio::test]
 async fn bytes_a_target_sends_after_a_response_never_answer_the_next_request() {
-    let (lb, _target) = balancer_with_raw_target().await;
+    let (lb, target) = balancer_with_raw_target().await;
     let client = client();
     let head = hyper::Request::head(format!("{}/page", lb.url()))
         .body(Full::default())
@@ -441,8 +500,11 @@ async fn bytes_a_target_sends_after_a_response_never_answer_the_next_request() {
     let response = within("a response", client.request(head)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.into_body().collect().await.unwrap();
-    // Let the target's late bytes arrive on the pooled connection.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The response is over and its connection pooled: now the target's late bytes arrive.
+    target.state.late.add_permits(1);
+    target
+        .wait_for("the late bytes", 1, |s| s.late_sent.load(Ordering::SeqCst))
+        .await;
     // Same client connection, so the same worker and its one pooled connection.
     let get = hyper::Request::get(format!("{}/ok", lb.url()))
         .body(Full::default())
