@@ -138,7 +138,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, index: usize, limits:
         // responses typical behind a balancer that is cheaper than writev(2) with an iovec
         // per piece (measured in BENCHMARKS.md).
         .writev(false)
-        // Bounds the wait for the next request on a kept-alive connection (S5.14).
+        // A head trickled in a byte at a time is not idle (`idle`), but must still end.
         .header_read_timeout(idle_timeout)
         // A head that does not fit is answered 431 by hyper; body bytes are streamed, so
         // this buffer bounds only the head.
