@@ -9,5 +9,6 @@ pub mod params;
 pub mod registry;
 pub mod runtime;
 pub mod service;
+pub mod start_lock;
 pub mod state_dir;
 pub mod task;

@@ -9,5 +9,6 @@ mod params;
 mod recovery;
 mod registry;
 mod scheduler;
+mod shutdown;
 mod support;
 mod task;
