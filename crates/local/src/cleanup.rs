@@ -228,6 +228,40 @@ pub fn left_behind(run_dir: &Path) -> Vec<RunTask> {
     }
 }
 
+/// What a berth that was killed left running: what `berth status` reports instead of
+/// "not running".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// The pid of the berth that is gone.
+    pub berth_pid: u32,
+    /// Its task groups that still have a live process.
+    pub tasks: Vec<RunTask>,
+    /// The pid of its PostgreSQL server, still running.
+    pub postgres_pid: Option<u32>,
+}
+
+/// What the recorded berth, now gone, left running (`None` when it is alive, nothing is
+/// recorded, or nothing it started still runs).
+pub fn leftovers(run_dir: &Path) -> Option<Leftovers> {
+    let state = RunState::read(run_dir).ok()??;
+    if berth_alive(&state) {
+        return None;
+    }
+    let tasks: Vec<RunTask> = state
+        .tasks
+        .into_iter()
+        .filter(|task| still_ours(task) && group_alive(Pid::from_raw(task.pid as i32)))
+        .collect();
+    let postgres_pid = state
+        .postgres
+        .and_then(|postgres| crate::database::running_postmaster(&postgres.data_dir));
+    (!tasks.is_empty() || postgres_pid.is_some()).then_some(Leftovers {
+        berth_pid: state.berth_pid,
+        tasks,
+        postgres_pid,
+    })
+}
+
 /// What to tell the user while [`recover`] waits for `count` leftover task groups.
 pub fn leftovers_message(count: usize, longest_stop_timeout: Duration) -> String {
     format!(

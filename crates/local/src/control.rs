@@ -18,6 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::accept::{self, AcceptErrors};
+use crate::database::DatabaseStatusView;
 use crate::service::{BoxFuture, ServiceStatus, TargetHealthView};
 use crate::state_dir::PRIVATE_DIR_MODE;
 
@@ -68,6 +69,9 @@ pub struct StatusReport {
     pub started_at: DateTime<Utc>,
     pub services: Vec<ServiceStatus>,
     pub target_groups: Vec<TargetGroupStatus>,
+    /// The stack's local PostgreSQL (none for an external database or none at all).
+    #[serde(default)]
+    pub database: Option<DatabaseStatusView>,
     /// Where the local runtime deliberately differs from AWS (faster health checks...).
     pub local_differences: Vec<String>,
 }
@@ -90,6 +94,12 @@ pub enum ControlError {
     },
     #[error("cannot listen on the control socket {}", path.display())]
     Bind {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("permission denied: {} belongs to another user (the one running berth)", path.display())]
+    PermissionDenied {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -229,7 +239,10 @@ impl ControlClient {
         let path = run_dir.join(SOCKET_NAME);
         let stream = UnixStream::connect(&path)
             .await
-            .map_err(|source| ControlError::NotRunning { path, source })?;
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::PermissionDenied => ControlError::PermissionDenied { path, source },
+                _ => ControlError::NotRunning { path, source },
+            })?;
         let (read, write) = stream.into_split();
         Ok(Self {
             lines: BufReader::new(read).lines(),

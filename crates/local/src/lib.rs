@@ -12,5 +12,6 @@ pub mod registry;
 mod repeated;
 pub mod runtime;
 pub mod service;
+pub mod start_lock;
 pub mod state_dir;
 pub mod task;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use berth_local::cleanup::Recovery;
+use berth_local::cleanup::{Leftovers, Recovery, leftovers};
 use berth_local::control::{ControlClient, ControlError};
 use berth_spec::Stack;
 
@@ -15,15 +15,43 @@ pub fn local_run_dir(cx: &Context, stack: &Stack) -> Result<PathBuf, CliError> {
     berth_local::runtime::run_dir(stack, environment).map_err(|e| CliError::Usage(e.into()))
 }
 
-/// Connects to the running berth; a clear error when none runs.
+/// Connects to the running berth; a clear error when none runs (saying what a killed berth
+/// left running), or when the running one is another user's.
 pub async fn connect(run_dir: &std::path::Path) -> Result<ControlClient, CliError> {
     ControlClient::connect(run_dir).await.map_err(|e| match e {
-        ControlError::NotRunning { .. } => CliError::Failed(
-            anyhow::Error::new(e)
-                .context("the stack is not running here: start it with `berth up`"),
-        ),
+        ControlError::PermissionDenied { .. } => CliError::Failed(anyhow::Error::new(e).context(
+            "cannot reach the berth of this stack: permission denied (run this as the user who ran `berth up`, or as root)",
+        )),
+        ControlError::NotRunning { .. } => match leftovers(run_dir) {
+            Some(left) => CliError::Failed(anyhow::anyhow!(leftovers_text(&left))),
+            None => CliError::Failed(
+                anyhow::Error::new(e)
+                    .context("the stack is not running here: start it with `berth up`"),
+            ),
+        },
         other => CliError::Failed(other.into()),
     })
+}
+
+/// "berth was killed, and this still runs": the orphans and what cleans them.
+fn leftovers_text(left: &Leftovers) -> String {
+    let mut running = Vec::new();
+    if !left.tasks.is_empty() {
+        let pids: Vec<String> = left.tasks.iter().map(|t| t.pid.to_string()).collect();
+        running.push(format!(
+            "{} task(s) (pids {})",
+            left.tasks.len(),
+            pids.join(", ")
+        ));
+    }
+    if let Some(pid) = left.postgres_pid {
+        running.push(format!("PostgreSQL (pid {pid})"));
+    }
+    format!(
+        "the stack is not running here: the berth that ran it (pid {}) is gone, but {} it started still run(s); `berth up` cleans them up and starts the stack again, `berth down` cleans them up",
+        left.berth_pid,
+        running.join(" and ")
+    )
 }
 
 /// Tells what was cleaned up after a berth that was killed.

@@ -82,6 +82,22 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
     out.push('\n');
     out.push_str(&services.render(width, style));
 
+    if let Some(database) = &status.database {
+        let mut table = Table::new(["DATABASE", "STATE", "PORT", "PID", "RESTARTS", "LAST EVENT"]);
+        table.row([
+            database.name.clone(),
+            database.state.to_string(),
+            database.port.to_string(),
+            database.pid.map_or_else(String::new, |p| p.to_string()),
+            database.restarts.to_string(),
+            database.last_event.as_ref().map_or_else(String::new, |e| {
+                format!("{} {}", e.created_at.format("%H:%M:%S"), e.message)
+            }),
+        ]);
+        out.push('\n');
+        out.push_str(&table.render(width, style));
+    }
+
     let mut tasks = Table::new([
         "TASK", "SERVICE", "STATUS", "HEALTH", "TARGET", "PORT", "PID", "STOPPED",
     ]);
@@ -167,6 +183,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use berth_local::control::TargetGroupStatus;
+    use berth_local::database::{DatabaseEvent, DatabaseState, DatabaseStatusView};
     use berth_local::service::{
         Deployment, DeploymentConfiguration, ServiceEvent, ServiceStatus, ServiceTaskStatus,
         TargetHealthView, TargetState,
@@ -231,12 +248,23 @@ mod tests {
                 service: "backend-service".into(),
                 targets: vec![health],
             }],
+            database: Some(DatabaseStatusView {
+                name: "fileanalyzer".into(),
+                state: DatabaseState::Available,
+                port: 5433,
+                pid: Some(777),
+                restarts: 1,
+                last_event: Some(DatabaseEvent {
+                    created_at: chrono::Utc::now(),
+                    message: "DB instance restarted".into(),
+                }),
+            }),
             local_differences: vec!["health checks every 2s".into()],
         }
     }
 
     #[test]
-    fn status_shows_services_tasks_targets_and_events_within_the_width() {
+    fn status_shows_services_database_tasks_targets_and_events_within_the_width() {
         let narrow = render(&report(), 80, Style { enabled: false }, 10);
         assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
         let text = render(&report(), 200, Style { enabled: false }, 10);
@@ -252,6 +280,9 @@ mod tests {
             "Target.Timeout",
             "has reached a steady state.",
             "health checks every 2s",
+            "fileanalyzer",
+            "available",
+            "DB instance restarted",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

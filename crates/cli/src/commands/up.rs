@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use berth_local::control::{Request, Response, ensure_private_dir};
 use berth_local::runtime::{Runtime, RuntimeEvent, UpOptions};
+use berth_local::start_lock::StartLock;
 use berth_spec::Stack;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
@@ -55,11 +56,16 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         let _ = nix::unistd::setsid();
         return foreground(cx, &stack, false).await;
     }
+    // One berth starts a stack at a time (a detached berth runs under its parent's lock).
+    let run_dir = local_run_dir(cx, &stack)?;
+    let lock = StartLock::acquire(&run_dir).map_err(|e| CliError::Failed(e.into()))?;
     if args.detach {
-        return detach(cx, &stack).await;
+        return detach(cx, &stack, lock).await;
     }
     let interactive = std::io::stderr().is_terminal() && !cx.output.is_json();
-    foreground(cx, &stack, interactive).await
+    let result = foreground(cx, &stack, interactive).await;
+    drop(lock);
+    result
 }
 
 /// Renders runtime events: above a spinner on a terminal, as plain lines otherwise. While
@@ -140,7 +146,7 @@ impl Printer {
                 }
                 self.line(message.clone());
             }
-            RuntimeEvent::Service { message, .. } => {
+            RuntimeEvent::Service { message, .. } | RuntimeEvent::Database { message } => {
                 self.line(format!("  {}", self.color.paint(Paint::Dim, message)));
             }
             RuntimeEvent::Healthy { url } => {
@@ -304,7 +310,8 @@ async fn live_status(
 }
 
 /// `berth up -d`: starts the detached berth, waits until it reports every service steady.
-async fn detach(cx: &Context, stack: &Stack) -> CliResult {
+/// Holds the start lock meanwhile, naming the detached berth in it.
+async fn detach(cx: &Context, stack: &Stack, mut lock: StartLock) -> CliResult {
     let run_dir = local_run_dir(cx, stack)?;
     if let Ok(mut client) = berth_local::control::ControlClient::connect(&run_dir).await
         && let Ok(Response::Status { status }) = client.request(&Request::Status).await
@@ -343,6 +350,9 @@ async fn detach(cx: &Context, stack: &Stack) -> CliResult {
     let mut child = command
         .spawn()
         .map_err(|e| anyhow::Error::new(e).context("cannot start the detached berth"))?;
+    if let Err(error) = lock.set_pid(child.id()) {
+        tracing::warn!(%error, "cannot record the detached berth's pid in the start lock");
+    }
 
     let interactive = std::io::stderr().is_terminal() && !cx.output.is_json();
     let printer = Printer::new(cx, interactive);

@@ -1,4 +1,5 @@
 //! Runs the built `berth` binary: exit codes, output formats, init/validate/explain.
 
 mod local_stores;
+mod running;
 mod verbs;

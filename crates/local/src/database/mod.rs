@@ -19,6 +19,7 @@
 
 mod install;
 mod postmaster;
+mod status;
 
 use std::ffi::OsString;
 use std::fs;
@@ -33,6 +34,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 pub use install::{POSTGRES_ROOT, find_bin_dir, major_version};
+pub use postmaster::exited as process_exited;
+
+/// The pid of the PostgreSQL server running on `data_dir`, if one is.
+pub fn running_postmaster(data_dir: &Path) -> Option<u32> {
+    postmaster::running(data_dir).map(|running| running.pid)
+}
+pub use status::{DatabaseEvent, DatabaseState, DatabaseStatusView};
 
 use crate::cleanup::RunPostgres;
 use crate::params::SecretString;
@@ -280,6 +288,25 @@ impl LocalPostgres {
             port,
             name: self.config.database.clone(),
         })
+    }
+
+    /// Starts the server again on the port it had, after it died (its crash recovery replays
+    /// the WAL: every committed transaction survives). The port stays, because the tasks
+    /// were given it. Adopts a server that is running already.
+    pub async fn restart(&mut self) -> Result<u16, DatabaseError> {
+        let port = self.port.ok_or_else(|| DatabaseError::Command {
+            program: "pg_ctl".to_owned(),
+            status: "not run".to_owned(),
+            stderr: "the server was never started, so there is no port to restart it on".to_owned(),
+        })?;
+        self.prepare_dirs()?;
+        if let Some(running) = postmaster::running(&self.data_dir()) {
+            return Ok(running.port);
+        }
+        postmaster::remove_stale(&self.data_dir())?;
+        self.pg_ctl_start(port).await?;
+        tracing::info!(port, "PostgreSQL restarted");
+        Ok(port)
     }
 
     /// Stops the server (fast shutdown: open sessions are cut, data is kept). Stopping a

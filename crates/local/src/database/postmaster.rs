@@ -38,6 +38,32 @@ fn serves(pid: u32, data_dir: &Path) -> bool {
     }
 }
 
+/// Resolves when process `pid` has exited (at once when it is already gone). The postmaster
+/// is not berth's child (`pg_ctl` daemonises it), so this waits on a pidfd: the kernel tells
+/// us, no polling.
+pub async fn exited(pid: u32) {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        // ESRCH: already gone.
+        Err(_) => return,
+    };
+    // `new` is deprecated because it is unsound for a `T` that does not own its descriptor
+    // (tokio#8587); an `OwnedFd` does, and `register` would need `unsafe`, which we forbid.
+    #[allow(deprecated)]
+    let fd = tokio::io::unix::AsyncFd::new(fd);
+    match fd {
+        // A pidfd becomes readable when its process exits.
+        Ok(fd) => drop(fd.readable().await),
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the PostgreSQL server's pidfd");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Removes the pid file when no live server owns it.
 pub fn remove_stale(data_dir: &Path) -> Result<(), FsError> {
     let path = data_dir.join(PID_FILE);

@@ -4,12 +4,16 @@
 use std::sync::Arc;
 
 use berth_spec::{DatabaseKind, Stack};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, broadcast};
 
 use super::RuntimeEvent;
+use super::db_watch::{Supervision, supervise};
 use super::up::Progress;
 use crate::cleanup::RunPostgres;
-use crate::database::{DatabaseError, ExternalDatabase, LocalPostgres, LocalPostgresConfig};
+use crate::database::{
+    DatabaseError, DatabaseState, DatabaseStatus, DatabaseStatusView, ExternalDatabase,
+    LocalPostgres, LocalPostgresConfig,
+};
 use crate::params::{ParamError, ParamStore};
 use crate::state_dir::StateDir;
 
@@ -42,6 +46,8 @@ pub struct RunningDatabase {
     /// `None` for an external database: nothing to stop.
     local: Option<Arc<Mutex<LocalPostgres>>>,
     run_record: Option<RunPostgres>,
+    /// `None` for an external database: berth does not supervise it.
+    supervision: Option<Arc<Supervision>>,
 }
 
 impl RunningDatabase {
@@ -53,12 +59,34 @@ impl RunningDatabase {
         self.run_record.clone()
     }
 
-    /// Stops a local server (its data stays for the next `berth up`).
+    /// What `berth status` shows of a local server (`None` for an external database).
+    pub fn status(&self) -> Option<DatabaseStatusView> {
+        self.supervision.as_ref().map(|s| s.view())
+    }
+
+    /// Restarts a local server whenever it dies, until [`RunningDatabase::stop`]; reports
+    /// what happens on `events`.
+    pub fn supervise(&self, events: broadcast::Sender<RuntimeEvent>) {
+        if let (Some(local), Some(supervision)) = (&self.local, &self.supervision) {
+            tokio::spawn(supervise(local.clone(), supervision.clone(), events));
+        }
+    }
+
+    /// Stops a local server (its data stays for the next `berth up`); supervision ends first,
+    /// so the server is not started again.
     pub async fn stop(&self) {
-        if let Some(local) = &self.local
-            && let Err(error) = local.lock().await.stop().await
-        {
+        let Some(local) = &self.local else {
+            return;
+        };
+        if let Some(supervision) = &self.supervision {
+            supervision.stop();
+            supervision.set_state(DatabaseState::Stopping);
+        }
+        if let Err(error) = local.lock().await.stop().await {
             tracing::warn!(%error, "cannot stop the local PostgreSQL");
+        }
+        if let Some(supervision) = &self.supervision {
+            supervision.set_state(DatabaseState::Stopped);
         }
     }
 }
@@ -86,6 +114,7 @@ pub async fn start_database(
                 },
                 local: None,
                 run_record: None,
+                supervision: None,
             }))
         }
         DatabaseKind::Managed(managed) => {
@@ -118,6 +147,18 @@ pub async fn start_database(
                 message: format!("PostgreSQL ready on {}:{}", outputs.host, outputs.port),
             });
             let run_record = local.run_record();
+            let pid = match local.status() {
+                DatabaseStatus::Running { pid, .. } => Some(pid),
+                _ => None,
+            };
+            let supervision = Supervision::new(DatabaseStatusView {
+                name: database.name.clone(),
+                state: DatabaseState::Available,
+                port: outputs.port,
+                pid,
+                restarts: 0,
+                last_event: None,
+            });
             Ok(Some(RunningDatabase {
                 outputs: DatabaseOutputs {
                     host: outputs.host,
@@ -127,6 +168,7 @@ pub async fn start_database(
                 },
                 local: Some(Arc::new(Mutex::new(local))),
                 run_record,
+                supervision: Some(Arc::new(supervision)),
             }))
         }
     }

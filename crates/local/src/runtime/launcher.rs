@@ -10,7 +10,7 @@ use super::RunStateFile;
 use crate::cleanup::{RunTask, process_start_time};
 use crate::service::{BoxFuture, TaskLauncher};
 use crate::task::{
-    ContainerHealthCheck, SecretValue, Task, TaskId, TaskOutput, TaskSpec, free_port,
+    ContainerHealthCheck, SecretValue, Task, TaskId, TaskOutput, TaskSpec, TaskUser, free_port,
 };
 
 /// Reads secrets from the parameter store at task start.
@@ -68,6 +68,8 @@ pub struct StackLauncher {
     pub logs: Option<Arc<dyn LogStreams>>,
     /// Where each started task is recorded for recovery before `launch` returns.
     pub state_file: Option<Arc<RunStateFile>>,
+    /// The account tasks run as (`berth-task` when berth is root); `None`: berth's own.
+    pub user: Option<TaskUser>,
 }
 
 impl StackLauncher {
@@ -104,6 +106,7 @@ impl StackLauncher {
             stop_timeout: template.stop_timeout,
             health_check: template.health_check.clone(),
             output,
+            user: self.user.clone(),
         };
         let task = Task::start(id, spec, port);
         self.record(service, &task);

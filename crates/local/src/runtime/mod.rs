@@ -3,6 +3,7 @@
 //! steps of the balancer and the database, run in order at the end.
 
 mod database;
+mod db_watch;
 mod launcher;
 mod logs;
 mod router;
@@ -14,7 +15,7 @@ pub use launcher::{
     LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
 };
 pub use router::BalancerRouter;
-pub use state_file::RunStateFile;
+pub use state_file::{RunStateFile, StateWrite, StateWriter};
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;
@@ -51,6 +52,10 @@ pub enum RuntimeEvent {
         service: String,
         message: String,
     },
+    /// A database event (RDS wording): the server died, was restarted.
+    Database {
+        message: String,
+    },
     /// Every service reached a steady state: the stack serves at `url`.
     Healthy {
         url: String,
@@ -81,6 +86,8 @@ pub struct RuntimeParts {
     pub local_differences: Vec<String>,
     /// Recorded for recovery.
     pub postgres: Option<RunPostgres>,
+    /// The stack's database: supervised while the runtime runs, shown by `berth status`.
+    pub database: Option<RunningDatabase>,
     /// Run in order after the tasks stopped.
     pub shutdown_steps: Vec<(String, ShutdownStep)>,
     /// Whether to listen on the control socket (off for in-process tests that run
@@ -114,6 +121,7 @@ struct Inner {
     target_groups: Vec<(String, String)>,
     local_differences: Vec<String>,
     postgres: Option<RunPostgres>,
+    database: Option<RunningDatabase>,
     events: broadcast::Sender<RuntimeEvent>,
     background: CancellationToken,
     shutdown_steps: Mutex<Vec<(String, ShutdownStep)>>,
@@ -162,6 +170,7 @@ impl Runtime {
             target_groups,
             local_differences: parts.local_differences,
             postgres: parts.postgres,
+            database: parts.database,
             events,
             background: CancellationToken::new(),
             shutdown_steps: Mutex::new(parts.shutdown_steps),
@@ -171,6 +180,9 @@ impl Runtime {
         });
         inner.write_state()?;
         tokio::spawn(state_writer(inner.clone()));
+        if let Some(database) = &inner.database {
+            database.supervise(inner.events.clone());
+        }
         if let Some(control) = control {
             let handler: Arc<dyn ControlHandler> = Arc::new(Runtime {
                 inner: inner.clone(),
@@ -261,6 +273,7 @@ impl Inner {
             started_at: self.started_at,
             services: self.services.iter().map(ServiceHandle::status).collect(),
             target_groups,
+            database: self.database.as_ref().and_then(RunningDatabase::status),
             local_differences: self.local_differences.clone(),
         }
     }

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::broadcast;
+
 use crate::cleanup::{CleanupError, RunState, RunTask, process_start_time};
 
 /// The recovery file and what was last written to it.
@@ -14,6 +16,23 @@ use crate::cleanup::{CleanupError, RunState, RunTask, process_start_time};
 pub struct RunStateFile {
     run_dir: PathBuf,
     recorded: Mutex<Recorded>,
+    writes: broadcast::Sender<StateWrite>,
+}
+
+/// One write of the file: who wrote it and the tasks it then held (for whoever must know
+/// what the file held when, without polling it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite {
+    pub by: StateWriter,
+    pub task_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateWriter {
+    /// The launcher, recording a task the moment its process exists.
+    Launcher,
+    /// The runtime, rewriting the file from its view.
+    Runtime,
 }
 
 #[derive(Debug, Default)]
@@ -29,7 +48,18 @@ impl RunStateFile {
         Self {
             run_dir,
             recorded: Mutex::default(),
+            writes: broadcast::channel(256).0,
         }
+    }
+
+    /// Every write from now on, in order.
+    pub fn writes(&self) -> broadcast::Receiver<StateWrite> {
+        self.writes.subscribe()
+    }
+
+    fn announce(&self, by: StateWriter, state: &RunState) {
+        let task_ids = state.tasks.iter().map(|t| t.task_id.clone()).collect();
+        let _ = self.writes.send(StateWrite { by, task_ids });
     }
 
     fn recorded(&self) -> MutexGuard<'_, Recorded> {
@@ -48,6 +78,7 @@ impl RunStateFile {
             .unwrap_or_else(RunState::of_this_berth);
         state.tasks.push(task);
         state.write(&self.run_dir)?;
+        self.announce(StateWriter::Launcher, &state);
         recorded.written = Some(state);
         Ok(())
     }
@@ -62,6 +93,7 @@ impl RunStateFile {
         view.tasks.extend(recorded.just_started.iter().cloned());
         if recorded.written.as_ref() != Some(&view) {
             view.write(&self.run_dir)?;
+            self.announce(StateWriter::Runtime, &view);
             recorded.written = Some(view);
         }
         Ok(())

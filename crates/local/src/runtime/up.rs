@@ -27,7 +27,7 @@ use crate::registry::{
 };
 use crate::service::{DeploymentConfiguration, ServiceSettings};
 use crate::state_dir::{FsError, StateDir};
-use crate::task::{ContainerHealthCheck, SecretValue, TaskId};
+use crate::task::{ContainerHealthCheck, SecretValue, TaskId, TaskUser, TaskUserError};
 
 /// Receives progress while the stack comes up.
 pub type Progress = Arc<dyn Fn(RuntimeEvent) + Send + Sync>;
@@ -88,6 +88,8 @@ pub enum UpError {
     Balancer(#[source] BalancerError),
     #[error("cannot start the database")]
     Database(#[source] super::database::DatabaseStartError),
+    #[error("cannot prepare the account tasks run as")]
+    TaskUser(#[source] TaskUserError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("interrupted before the stack was up")]
@@ -197,6 +199,7 @@ pub async fn up(
             secrets: Arc::new(StoreSecrets(params.clone())),
             logs: super::logs::log_streams(stack, &state),
             state_file: Some(Arc::clone(&state_file)),
+            user: TaskUser::for_this_berth().map_err(UpError::TaskUser)?,
         };
         let services = stack
             .services
@@ -227,6 +230,7 @@ pub async fn up(
             router: Some(Arc::new(BalancerRouter::new(balancer))),
             local_differences: local_differences(stack, environment),
             postgres: database.as_ref().and_then(RunningDatabase::run_record),
+            database: database.clone(),
             shutdown_steps,
             control_socket: options.control_socket,
         })?;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::TaskUser;
 use super::state::{HealthStatus, TaskSnapshot};
 
 /// `healthCheck` of a container definition, `CMD-SHELL` form.
@@ -86,6 +87,8 @@ impl HealthCounter {
 pub struct HealthTracker {
     check: ContainerHealthCheck,
     env: Vec<(String, String)>,
+    /// The task's account: the check runs as the task does, as inside its container.
+    user: Option<TaskUser>,
     state: Arc<watch::Sender<TaskSnapshot>>,
 }
 
@@ -93,9 +96,15 @@ impl HealthTracker {
     pub(super) fn new(
         check: ContainerHealthCheck,
         env: Vec<(String, String)>,
+        user: Option<TaskUser>,
         state: Arc<watch::Sender<TaskSnapshot>>,
     ) -> Self {
-        Self { check, env, state }
+        Self {
+            check,
+            env,
+            user,
+            state,
+        }
     }
 
     pub(super) async fn run(self, cancel: CancellationToken) {
@@ -131,6 +140,9 @@ impl HealthTracker {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        if let Some(user) = &self.user {
+            command.uid(user.uid).gid(user.gid);
+        }
         let Ok(mut child) = command.spawn() else {
             return false;
         };

@@ -9,10 +9,12 @@
 mod health;
 mod process;
 mod state;
+mod user;
 
 pub use health::{ContainerHealthCheck, HealthCounter};
 pub use process::free_port;
 pub use state::{DesiredStatus, HealthStatus, StopCode, TaskId, TaskSnapshot, TaskStatus, reasons};
+pub use user::{TASK_OS_USER, TaskUser, TaskUserError};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +26,10 @@ use tokio::sync::{mpsc, watch};
 
 /// ECS's `stopTimeout` when a task definition does not set one (S4.19).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The address a task listens on (its `HOST`): loopback only. The balancer reaches it there;
+/// nothing on the network does, as on AWS where security groups keep tasks private.
+pub const TASK_HOST: &str = "127.0.0.1";
 
 /// A secret's value, resolved from the parameter store at task start (S7.8).
 ///
@@ -94,6 +100,8 @@ pub struct TaskSpec {
     pub stop_timeout: Duration,
     pub health_check: Option<ContainerHealthCheck>,
     pub output: TaskOutput,
+    /// The account the task (and its container health check) runs as; `None`: berth's own.
+    pub user: Option<TaskUser>,
 }
 
 impl TaskSpec {
@@ -107,10 +115,13 @@ impl TaskSpec {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             health_check: None,
             output: TaskOutput::Null,
+            user: None,
         }
     }
 
-    /// The child's whole environment: service variables, then secrets, then `PORT`.
+    /// The child's whole environment: service variables, then secrets, then what the runtime
+    /// decides (`PORT`, `HOST`, and `HOME` of the task's account), which the stack cannot
+    /// override.
     fn environment(&self, port: u16) -> Vec<(String, String)> {
         let mut env = self.env.clone();
         env.extend(
@@ -119,6 +130,10 @@ impl TaskSpec {
                 .map(|(name, value)| (name.clone(), value.expose().to_owned())),
         );
         env.push(("PORT".to_owned(), port.to_string()));
+        env.push(("HOST".to_owned(), TASK_HOST.to_owned()));
+        if let Some(user) = &self.user {
+            env.push(("HOME".to_owned(), user.home.clone()));
+        }
         env
     }
 }

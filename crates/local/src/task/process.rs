@@ -3,11 +3,13 @@
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
 use chrono::Utc;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncRead;
@@ -31,7 +33,31 @@ pub(super) struct SpawnedChild {
 }
 
 pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
-    let mut command = Command::new(&spec.executable);
+    // As another account, the task is started through a descriptor berth opened: that
+    // account needs execute permission on the file only, not a path into `.berth` (see
+    // `user.rs`). The descriptor is inherited (not close-on-exec) so that a `#!` script's
+    // interpreter can open `/proc/self/fd/N` too; a read-only descriptor of the task's own
+    // executable is all the task gains. It stays open here until the spawn returned.
+    let executable = match &spec.user {
+        Some(_) => {
+            let file = std::fs::File::open(&spec.executable)?;
+            fcntl(&file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(io::Error::from)?;
+            Some(file)
+        }
+        None => None,
+    };
+    let mut command = match &executable {
+        Some(file) => {
+            let mut c = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            c.arg0(&spec.executable);
+            c
+        }
+        None => Command::new(&spec.executable),
+    };
+    if let Some(user) = &spec.user {
+        // std drops root's supplementary groups too when it changes the uid.
+        command.uid(user.uid).gid(user.gid);
+    }
     command
         .args(&spec.args)
         .env_clear()
@@ -53,6 +79,7 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
         }
     }
     let mut child = command.spawn()?;
+    drop(executable);
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("child exited at once"))?;
@@ -92,7 +119,12 @@ pub(super) async fn supervise(
     let health_stop = CancellationToken::new();
     if let Some(check) = spec.health_check.clone() {
         let port = state.borrow().port;
-        let tracker = HealthTracker::new(check, spec.environment(port), state.clone());
+        let tracker = HealthTracker::new(
+            check,
+            spec.environment(port),
+            spec.user.clone(),
+            state.clone(),
+        );
         tokio::spawn(tracker.run(health_stop.clone()));
     }
 

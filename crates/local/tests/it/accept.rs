@@ -163,6 +163,7 @@ impl ControlHandler for Idle {
             services: vec![],
             target_groups: vec![],
             local_differences: vec![],
+            database: None,
         }
     }
 

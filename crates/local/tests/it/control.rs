@@ -7,14 +7,14 @@ use std::time::Duration;
 use berth_local::cleanup::RunState;
 use berth_local::control::{ControlClient, Request, Response};
 use berth_local::runtime::{
-    NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher, TaskTemplate,
+    NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher, StateWriter, TaskTemplate,
 };
 use berth_local::service::{DeploymentConfiguration, ServiceSettings};
-use berth_local::task::TaskStatus;
+use berth_local::task::{TASK_OS_USER, TaskStatus, TaskUser};
 
 use crate::support::{eventually, process_gone, within};
 
-fn sleeper() -> TaskTemplate {
+pub fn sleeper() -> TaskTemplate {
     TaskTemplate {
         executable: "/bin/sh".into(),
         args: vec!["-c".into(), "exec sleep 600".into()],
@@ -41,28 +41,39 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
 
 /// A runtime of one service `worker` with two sleeping tasks.
 pub fn start_runtime(run_dir: &std::path::Path) -> Runtime {
+    start_runtime_as(run_dir, None).0
+}
+
+/// [`start_runtime`] with its tasks run as `user`; also gives the recovery file.
+pub fn start_runtime_as(
+    run_dir: &std::path::Path,
+    user: Option<TaskUser>,
+) -> (Runtime, Arc<RunStateFile>) {
     let state_file = Arc::new(RunStateFile::new(run_dir.to_owned()));
     let launcher = StackLauncher {
         templates: [("worker".to_owned(), sleeper())].into_iter().collect(),
         secrets: Arc::new(NoSecrets),
         logs: None,
         state_file: Some(Arc::clone(&state_file)),
+        user,
     };
-    Runtime::start(RuntimeParts {
+    let runtime = Runtime::start(RuntimeParts {
         stack: "test".into(),
         environment: "local".into(),
         url: "http://127.0.0.1:1".into(),
         run_dir: run_dir.to_owned(),
-        state_file,
+        state_file: Arc::clone(&state_file),
         services: vec![settings("worker", 2)],
         launcher: Arc::new(launcher),
         router: None,
         local_differences: vec![],
         postgres: None,
+        database: None,
         shutdown_steps: vec![],
         control_socket: true,
     })
-    .unwrap()
+    .unwrap();
+    (runtime, state_file)
 }
 
 #[tokio::test]
@@ -86,28 +97,30 @@ async fn only_its_user_can_open_the_control_socket() {
     runtime.shutdown().await;
 }
 
+/// The first write of the recovery file that holds a task started by a scale-up is the
+/// launcher's, not the runtime's periodic rewrite: a berth killed the moment the scheduler
+/// knows of a task leaves it findable. Decided on the file's write events, not on timing.
 #[tokio::test]
-async fn a_task_is_in_the_recovery_file_as_soon_as_it_runs() {
+async fn a_started_task_is_first_written_to_the_recovery_file_by_the_launcher() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let runtime = start_runtime(&run);
+    let (runtime, state_file) = start_runtime_as(&run, None);
     within("steady state", runtime.wait_steady()).await;
-    // Past the runtime's first rewrite of the file (its next is half a second later).
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // A task started later (a scale-up, a replacement): the moment the scheduler shows it,
-    // a berth killed now must leave it findable. The file is read at once, with no wait for
-    // the runtime's periodic rewrite.
+    let mut writes = state_file.writes();
+    let before: Vec<String> = task_ids(&runtime);
     runtime.scale("worker", 3).unwrap();
-    let mut shown = Vec::new();
-    eventually("the third task to show", || {
-        shown = runtime.status().services[0]
-            .tasks
-            .iter()
-            .map(|t| t.task.task_id.to_string())
-            .collect();
-        shown.len() == 3
+    let first = within("a write holding the new task", async {
+        loop {
+            let write = writes.recv().await.expect("no write was missed");
+            if write.task_ids.iter().any(|id| !before.contains(id)) {
+                return write;
+            }
+        }
     })
     .await;
+    assert_eq!(first.by, StateWriter::Launcher, "{first:?}");
+    // And the file on disk holds every task the scheduler shows once it shows them.
+    eventually("the third task to show", || task_ids(&runtime).len() == 3).await;
     let recorded: Vec<String> = RunState::read(&run)
         .unwrap()
         .unwrap()
@@ -115,8 +128,66 @@ async fn a_task_is_in_the_recovery_file_as_soon_as_it_runs() {
         .into_iter()
         .map(|t| t.task_id)
         .collect();
-    for task in &shown {
-        assert!(recorded.contains(task), "{task} not in {recorded:?}");
+    for task in task_ids(&runtime) {
+        assert!(recorded.contains(&task), "{task} not in {recorded:?}");
+    }
+    runtime.shutdown().await;
+}
+
+fn task_ids(runtime: &Runtime) -> Vec<String> {
+    runtime.status().services[0]
+        .tasks
+        .iter()
+        .map(|t| t.task.task_id.to_string())
+        .collect()
+}
+
+/// As root, the runtime starts its tasks as the unprivileged `berth-task` account (its
+/// supplementary groups dropped), and tells each to listen on loopback (`HOST`).
+#[tokio::test]
+async fn as_root_tasks_run_unprivileged_and_are_told_to_listen_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let user = TaskUser::for_this_berth().unwrap();
+    let (runtime, _) = start_runtime_as(&run, user.clone());
+    within("steady state", runtime.wait_steady()).await;
+    let pids: Vec<u32> = runtime.status().services[0]
+        .tasks
+        .iter()
+        .filter_map(|t| t.task.pid)
+        .collect();
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let uids = field("Uid:");
+        match &user {
+            Some(user) => {
+                assert_eq!(user.name, TASK_OS_USER);
+                assert_ne!(user.uid, 0);
+                // Real, effective, saved and filesystem uids: all the task's account.
+                assert!(uids.iter().all(|u| *u == user.uid.to_string()), "{uids:?}");
+                assert!(field("Groups:").is_empty(), "{:?}", field("Groups:"));
+            }
+            None => assert!(
+                uids.iter()
+                    .all(|u| *u == nix::unistd::geteuid().to_string())
+            ),
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(
+            environ.split(|b| *b == 0).any(|v| v == b"HOST=127.0.0.1"),
+            "{}",
+            String::from_utf8_lossy(&environ)
+        );
     }
     runtime.shutdown().await;
 }

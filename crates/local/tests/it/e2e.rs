@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use berth_local::cleanup::RunState;
 use berth_local::control::StatusReport;
-use berth_local::database::{LocalPostgres, LocalPostgresConfig};
+use berth_local::database::{DatabaseState, LocalPostgres, LocalPostgresConfig};
 use berth_local::params::ParamStore;
 use berth_local::runtime::{Runtime, RuntimeEvent, UpError, UpOptions, state_dir, up};
 use berth_local::service::ServiceStatus;
 use berth_local::state_dir::StateDir;
-use berth_local::task::{StopCode, TaskStatus};
+use berth_local::task::{StopCode, TASK_OS_USER, TaskStatus, TaskUser};
 use berth_testkit::bin_path;
 use berth_testkit::{free_port, http_get, http_request};
 use nix::sys::signal::{Signal, kill};
@@ -169,7 +169,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn file_analyzer_runs_heals_and_stops_in_order() {
+async fn file_analyzer_serves_heals_and_stops_everything() {
     let fx = Fixture::new();
     let stack = fx.stack();
     let options = UpOptions {
@@ -215,6 +215,17 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
             .split(|b| *b == 0)
             .any(|var| var == format!("DB_PASSWORD={password}").as_bytes())
     );
+    // The task is told to listen on loopback, and runs unprivileged when berth is root
+    // (from its registry snapshot under a 0700 temporary directory).
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|var| var == b"HOST=127.0.0.1")
+    );
+    if nix::unistd::geteuid().is_root() {
+        let uid = TaskUser::lookup(TASK_OS_USER).unwrap().uid;
+        assert_eq!(process_uids(pid), [uid; 4]);
+    }
     let status_json = serde_json::to_string(&runtime.status()).unwrap();
     assert!(
         !status_json.contains(&password),
@@ -288,6 +299,115 @@ async fn file_analyzer_runs_heals_and_stops_in_order() {
     assert!(
         !postgres.data_dir.join("postmaster.pid").exists(),
         "PostgreSQL is stopped"
+    );
+}
+
+/// Real, effective, saved and filesystem uid of a process.
+fn process_uids(pid: u32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(|uid| uid.parse().unwrap())
+        .collect()
+}
+
+/// kill -9 of the postmaster: berth restarts it on the same port, crash recovery keeps the
+/// committed rows, the API's readiness comes back, and `berth status` (text and JSON) shows
+/// the database, its restart and the last event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
+    let fx = Fixture::new();
+    let stack = fx.stack();
+    let options = UpOptions {
+        environment: "local".into(),
+        control_socket: true,
+        interrupt: CancellationToken::new(),
+    };
+    let (runtime, _) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
+    within("every target healthy", runtime.wait_steady()).await;
+    let id = upload(fx.port, "kept.txt", "committed before the crash");
+    let before = runtime.status().database.expect("a database line");
+    assert_eq!(
+        (before.state, before.restarts),
+        (DatabaseState::Available, 0)
+    );
+
+    let mut events = runtime.events();
+    let postmaster = postmaster_pid(&fx);
+    assert_eq!(before.pid, Some(postmaster));
+    kill(Pid::from_raw(postmaster as i32), Signal::SIGKILL).unwrap();
+    let mut seen = Vec::new();
+    within("the database restarted event", async {
+        loop {
+            match events.recv().await {
+                Ok(RuntimeEvent::Database { message }) => {
+                    seen.push(message.clone());
+                    if message.contains("DB instance restarted") {
+                        return;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(error) => panic!("events ended: {error}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        seen[0].starts_with("(database fileanalyzer) the PostgreSQL server")
+            && seen[0].contains(&format!("pid {postmaster}"))
+            && seen[0].contains("exited unexpectedly"),
+        "{seen:?}"
+    );
+    assert!(process_gone(postmaster));
+    assert_ne!(postmaster_pid(&fx), postmaster);
+
+    // The API reconnects: ready again, and the row committed before the crash is there.
+    eventually("the API to be ready again", || {
+        http_get(fx.port, "/api/health/ready").is_some_and(|r| r.status == 200)
+    })
+    .await;
+    let download = http_get(fx.port, &format!("/api/files/{id}/download")).unwrap();
+    assert_eq!(download.status, 200, "{}", download.text());
+    assert_eq!(download.text(), "committed before the crash");
+
+    let json = fx.status_json();
+    let database = &json["database"];
+    assert_eq!(database["state"], "available", "{database}");
+    assert_eq!(database["restarts"], 1, "{database}");
+    assert_eq!(database["port"], before.port, "the tasks' port is kept");
+    assert_eq!(database["pid"], postmaster_pid(&fx));
+    assert!(
+        database["lastEvent"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DB instance restarted"),
+        "{database}"
+    );
+    let text = fx.berth(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("fileanalyzer"))
+        .unwrap_or_else(|| panic!("no database line in\n{text}"));
+    assert!(
+        line.contains("available") && line.contains("DB instance restarted"),
+        "{line}"
+    );
+
+    // A deliberate stop is not a crash: the server stays stopped.
+    let data_dir = RunState::read(&fx.state().run())
+        .unwrap()
+        .and_then(|s| s.postgres)
+        .unwrap()
+        .data_dir;
+    within("the shutdown", runtime.shutdown()).await;
+    assert!(!data_dir.join("postmaster.pid").exists());
+    assert_eq!(
+        runtime.status().database.map(|d| (d.state, d.restarts)),
+        Some((DatabaseState::Stopped, 1))
     );
 }
 

@@ -10,5 +10,6 @@ mod params;
 mod recovery;
 mod registry;
 mod scheduler;
+mod shutdown;
 mod support;
 mod task;

@@ -1,12 +1,13 @@
 //! Task processes: start, environment, stop with SIGTERM then SIGKILL, exit codes, stop
 //! codes and reasons, container health checks.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_local::task::{
     ContainerHealthCheck, DesiredStatus, HealthStatus, OutputSink, OutputStream, SecretValue,
-    StopCode, Task, TaskId, TaskOutput, TaskStatus, free_port,
+    StopCode, Task, TaskId, TaskOutput, TaskSpec, TaskStatus, TaskUser, free_port,
 };
 
 use crate::support::{eventually, process_gone, read_trimmed, shell_task, within};
@@ -225,4 +226,65 @@ async fn output_that_is_not_utf8_is_replaced_and_reading_goes_on() {
         ]
     );
     task.stop(StopCode::UserInitiated, "test over").await;
+}
+
+/// A task listens where the runtime tells it (`HOST`): loopback only, so nothing on the
+/// network reaches it past the load balancer. The listener here is a small program that
+/// binds `$HOST:$PORT` as the apps do; it runs as the account tasks run as.
+#[tokio::test]
+async fn a_task_told_its_host_is_reachable_on_loopback_only() {
+    const LISTENER: &str = "import os, socket\n\
+        s = socket.socket()\n\
+        s.bind((os.environ['HOST'], int(os.environ['PORT'])))\n\
+        s.listen()\n\
+        while True:\n    s.accept()[0].close()\n";
+    let mut spec = TaskSpec::new("/usr/bin/python3");
+    spec.args = vec!["-c".into(), LISTENER.into()];
+    spec.user = TaskUser::for_this_berth().unwrap();
+    let port = free_port().unwrap();
+    let task = Task::start(TaskId::random(), spec, port);
+    eventually("the task to listen", || {
+        std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+    })
+    .await;
+    assert_eq!(
+        listening_addresses(port),
+        [Ipv4Addr::LOCALHOST],
+        "the listening socket's address (/proc/net/tcp)"
+    );
+    if let Some(address) = non_loopback_address() {
+        let error = std::net::TcpStream::connect((address, port)).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{address}"
+        );
+    }
+    task.stop(StopCode::UserInitiated, "test over").await;
+}
+
+/// The IPv4 addresses listening on `port`, from `/proc/net/tcp` (`0100007F:1F90 ... 0A`).
+fn listening_addresses(port: u16) -> Vec<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (ip, listen_port) = fields.get(1)?.split_once(':')?;
+            let ip = Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.swap_bytes());
+            (u16::from_str_radix(listen_port, 16).ok()? == port && fields.get(3)? == &"0A")
+                .then_some(ip)
+        })
+        .collect()
+}
+
+/// This machine's address on its default route, if it has one (a UDP connect sends nothing).
+fn non_loopback_address() -> Option<Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).ok()?;
+    match socket.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
 }

@@ -1,0 +1,267 @@
+//! What `berth up`, `status` and `down` say about the berth that runs a stack: another
+//! berth starting it at the same time, another user's berth, a berth that was killed.
+//!
+//! The stack's one service is a small script (`python3 -m http.server`), so these tests
+//! build nothing.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bounds every wait: a broken test fails instead of hanging (never a performance check).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Stack {
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.path().join("berth.toml"),
+            format!(
+                r#"
+[stack]
+name = "demo"
+
+[environments.local]
+listen = "127.0.0.1:{port}"
+health_check_interval = "2s"
+healthy_threshold = 2
+
+[services.web]
+port = 8080
+desired_count = 2
+build = {{ context = ".", command = "true", artifact = "app.sh" }}
+health_check = {{ path = "/", interval = "5s", timeout = "2s", healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200" }}
+"#
+            ),
+        )
+        .unwrap();
+        let script = dir.path().join("app.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nexec /usr/bin/python3 -m http.server --bind \"$HOST\" --directory / \"$PORT\"\n",
+        )
+        .unwrap();
+        set_mode(&script, 0o755);
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .env_remove("BERTH_FILE")
+            .env_remove("BERTH_ENV")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("berth runs")
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let output = self.berth(&["status", "--output", "json"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.berth(&["down"]);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn task_pids(status: &serde_json::Value) -> Vec<u64> {
+    status["services"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .filter_map(|t| t["pid"].as_u64())
+        .collect()
+}
+
+/// Two `berth up -d` at once in one directory: one starts the stack; the other says that
+/// another berth is starting or running it, with its pid, and prints none of its log.
+#[test]
+fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
+    let stack = Stack::new();
+    let first = stack
+        .command(&["up", "-d"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = stack
+        .command(&["up", "-d"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ups = [first.id(), second.id()];
+    let outputs = [
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    ];
+    let (winners, losers): (Vec<&Output>, Vec<&Output>) =
+        outputs.iter().partition(|o| o.status.success());
+    assert_eq!(
+        (winners.len(), losers.len()),
+        (1, 1),
+        "{:?}",
+        outputs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>()
+    );
+    let loser = text(&losers[0].stderr);
+    assert_eq!(losers[0].status.code(), Some(1), "{loser}");
+    let berth_pid = stack.status_json()["pid"].as_u64().unwrap();
+    assert!(
+        loser.contains("another berth is starting or running this stack")
+            || loser.contains("already running"),
+        "{loser}"
+    );
+    // The berth that runs the stack, or the `berth up -d` that is starting it.
+    let winner_up = if outputs[0].status.success() {
+        ups[0]
+    } else {
+        ups[1]
+    };
+    assert!(
+        loser.contains(&format!("pid {berth_pid}")) || loser.contains(&format!("pid {winner_up})")),
+        "{loser}"
+    );
+    // Nothing of the winner's log (its progress lines, its tracing output).
+    for line in [
+        "load balancer listening",
+        "starting tasks",
+        " INFO ",
+        "log (",
+    ] {
+        assert!(!loser.contains(line), "the loser printed {line:?}: {loser}");
+    }
+    assert!(losers[0].stdout.is_empty());
+}
+
+/// `berth status` as a user who may not reach the running berth's socket says permission
+/// denied, not "not running".
+#[test]
+fn status_as_another_user_says_permission_denied() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0")
+    {
+        // Only root can run berth as itself and `berth status` as another user; the CI runs
+        // as root, so this never passes vacuously there.
+        assert!(std::env::var_os("CI").is_none(), "this test needs root");
+        return;
+    }
+    let stack = Stack::new();
+    let output = stack.berth(&["up", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // The other user may read the stack file, not berth's state.
+    set_mode(stack.path(), 0o755);
+    set_mode(&stack.path().join("berth.toml"), 0o644);
+    let output = Command::new("runuser")
+        .args(["-u", "berth-task", "--"])
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("status")
+        .current_dir(stack.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(!stderr.contains("not running"), "{stderr}");
+}
+
+/// After the berth running a stack is killed, `berth status` names what it left running
+/// (tasks and their pids) and how to clean it; `berth down` then cleans it.
+#[test]
+fn status_after_berth_was_killed_names_its_orphans_and_the_cleanup() {
+    let stack = Stack::new();
+    let output = stack.berth(&["up", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let status = stack.status_json();
+    let berth_pid = status["pid"].as_u64().unwrap();
+    let tasks = task_pids(&status);
+    assert_eq!(tasks.len(), 2, "{status}");
+    let killed = Command::new("kill")
+        .args(["-9", &berth_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until("berth to be gone", || !alive(berth_pid));
+    assert!(
+        tasks.iter().all(|pid| alive(*pid)),
+        "the tasks outlive berth"
+    );
+
+    let output = stack.berth(&["status"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {berth_pid}) is gone")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 task(s)"), "{stderr}");
+    for pid in &tasks {
+        assert!(stderr.contains(&pid.to_string()), "{stderr}");
+    }
+    assert!(
+        stderr.contains("`berth up`") && stderr.contains("`berth down`"),
+        "{stderr}"
+    );
+
+    let output = stack.berth(&["down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    wait_until("the orphaned tasks to be gone", || {
+        tasks.iter().all(|pid| !alive(*pid))
+    });
+    let output = stack.berth(&["status"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("start it with `berth up`"), "{stderr}");
+}

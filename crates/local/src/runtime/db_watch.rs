@@ -1,0 +1,181 @@
+//! Supervision of the local PostgreSQL, as a task is supervised: when the postmaster dies
+//! (kill -9, OOM killer), berth starts it again on the same port, and PostgreSQL's crash
+//! recovery replays its WAL, so every committed row is still there. The API keeps its pool
+//! and reconnects; its readiness (`/api/health/ready`) follows the database.
+//!
+//! A restart loop backs off as a failing task does (1 s, doubling, at most 15 min): a
+//! restart attempt that fails, or a server that dies again less than [`STABLE_AFTER`] after
+//! berth restarted it, counts as one more consecutive failure; a server that stayed up that
+//! long starts the count again, so an isolated crash is repaired at once.
+
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Mutex, broadcast};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::RuntimeEvent;
+use crate::database::{
+    DatabaseEvent, DatabaseState, DatabaseStatus, DatabaseStatusView, LocalPostgres, process_exited,
+};
+use crate::service::Backoff;
+
+/// How long a restarted server must stay up for its next death to count as a new incident
+/// rather than as part of a restart loop.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// The supervised database's state, shared by the supervisor, `berth status` and the stop.
+#[derive(Debug)]
+pub struct Supervision {
+    view: StdMutex<DatabaseStatusView>,
+    /// Cancelled before a deliberate stop: a server berth stops is not restarted.
+    stop: CancellationToken,
+}
+
+impl Supervision {
+    pub fn new(view: DatabaseStatusView) -> Self {
+        Self {
+            view: StdMutex::new(view),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    pub fn view(&self) -> DatabaseStatusView {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut DatabaseStatusView)) {
+        change(&mut self.view.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Ends supervision (before berth stops the server itself).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn set_state(&self, state: DatabaseState) {
+        self.update(|view| {
+            view.state = state;
+            if state == DatabaseState::Stopped {
+                view.pid = None;
+            }
+        });
+    }
+
+    /// Records an event (the status's last event) and sends it to the CLI.
+    fn event(&self, events: &broadcast::Sender<RuntimeEvent>, message: String) {
+        let mut name = String::new();
+        self.update(|view| {
+            name = view.name.clone();
+            view.last_event = Some(DatabaseEvent {
+                created_at: Utc::now(),
+                message: message.clone(),
+            });
+        });
+        tracing::info!(database = %name, "{message}");
+        let _ = events.send(RuntimeEvent::Database {
+            message: format!("(database {name}) {message}"),
+        });
+    }
+}
+
+/// Watches the postmaster and restarts it when it dies, until [`Supervision::stop`].
+pub async fn supervise(
+    local: Arc<Mutex<LocalPostgres>>,
+    supervision: Arc<Supervision>,
+    events: broadcast::Sender<RuntimeEvent>,
+) {
+    let stop = supervision.stop.clone();
+    // When berth last restarted it (the first start is not a restart).
+    let mut restarted_at: Option<Instant> = None;
+    let mut failures = 0u32;
+    loop {
+        let running = match local.lock().await.status() {
+            DatabaseStatus::Running { pid, .. } => Some(pid),
+            _ => None,
+        };
+        if let Some(pid) = running {
+            supervision.update(|view| view.pid = Some(pid));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = process_exited(pid) => {}
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+            match restarted_at {
+                Some(at) if at.elapsed() < STABLE_AFTER => failures += 1,
+                _ => failures = 0,
+            }
+            supervision.update(|view| {
+                view.state = DatabaseState::Rebooting;
+                view.pid = None;
+            });
+            supervision.event(
+                &events,
+                format!(
+                    "the PostgreSQL server (pid {pid}) exited unexpectedly: recovery of the DB instance has started"
+                ),
+            );
+        }
+        // Restart attempts, backing off while they fail.
+        loop {
+            let delay = Backoff::delay(failures);
+            if !delay.is_zero() {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            let mut postgres = local.lock().await;
+            if stop.is_cancelled() {
+                return;
+            }
+            match postgres.restart().await {
+                Ok(port) => {
+                    restarted_at = Some(Instant::now());
+                    supervision.update(|view| {
+                        view.state = DatabaseState::Available;
+                        view.port = port;
+                        view.restarts += 1;
+                    });
+                    supervision.event(
+                        &events,
+                        format!(
+                            "DB instance restarted: recovery is complete, accepting connections on port {port}"
+                        ),
+                    );
+                    break;
+                }
+                Err(error) => {
+                    failures += 1;
+                    supervision.event(
+                        &events,
+                        format!(
+                            "unable to restart the DB instance ({}); next attempt in {}s",
+                            error_chain(&error),
+                            Backoff::delay(failures).as_secs()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

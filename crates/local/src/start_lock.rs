@@ -1,0 +1,105 @@
+//! One berth starts a stack at a time: `.berth/run/start.lock`, an exclusive `flock` held by
+//! the berth that is starting the stack (a foreground `berth up` for its whole life, the
+//! `berth up -d` that waits for its detached berth until that one is up). It holds the pid
+//! of the berth that runs the stack, so the loser of a race can name it. Once a detached
+//! berth is up, its control socket and `state.json` say that it runs.
+//!
+//! The kernel drops the lock when its holder exits, however it exits: a killed berth never
+//! leaves a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::control::ensure_private_dir;
+
+/// The lock file's name inside the run directory.
+pub const START_LOCK: &str = "start.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartLockError {
+    #[error("another berth is starting or running this stack{}; use `berth status` or `berth down`", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Held { pid: Option<u32> },
+    #[error("cannot lock {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The held lock; dropping it releases it.
+#[derive(Debug)]
+pub struct StartLock {
+    file: Flock<File>,
+    path: PathBuf,
+}
+
+impl StartLock {
+    /// Takes the lock without waiting, recording this process as the one that runs the stack.
+    pub fn acquire(run_dir: &Path) -> Result<Self, StartLockError> {
+        let path = run_dir.join(START_LOCK);
+        let io_error = |source| StartLockError::Io {
+            path: path.clone(),
+            source,
+        };
+        ensure_private_dir(run_dir).map_err(io_error)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error)?;
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(file) => file,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(StartLockError::Held {
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err((_, errno)) => return Err(io_error(errno.into())),
+        };
+        let mut lock = Self { file, path };
+        lock.set_pid(std::process::id())?;
+        Ok(lock)
+    }
+
+    /// Records `pid` as the berth that runs the stack (the detached berth this one started).
+    /// One write of a fixed width over the old pid, never a truncation, so a reader sees
+    /// one pid or the other, never an empty file.
+    pub fn set_pid(&mut self, pid: u32) -> Result<(), StartLockError> {
+        use std::os::unix::fs::FileExt;
+        let file: &File = &self.file;
+        file.write_all_at(format!("{pid:<10}\n").as_bytes(), 0)
+            .map_err(|source| StartLockError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_with_the_holders_pid_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = StartLock::acquire(dir.path()).unwrap();
+        first.set_pid(4242).unwrap();
+        match StartLock::acquire(dir.path()) {
+            Err(StartLockError::Held { pid }) => assert_eq!(pid, Some(4242)),
+            other => panic!("expected the lock to be held, got {other:?}"),
+        }
+        drop(first);
+        StartLock::acquire(dir.path()).unwrap();
+    }
+}
