@@ -168,7 +168,7 @@ pub async fn supervise(
     }
 }
 
-/// An error with its causes, on one line.
+/// An error with its causes, on one line (an event is one line).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -177,5 +177,5 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
