@@ -99,30 +99,33 @@ pub async fn supervise(
             DatabaseStatus::Running { pid, .. } => Some(pid),
             _ => None,
         };
-        if let Some(pid) = running {
-            supervision.update(|view| view.pid = Some(pid));
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = process_exited(pid) => {}
+        let gone = match running {
+            Some(pid) => {
+                supervision.update(|view| view.pid = Some(pid));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = process_exited(pid) => {}
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+                format!("the PostgreSQL server (pid {pid}) exited unexpectedly")
             }
-            if stop.is_cancelled() {
-                return;
-            }
-            match restarted_at {
-                Some(at) if at.elapsed() < STABLE_AFTER => failures += 1,
-                _ => failures = 0,
-            }
-            supervision.update(|view| {
-                view.state = DatabaseState::Rebooting;
-                view.pid = None;
-            });
-            supervision.event(
-                &events,
-                format!(
-                    "the PostgreSQL server (pid {pid}) exited unexpectedly: recovery of the DB instance has started"
-                ),
-            );
+            // Died before supervision began (or someone stopped it behind berth's back).
+            None => "the PostgreSQL server is not running".to_owned(),
+        };
+        match restarted_at {
+            Some(at) if at.elapsed() < STABLE_AFTER => failures += 1,
+            _ => failures = 0,
         }
+        supervision.update(|view| {
+            view.state = DatabaseState::Rebooting;
+            view.pid = None;
+        });
+        supervision.event(
+            &events,
+            format!("{gone}: recovery of the DB instance has started"),
+        );
         // Restart attempts, backing off while they fail.
         loop {
             let delay = Backoff::delay(failures);

@@ -85,6 +85,20 @@ impl Fixture {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    /// Brings the stack up in this process (with its control socket), after no killed
+    /// berth, and waits until every target is healthy.
+    async fn up_steady(&self) -> Runtime {
+        let options = UpOptions {
+            environment: "local".into(),
+            control_socket: true,
+            interrupt: CancellationToken::new(),
+        };
+        let (runtime, recovery) = up(&self.stack(), &options, Arc::new(|_| {})).await.unwrap();
+        assert!(recovery.is_none());
+        within("every target healthy", runtime.wait_steady()).await;
+        runtime
+    }
+
     /// Runs the berth binary on this stack.
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(bin_path("berth"))
@@ -171,15 +185,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread")]
 async fn file_analyzer_serves_heals_and_stops_everything() {
     let fx = Fixture::new();
-    let stack = fx.stack();
-    let options = UpOptions {
-        environment: "local".into(),
-        control_socket: true,
-        interrupt: CancellationToken::new(),
-    };
-    let (runtime, recovery) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
-    assert!(recovery.is_none());
-    within("every target healthy", runtime.wait_steady()).await;
+    let runtime = fx.up_steady().await;
     let port = fx.port;
 
     // `/` reaches the frontend, `/api/*` the backend.
@@ -320,14 +326,7 @@ fn process_uids(pid: u32) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     let fx = Fixture::new();
-    let stack = fx.stack();
-    let options = UpOptions {
-        environment: "local".into(),
-        control_socket: true,
-        interrupt: CancellationToken::new(),
-    };
-    let (runtime, _) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
-    within("every target healthy", runtime.wait_steady()).await;
+    let runtime = fx.up_steady().await;
     let id = upload(fx.port, "kept.txt", "committed before the crash");
     let before = runtime.status().database.expect("a database line");
     assert_eq!(
