@@ -157,8 +157,7 @@ fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
     assert_eq!(losers[0].status.code(), Some(1), "{loser}");
     let berth_pid = stack.status_json()["pid"].as_u64().unwrap();
     assert!(
-        loser.contains("another berth is starting or running this stack")
-            || loser.contains("already running"),
+        loser.contains("berth is already running this stack"),
         "{loser}"
     );
     // The berth that runs the stack, or the `berth up -d` that is starting it.
@@ -181,6 +180,28 @@ fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
         assert!(!loser.contains(line), "the loser printed {line:?}: {loser}");
     }
     assert!(losers[0].stdout.is_empty());
+
+    // Once up, the detached berth itself holds the start lock (its `berth up -d` is gone):
+    // a later `berth up` names it too.
+    let lock = stack.path().join(".berth/run/start.lock");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        berth_pid.to_string()
+    );
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(!free.success(), "nobody holds the start lock");
+    let third = stack.berth(&["up"]);
+    let third_err = text(&third.stderr);
+    assert_eq!(third.status.code(), Some(1), "{third_err}");
+    assert!(
+        third_err.contains(&format!("pid {berth_pid}")),
+        "{third_err}"
+    );
 }
 
 /// `berth status` as a user who may not reach the running berth's socket says permission
