@@ -114,17 +114,20 @@ pub async fn supervise(
             // Died before supervision began (or someone stopped it behind berth's back).
             None => "the PostgreSQL server is not running".to_owned(),
         };
-        match restarted_at {
-            Some(at) if at.elapsed() < STABLE_AFTER => failures += 1,
-            _ => failures = 0,
-        }
+        failures = failures_after_death(restarted_at, failures, Instant::now());
         supervision.update(|view| {
             view.state = DatabaseState::Rebooting;
             view.pid = None;
         });
+        let delay = Backoff::delay(failures);
+        let when = if delay.is_zero() {
+            String::new()
+        } else {
+            format!(" (a restart loop: next attempt in {}s)", delay.as_secs())
+        };
         supervision.event(
             &events,
-            format!("{gone}: recovery of the DB instance has started"),
+            format!("{gone}: recovery of the DB instance has started{when}"),
         );
         // Restart attempts, backing off while they fail.
         loop {
@@ -171,6 +174,16 @@ pub async fn supervise(
     }
 }
 
+/// Consecutive failures once the server died: one more when it died less than
+/// [`STABLE_AFTER`] after berth restarted it (a restart loop), none after a server that
+/// stayed up (an isolated crash is repaired at once).
+fn failures_after_death(restarted_at: Option<Instant>, failures: u32, now: Instant) -> u32 {
+    match restarted_at {
+        Some(at) if now.duration_since(at) < STABLE_AFTER => failures + 1,
+        _ => 0,
+    }
+}
+
 /// An error with its causes, on one line (an event is one line).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -181,4 +194,25 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_loop_backs_off_and_a_server_that_stayed_up_starts_over() {
+        let start = Instant::now();
+        // The first death (berth never restarted it): at once.
+        assert_eq!(failures_after_death(None, 0, start), 0);
+        // Died again 5 s after a restart: one more failure each time, so 1 s, 2 s, 4 s...
+        let restarted = start;
+        let soon = restarted + Duration::from_secs(5);
+        assert_eq!(failures_after_death(Some(restarted), 0, soon), 1);
+        assert_eq!(failures_after_death(Some(restarted), 3, soon), 4);
+        assert_eq!(Backoff::delay(4), Duration::from_secs(8));
+        // Stayed up past STABLE_AFTER: a new incident, repaired at once.
+        let later = restarted + STABLE_AFTER;
+        assert_eq!(failures_after_death(Some(restarted), 7, later), 0);
+    }
 }
