@@ -204,10 +204,10 @@ fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
     );
 }
 
-/// `berth status` as a user who may not reach the running berth's socket says permission
-/// denied, not "not running".
+/// `berth status` and `berth down` as a user who may not reach the running berth's socket
+/// say permission denied, not "not running", and touch nothing.
 #[test]
-fn status_as_another_user_says_permission_denied() {
+fn status_and_down_as_another_user_say_permission_denied() {
     if !Command::new("id")
         .arg("-u")
         .output()
@@ -224,18 +224,26 @@ fn status_as_another_user_says_permission_denied() {
     // The other user may read the stack file, not berth's state.
     set_mode(stack.path(), 0o755);
     set_mode(&stack.path().join("berth.toml"), 0o644);
-    let output = Command::new("runuser")
-        .args(["-u", "berth-task", "--"])
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg("status")
-        .current_dir(stack.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("permission denied"), "{stderr}");
-    assert!(!stderr.contains("not running"), "{stderr}");
+    for verb in ["status", "down"] {
+        let output = Command::new("runuser")
+            .args(["-u", "berth-task", "--"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg(verb)
+            .current_dir(stack.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "berth {verb}: {stderr}");
+        assert!(
+            stderr.contains("permission denied"),
+            "berth {verb}: {stderr}"
+        );
+        assert!(!stderr.contains("not running"), "berth {verb}: {stderr}");
+    }
+    // And the berth of the stack still runs.
+    let output = stack.berth(&["status"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
 /// After the berth running a stack is killed, `berth status` names what it left running
