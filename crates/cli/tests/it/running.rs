@@ -262,7 +262,12 @@ fn status_after_berth_was_killed_names_its_orphans_and_the_cleanup() {
         .status()
         .unwrap();
     assert!(killed.success());
-    wait_until("berth to be gone", || !alive(berth_pid));
+    // Its threads may still hold the socket open a moment after it shows as a zombie: wait
+    // until the socket no longer answers.
+    let socket = stack.path().join(".berth/run/control.sock");
+    wait_until("berth's socket to stop answering", || {
+        !alive(berth_pid) && std::os::unix::net::UnixStream::connect(&socket).is_err()
+    });
     assert!(
         tasks.iter().all(|pid| alive(*pid)),
         "the tasks outlive berth"
