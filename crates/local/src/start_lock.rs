@@ -1,8 +1,7 @@
 //! One berth starts a stack at a time: `.berth/run/start.lock`, an exclusive `flock` held by
-//! the berth that is starting the stack (a foreground `berth up` for its whole life, the
-//! `berth up -d` that waits for its detached berth until that one is up). It holds the pid
-//! of the berth that runs the stack, so the loser of a race can name it. Once a detached
-//! berth is up, its control socket and `state.json` say that it runs.
+//! the berth that runs the stack (a foreground `berth up` for its whole life; `berth up -d`
+//! while it waits for its detached berth, which takes the lock over when it lets go). It
+//! holds the pid of the berth that runs the stack, so the loser of a race can name it.
 //!
 //! The kernel drops the lock when its holder exits, however it exits: a killed berth never
 //! leaves a stale lock.
@@ -22,7 +21,7 @@ pub const START_LOCK: &str = "start.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartLockError {
-    #[error("another berth is starting or running this stack{}; use `berth status` or `berth down`", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    #[error("berth is already running this stack, or starting it{}; use `berth status` or `berth down`", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Held { pid: Option<u32> },
     #[error("cannot lock {}", path.display())]
     Io {
@@ -42,6 +41,16 @@ pub struct StartLock {
 impl StartLock {
     /// Takes the lock without waiting, recording this process as the one that runs the stack.
     pub fn acquire(run_dir: &Path) -> Result<Self, StartLockError> {
+        Self::take(run_dir, FlockArg::LockExclusiveNonblock)
+    }
+
+    /// Takes the lock once its holder lets go (blocks the thread: for the detached berth,
+    /// which takes it over from the `berth up -d` that started it).
+    pub fn acquire_waiting(run_dir: &Path) -> Result<Self, StartLockError> {
+        Self::take(run_dir, FlockArg::LockExclusive)
+    }
+
+    fn take(run_dir: &Path, how: FlockArg) -> Result<Self, StartLockError> {
         let path = run_dir.join(START_LOCK);
         let io_error = |source| StartLockError::Io {
             path: path.clone(),
@@ -56,7 +65,7 @@ impl StartLock {
             .mode(0o600)
             .open(&path)
             .map_err(io_error)?;
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        let file = match Flock::lock(file, how) {
             Ok(file) => file,
             Err((mut file, Errno::EWOULDBLOCK)) => {
                 let mut text = String::new();

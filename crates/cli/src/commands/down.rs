@@ -2,9 +2,9 @@
 //! that ran the stack was killed, clean up what it left instead.
 
 use berth_local::cleanup::{left_behind, leftovers_message, recover};
-use berth_local::control::{ControlError, Request, Response};
+use berth_local::control::{ControlClient, ControlError, Request, Response};
 
-use crate::commands::running::{connect, local_run_dir, report_recovery};
+use crate::commands::running::{connect_error, local_run_dir, report_recovery};
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
@@ -14,7 +14,9 @@ pub struct Args {}
 pub async fn run(cx: &Context, _args: Args) -> CliResult {
     let stack = cx.load_stack()?;
     let run_dir = local_run_dir(cx, &stack)?;
-    match connect(&run_dir).await {
+    match ControlClient::connect(&run_dir).await {
+        // Another user's berth: nothing here may be touched (not even its leftovers).
+        Err(e @ ControlError::PermissionDenied { .. }) => Err(connect_error(&run_dir, e)),
         Ok(mut client) => {
             cx.output
                 .note("stopping: draining targets, then tasks, balancer and database");

@@ -18,7 +18,14 @@ pub fn local_run_dir(cx: &Context, stack: &Stack) -> Result<PathBuf, CliError> {
 /// Connects to the running berth; a clear error when none runs (saying what a killed berth
 /// left running), or when the running one is another user's.
 pub async fn connect(run_dir: &std::path::Path) -> Result<ControlClient, CliError> {
-    ControlClient::connect(run_dir).await.map_err(|e| match e {
+    ControlClient::connect(run_dir)
+        .await
+        .map_err(|e| connect_error(run_dir, e))
+}
+
+/// The error to show when no berth answers on the control socket.
+pub fn connect_error(run_dir: &std::path::Path, e: ControlError) -> CliError {
+    match e {
         ControlError::PermissionDenied { .. } => CliError::Failed(anyhow::Error::new(e).context(
             "cannot reach the berth of this stack: permission denied (run this as the user who ran `berth up`, or as root)",
         )),
@@ -30,7 +37,7 @@ pub async fn connect(run_dir: &std::path::Path) -> Result<ControlClient, CliErro
             ),
         },
         other => CliError::Failed(other.into()),
-    })
+    }
 }
 
 /// "berth was killed, and this still runs": the orphans and what cleans them.

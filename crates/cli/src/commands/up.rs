@@ -51,13 +51,18 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
             environment.name
         )));
     }
+    let run_dir = local_run_dir(cx, &stack)?;
     if args.detached_child {
         // Our own session: the terminal that started `berth up -d` can close.
         let _ = nix::unistd::setsid();
-        return foreground(cx, &stack, false).await;
+        // The start lock passes from the `berth up -d` that started us (it holds it until we
+        // are up, or until it is interrupted) to us, for as long as we run.
+        let lock = tokio::task::spawn_blocking(move || StartLock::acquire_waiting(&run_dir));
+        let result = foreground(cx, &stack, false).await;
+        drop(lock);
+        return result;
     }
-    // One berth starts a stack at a time (a detached berth runs under its parent's lock).
-    let run_dir = local_run_dir(cx, &stack)?;
+    // One berth starts a stack at a time.
     let lock = StartLock::acquire(&run_dir).map_err(|e| CliError::Failed(e.into()))?;
     if args.detach {
         return detach(cx, &stack, lock).await;

@@ -157,8 +157,7 @@ fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
     assert_eq!(losers[0].status.code(), Some(1), "{loser}");
     let berth_pid = stack.status_json()["pid"].as_u64().unwrap();
     assert!(
-        loser.contains("another berth is starting or running this stack")
-            || loser.contains("already running"),
+        loser.contains("berth is already running this stack"),
         "{loser}"
     );
     // The berth that runs the stack, or the `berth up -d` that is starting it.
@@ -181,12 +180,34 @@ fn of_two_concurrent_detached_ups_the_loser_names_the_winner_not_its_log() {
         assert!(!loser.contains(line), "the loser printed {line:?}: {loser}");
     }
     assert!(losers[0].stdout.is_empty());
+
+    // Once up, the detached berth itself holds the start lock (its `berth up -d` is gone):
+    // a later `berth up` names it too.
+    let lock = stack.path().join(".berth/run/start.lock");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        berth_pid.to_string()
+    );
+    let free = Command::new("flock")
+        .arg("-n")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(!free.success(), "nobody holds the start lock");
+    let third = stack.berth(&["up"]);
+    let third_err = text(&third.stderr);
+    assert_eq!(third.status.code(), Some(1), "{third_err}");
+    assert!(
+        third_err.contains(&format!("pid {berth_pid}")),
+        "{third_err}"
+    );
 }
 
-/// `berth status` as a user who may not reach the running berth's socket says permission
-/// denied, not "not running".
+/// `berth status` and `berth down` as a user who may not reach the running berth's socket
+/// say permission denied, not "not running", and touch nothing.
 #[test]
-fn status_as_another_user_says_permission_denied() {
+fn status_and_down_as_another_user_say_permission_denied() {
     if !Command::new("id")
         .arg("-u")
         .output()
@@ -203,18 +224,26 @@ fn status_as_another_user_says_permission_denied() {
     // The other user may read the stack file, not berth's state.
     set_mode(stack.path(), 0o755);
     set_mode(&stack.path().join("berth.toml"), 0o644);
-    let output = Command::new("runuser")
-        .args(["-u", "berth-task", "--"])
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg("status")
-        .current_dir(stack.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("permission denied"), "{stderr}");
-    assert!(!stderr.contains("not running"), "{stderr}");
+    for verb in ["status", "down"] {
+        let output = Command::new("runuser")
+            .args(["-u", "berth-task", "--"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg(verb)
+            .current_dir(stack.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "berth {verb}: {stderr}");
+        assert!(
+            stderr.contains("permission denied"),
+            "berth {verb}: {stderr}"
+        );
+        assert!(!stderr.contains("not running"), "berth {verb}: {stderr}");
+    }
+    // And the berth of the stack still runs.
+    let output = stack.berth(&["status"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
 /// After the berth running a stack is killed, `berth status` names what it left running
@@ -233,7 +262,12 @@ fn status_after_berth_was_killed_names_its_orphans_and_the_cleanup() {
         .status()
         .unwrap();
     assert!(killed.success());
-    wait_until("berth to be gone", || !alive(berth_pid));
+    // Its threads may still hold the socket open a moment after it shows as a zombie: wait
+    // until the socket no longer answers.
+    let socket = stack.path().join(".berth/run/control.sock");
+    wait_until("berth's socket to stop answering", || {
+        !alive(berth_pid) && std::os::unix::net::UnixStream::connect(&socket).is_err()
+    });
     assert!(
         tasks.iter().all(|pid| alive(*pid)),
         "the tasks outlive berth"

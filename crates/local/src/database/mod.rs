@@ -304,6 +304,7 @@ impl LocalPostgres {
             return Ok(running.port);
         }
         postmaster::remove_stale(&self.data_dir())?;
+        postmaster::remove_stale_socket_lock(&self.run_dir(), port)?;
         self.pg_ctl_start(port).await?;
         tracing::info!(port, "PostgreSQL restarted");
         Ok(port)

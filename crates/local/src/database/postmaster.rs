@@ -78,6 +78,26 @@ pub fn remove_stale(data_dir: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Removes the unix socket's lock file (`.s.PGSQL.<port>.lock` in `socket_dir`) when the
+/// server it names is dead. PostgreSQL itself only checks that the pid exists, and a killed
+/// postmaster lingers as a zombie until whoever inherited it reaps it: a restart in that
+/// window would fail for nothing.
+pub fn remove_stale_socket_lock(socket_dir: &Path, port: u16) -> Result<(), FsError> {
+    let path = socket_dir.join(format!(".s.PGSQL.{port}.lock"));
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let pid: Option<u32> = text.lines().next().and_then(|l| l.trim().parse().ok());
+    if pid.is_some_and(is_live_postgres) {
+        return Ok(());
+    }
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FsError::new("remove", path, e)),
+    }
+}
+
 fn parse(text: &str) -> Option<(u32, u16)> {
     let mut lines = text.lines();
     let pid = lines.next()?.trim().parse().ok()?;
@@ -86,11 +106,17 @@ fn parse(text: &str) -> Option<(u32, u16)> {
 }
 
 /// Whether `pid` is alive and is a PostgreSQL server process (not some process that reused
-/// the number).
+/// the number). A zombie is dead: a killed postmaster, orphaned by `pg_ctl`, stays one when
+/// the init it was handed to does not reap (a container's), with its name unchanged.
 fn is_live_postgres(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
-        .unwrap_or(false)
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    });
+    !zombie
+        && fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+            .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -102,6 +128,20 @@ mod tests {
         let text = "1234\n/data\n1700000000\n5433\n/run\n127.0.0.1\n  1 2\nready   \n";
         assert_eq!(parse(text), Some((1234, 5433)));
         assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_socket_lock_naming_no_live_server_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = tmp.path().join(".s.PGSQL.5432.lock");
+        // Our own pid is alive but not postgres; 99999999 cannot exist.
+        for pid in [std::process::id(), 99_999_999] {
+            fs::write(&lock, format!("{pid}\n/d\n")).unwrap();
+            remove_stale_socket_lock(tmp.path(), 5432).unwrap();
+            assert!(!lock.exists(), "pid {pid}");
+        }
+        // No lock file: nothing to do.
+        remove_stale_socket_lock(tmp.path(), 5432).unwrap();
     }
 
     #[test]

@@ -99,30 +99,36 @@ pub async fn supervise(
             DatabaseStatus::Running { pid, .. } => Some(pid),
             _ => None,
         };
-        if let Some(pid) = running {
-            supervision.update(|view| view.pid = Some(pid));
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = process_exited(pid) => {}
+        let gone = match running {
+            Some(pid) => {
+                supervision.update(|view| view.pid = Some(pid));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = process_exited(pid) => {}
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+                format!("the PostgreSQL server (pid {pid}) exited unexpectedly")
             }
-            if stop.is_cancelled() {
-                return;
-            }
-            match restarted_at {
-                Some(at) if at.elapsed() < STABLE_AFTER => failures += 1,
-                _ => failures = 0,
-            }
-            supervision.update(|view| {
-                view.state = DatabaseState::Rebooting;
-                view.pid = None;
-            });
-            supervision.event(
-                &events,
-                format!(
-                    "the PostgreSQL server (pid {pid}) exited unexpectedly: recovery of the DB instance has started"
-                ),
-            );
-        }
+            // Died before supervision began (or someone stopped it behind berth's back).
+            None => "the PostgreSQL server is not running".to_owned(),
+        };
+        failures = failures_after_death(restarted_at, failures, Instant::now());
+        supervision.update(|view| {
+            view.state = DatabaseState::Rebooting;
+            view.pid = None;
+        });
+        let delay = Backoff::delay(failures);
+        let when = if delay.is_zero() {
+            String::new()
+        } else {
+            format!(" (a restart loop: next attempt in {}s)", delay.as_secs())
+        };
+        supervision.event(
+            &events,
+            format!("{gone}: recovery of the DB instance has started{when}"),
+        );
         // Restart attempts, backing off while they fail.
         loop {
             let delay = Backoff::delay(failures);
@@ -168,7 +174,17 @@ pub async fn supervise(
     }
 }
 
-/// An error with its causes, on one line.
+/// Consecutive failures once the server died: one more when it died less than
+/// [`STABLE_AFTER`] after berth restarted it (a restart loop), none after a server that
+/// stayed up (an isolated crash is repaired at once).
+fn failures_after_death(restarted_at: Option<Instant>, failures: u32, now: Instant) -> u32 {
+    match restarted_at {
+        Some(at) if now.duration_since(at) < STABLE_AFTER => failures + 1,
+        _ => 0,
+    }
+}
+
+/// An error with its causes, on one line (an event is one line).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -177,5 +193,26 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_loop_backs_off_and_a_server_that_stayed_up_starts_over() {
+        let start = Instant::now();
+        // The first death (berth never restarted it): at once.
+        assert_eq!(failures_after_death(None, 0, start), 0);
+        // Died again 5 s after a restart: one more failure each time, so 1 s, 2 s, 4 s...
+        let restarted = start;
+        let soon = restarted + Duration::from_secs(5);
+        assert_eq!(failures_after_death(Some(restarted), 0, soon), 1);
+        assert_eq!(failures_after_death(Some(restarted), 3, soon), 4);
+        assert_eq!(Backoff::delay(4), Duration::from_secs(8));
+        // Stayed up past STABLE_AFTER: a new incident, repaired at once.
+        let later = restarted + STABLE_AFTER;
+        assert_eq!(failures_after_death(Some(restarted), 7, later), 0);
+    }
 }

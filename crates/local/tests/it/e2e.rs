@@ -85,6 +85,20 @@ impl Fixture {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    /// Brings the stack up in this process (with its control socket), after no killed
+    /// berth, and waits until every target is healthy.
+    async fn up_steady(&self) -> Runtime {
+        let options = UpOptions {
+            environment: "local".into(),
+            control_socket: true,
+            interrupt: CancellationToken::new(),
+        };
+        let (runtime, recovery) = up(&self.stack(), &options, Arc::new(|_| {})).await.unwrap();
+        assert!(recovery.is_none());
+        within("every target healthy", runtime.wait_steady()).await;
+        runtime
+    }
+
     /// Runs the berth binary on this stack.
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(bin_path("berth"))
@@ -171,15 +185,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread")]
 async fn file_analyzer_serves_heals_and_stops_everything() {
     let fx = Fixture::new();
-    let stack = fx.stack();
-    let options = UpOptions {
-        environment: "local".into(),
-        control_socket: true,
-        interrupt: CancellationToken::new(),
-    };
-    let (runtime, recovery) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
-    assert!(recovery.is_none());
-    within("every target healthy", runtime.wait_steady()).await;
+    let runtime = fx.up_steady().await;
     let port = fx.port;
 
     // `/` reaches the frontend, `/api/*` the backend.
@@ -314,20 +320,31 @@ fn process_uids(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// kill -9 of the postmaster: berth restarts it on the same port, crash recovery keeps the
-/// committed rows, the API's readiness comes back, and `berth status` (text and JSON) shows
-/// the database, its restart and the last event.
+/// The database events up to the next "DB instance restarted".
+async fn restarted(events: &mut tokio::sync::broadcast::Receiver<RuntimeEvent>) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match events.recv().await {
+            Ok(RuntimeEvent::Database { message }) => {
+                seen.push(message.clone());
+                if message.contains("DB instance restarted") {
+                    return seen;
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(error) => panic!("events ended: {error}"),
+        }
+    }
+}
+
+/// kill -9 of the postmaster: berth restarts it on the same port (at once; after a back-off
+/// when it dies again right after a restart), crash recovery keeps the committed rows, the
+/// API's readiness comes back, and `berth status` (text and JSON) shows the database, its
+/// restarts and the last event.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     let fx = Fixture::new();
-    let stack = fx.stack();
-    let options = UpOptions {
-        environment: "local".into(),
-        control_socket: true,
-        interrupt: CancellationToken::new(),
-    };
-    let (runtime, _) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
-    within("every target healthy", runtime.wait_steady()).await;
+    let runtime = fx.up_steady().await;
     let id = upload(fx.port, "kept.txt", "committed before the crash");
     let before = runtime.status().database.expect("a database line");
     assert_eq!(
@@ -339,22 +356,7 @@ async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     let postmaster = postmaster_pid(&fx);
     assert_eq!(before.pid, Some(postmaster));
     kill(Pid::from_raw(postmaster as i32), Signal::SIGKILL).unwrap();
-    let mut seen = Vec::new();
-    within("the database restarted event", async {
-        loop {
-            match events.recv().await {
-                Ok(RuntimeEvent::Database { message }) => {
-                    seen.push(message.clone());
-                    if message.contains("DB instance restarted") {
-                        return;
-                    }
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(error) => panic!("events ended: {error}"),
-            }
-        }
-    })
-    .await;
+    let seen = within("the database restarted event", restarted(&mut events)).await;
     assert!(
         seen[0].starts_with("(database fileanalyzer) the PostgreSQL server")
             && seen[0].contains(&format!("pid {postmaster}"))
@@ -364,7 +366,18 @@ async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     assert!(process_gone(postmaster));
     assert_ne!(postmaster_pid(&fx), postmaster);
 
-    // The API reconnects: ready again, and the row committed before the crash is there.
+    // Killed again at once after its restart: a restart loop, so the next attempt waits.
+    let first_restart = postmaster_pid(&fx);
+    kill(Pid::from_raw(first_restart as i32), Signal::SIGKILL).unwrap();
+    let second = within("the second restart", restarted(&mut events)).await;
+    assert!(
+        second[0].contains(&format!("pid {first_restart}"))
+            && second[0].contains("a restart loop: next attempt in 1s"),
+        "{second:?}"
+    );
+    assert_eq!(runtime.status().database.unwrap().restarts, 2);
+
+    // The API reconnects: ready again, and the row committed before the crashes is there.
     eventually("the API to be ready again", || {
         http_get(fx.port, "/api/health/ready").is_some_and(|r| r.status == 200)
     })
@@ -376,7 +389,7 @@ async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     let json = fx.status_json();
     let database = &json["database"];
     assert_eq!(database["state"], "available", "{database}");
-    assert_eq!(database["restarts"], 1, "{database}");
+    assert_eq!(database["restarts"], 2, "{database}");
     assert_eq!(database["port"], before.port, "the tasks' port is kept");
     assert_eq!(database["pid"], postmaster_pid(&fx));
     assert!(
@@ -407,7 +420,7 @@ async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     assert!(!data_dir.join("postmaster.pid").exists());
     assert_eq!(
         runtime.status().database.map(|d| (d.state, d.restarts)),
-        Some((DatabaseState::Stopped, 1))
+        Some((DatabaseState::Stopped, 2))
     );
 }
 
