@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -32,8 +32,9 @@ use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 /// for a moment: its exit must still count as a failed start, or it would be restarted in a
 /// tight loop.
 const PROVEN_AFTER: Duration = Duration::from_secs(1);
-/// Stopped tasks kept for `berth status` (ECS keeps them about an hour, S4.4).
-const STOPPED_KEPT: usize = 20;
+/// How long a stopped task stays in `berth status`: ECS shows stopped tasks for at least an
+/// hour (S4.4), whatever their number.
+const STOPPED_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// Events kept (the console shows 100, S2.19).
 const EVENTS_KEPT: usize = 100;
 
@@ -103,6 +104,18 @@ impl Record {
     fn primary(&mut self) -> &mut Deployment {
         // There is always a PRIMARY deployment: the first is made with the record.
         &mut self.deployments[0]
+    }
+
+    fn deployment(&mut self, id: &str) -> Option<&mut Deployment> {
+        self.deployments.iter_mut().find(|d| d.id == id)
+    }
+
+    /// One more failed task for `deployment`'s `failedTasks` (S2.7).
+    fn count_failure(&mut self, deployment: &str) {
+        if let Some(d) = self.deployment(deployment) {
+            d.failed_tasks += 1;
+            d.updated_at = Utc::now();
+        }
     }
 }
 
@@ -314,14 +327,14 @@ impl ServiceController {
                 }
                 if !tracked.was_healthy {
                     record.backoff.record_failure(now);
-                    record.primary().failed_tasks += 1;
+                    record.count_failure(&tracked.deployment);
                 }
             }
             record
                 .stopped
                 .push_front((tracked.task.snapshot(), tracked.deployment));
-            record.stopped.truncate(STOPPED_KEPT);
         }
+        forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
     }
 
     fn observe(&self, record: &mut Record) -> ServiceView {
@@ -330,7 +343,9 @@ impl ServiceController {
         let targets = self.shared.target_health(target_group.as_deref());
         let has_check = record.settings.container_health_check;
         let mut views = Vec::with_capacity(record.tasks.len());
-        let mut any_became_healthy = false;
+        // Deployments with a task that became healthy this round (S2.5: the consecutive
+        // failure count resets).
+        let mut proven: Vec<String> = Vec::new();
         for tracked in &mut record.tasks {
             let snapshot = tracked.task.snapshot();
             let target = targets
@@ -357,14 +372,18 @@ impl ServiceController {
                     .is_none_or(|h| h == crate::task::HealthStatus::Healthy);
             if healthy_now && !tracked.was_healthy && view.age >= PROVEN_AFTER {
                 tracked.was_healthy = true;
-                any_became_healthy = true;
+                proven.push(tracked.deployment.clone());
             }
             views.push(view);
         }
-        if any_became_healthy {
+        if !proven.is_empty() {
             record.backoff.record_success();
             record.reported_throttle = false;
-            record.primary().failed_tasks = 0;
+        }
+        for deployment in proven {
+            if let Some(d) = record.deployment(&deployment) {
+                d.failed_tasks = 0;
+            }
         }
         let running = views
             .iter()
@@ -519,6 +538,13 @@ impl ServiceController {
             (Some(router), Some(tg), true) => Some((router.clone(), tg.clone(), tracked.target())),
             _ => None,
         };
+        // A task stopped for failing its health checks is a failed task of its deployment
+        // (S2.6 stage 2, S2.7): without this a release with a wrong health-check path would
+        // never trip the circuit breaker.
+        if tracked.unhealthy.is_some() {
+            let deployment = tracked.deployment.clone();
+            record.count_failure(&deployment);
+        }
         self.shared.emit(
             &mut record,
             events::stopped(&self.shared.name, std::slice::from_ref(id)),
@@ -619,6 +645,16 @@ fn next_deadline(record: &Record, now: Instant) -> Option<Instant> {
         .min()
 }
 
+/// Drops the stopped tasks (newest first) that stopped before `cutoff`.
+fn forget_stopped_before(stopped: &mut VecDeque<(TaskSnapshot, String)>, cutoff: DateTime<Utc>) {
+    while stopped
+        .back()
+        .is_some_and(|(task, _)| task.stopped_at.is_some_and(|at| at < cutoff))
+    {
+        stopped.pop_back();
+    }
+}
+
 /// Yields on every status or health change of `task`, and ends once it is STOPPED.
 fn status_changes(task: &Task) -> BoxStream<'static, ()> {
     futures_util::stream::unfold(Some(task.subscribe()), |receiver| async move {
@@ -663,7 +699,8 @@ impl ServiceHandle {
     }
 
     pub fn status(&self) -> ServiceStatus {
-        let record = self.shared.lock();
+        let mut record = self.shared.lock();
+        forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
         let targets = self
             .shared
             .target_health(record.settings.target_group.as_deref());
@@ -710,5 +747,39 @@ impl ServiceHandle {
             tasks,
             events: record.events.iter().cloned().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_task(n: u32, at: DateTime<Utc>) -> (TaskSnapshot, String) {
+        let mut task = TaskSnapshot::provisioning(TaskId::from(format!("{n:032x}")), 4000);
+        task.last_status = TaskStatus::Stopped;
+        task.stopped_at = Some(at);
+        (task, "ecs-svc/1234567890123456789".to_owned())
+    }
+
+    /// S4.4: stopped tasks are shown for an hour, however many there are (it used to keep the
+    /// last 20).
+    #[test]
+    fn stopped_tasks_are_kept_for_an_hour_not_by_count() {
+        let now = Utc::now();
+        // Newest first, as `harvest` pushes them: 30 within the hour, then 2 older.
+        let mut stopped: VecDeque<_> = (0..30)
+            .map(|n| stopped_task(n, now - chrono::TimeDelta::minutes(i64::from(n))))
+            .chain([
+                stopped_task(30, now - chrono::TimeDelta::minutes(61)),
+                stopped_task(31, now - chrono::TimeDelta::minutes(90)),
+            ])
+            .collect();
+        forget_stopped_before(&mut stopped, now - STOPPED_KEPT_FOR);
+        assert_eq!(stopped.len(), 30);
+        assert!(
+            stopped
+                .iter()
+                .all(|(t, _)| t.stopped_at.unwrap() >= now - STOPPED_KEPT_FOR)
+        );
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! `plan(view) -> Vec<Action>` keeps `desiredCount` (S1.1): it starts tasks that are missing,
 //! marks tasks unhealthy once past the grace period (S1.12), starts replacements for them
-//! before stopping them within `maximumPercent` (S1.14), stops them one by one keeping
-//! `minimumHealthyPercent` when no replacement can start (S1.15), scales in, and reports the
-//! steady state. It owns no clock and no process: the executor feeds it and carries it out.
+//! before stopping them within `maximumPercent` (S1.14), stops them one by one when no
+//! replacement can start (S1.15; they do not count toward `minimumHealthyPercent`), scales
+//! in, and reports the steady state. It owns no clock and no process: the executor feeds it and carries it out.
 
 use std::time::Duration;
 
@@ -168,7 +168,10 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     }
 
     // Unhealthy tasks: stopped once their replacements are healthy (S1.14); when no
-    // replacement can start, one at a time while min healthy holds (S1.15).
+    // replacement can start, one at a time to free room for one (S1.15). An unhealthy task
+    // does not count toward minimumHealthyPercent, so stopping it never breaks that bound:
+    // ECS keeps replacing unhealthy tasks whatever their replacements did, and a service
+    // whose every task (replacements included) went unhealthy recovers with its app.
     let stop_unhealthy = |task: &TaskView, cause: &UnhealthyCause| Action::StopTask {
         task: task.id.clone(),
         code: StopCode::ServiceSchedulerInitiated,
@@ -182,13 +185,9 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
             }
             stopped_any = true;
         } else if room == 0 && missing > 0 && stopping == 0 {
-            if healthy.len() as u32 >= view.configuration.min_healthy(desired) {
-                let (task, cause) = &unhealthy[0];
-                actions.push(stop_unhealthy(task, cause));
-                stopped_any = true;
-            } else {
-                actions.push(Action::Stuck);
-            }
+            let (task, cause) = &unhealthy[0];
+            actions.push(stop_unhealthy(task, cause));
+            stopped_any = true;
         }
     }
 

@@ -187,7 +187,9 @@ fn planner_tables() {
             vec![elb_stop(2)],
         ),
         (
-            "max 100% and min 100%: stuck",
+            // S1.14/S1.15: an unhealthy task does not count toward the minimum, so stopping
+            // it keeps minimumHealthyPercent; ECS keeps replacing it (it used to be stuck).
+            "max 100% and min 100%: no room, stop the unhealthy task to free some",
             ServiceView {
                 configuration: DeploymentConfiguration {
                     minimum_healthy_percent: 100,
@@ -195,7 +197,48 @@ fn planner_tables() {
                 },
                 ..view(2, vec![running(1, Healthy), marked(2, Unhealthy)])
             },
-            vec![Action::Stuck],
+            vec![elb_stop(2)],
+        ),
+        (
+            // S1.14/S1.15: 100/200 with the replacements unhealthy too; it used to stay at
+            // four unhealthy tasks for good, even after the app recovered.
+            "all four unhealthy at max 200%: stop one to free room for a replacement",
+            view(
+                2,
+                vec![
+                    marked(1, Unhealthy),
+                    marked(2, Unhealthy),
+                    marked(3, Unhealthy),
+                    marked(4, Unhealthy),
+                ],
+            ),
+            vec![elb_stop(1)],
+        ),
+        (
+            "one healthy and three unhealthy at max 200%: stop one unhealthy",
+            view(
+                2,
+                vec![
+                    running(1, Healthy),
+                    marked(2, Unhealthy),
+                    marked(3, Unhealthy),
+                    marked(4, Unhealthy),
+                ],
+            ),
+            vec![elb_stop(2)],
+        ),
+        (
+            "unhealthy task freed room: its replacement starts",
+            view(
+                2,
+                vec![
+                    stopping(1),
+                    marked(2, Unhealthy),
+                    marked(3, Unhealthy),
+                    marked(4, Unhealthy),
+                ],
+            ),
+            vec![start(1)],
         ),
         (
             "scale in: stop the task not yet healthy first",
@@ -520,6 +563,9 @@ async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
         Some(format!("Task failed ELB health checks in (target-group {TG})").as_str())
     );
     assert!(router.deregistered.lock().unwrap().contains(&sick_addr));
+    // S2.6 stage 2 / S2.7: a task stopped for failing its health checks is a failed task (the
+    // replacement became healthy before the stop, so the consecutive count stays at one).
+    assert_eq!(service.status().deployments[0].failed_tasks, 1);
 
     // Start before stop: the replacement's start event comes before the sick task's stop.
     let mut messages = Vec::new();
