@@ -37,6 +37,22 @@ impl DeploymentConfiguration {
     }
 }
 
+/// `deploymentCircuitBreaker` (S2.1): with the default threshold (S2.3) and the consecutive
+/// count (`resetOnHealthyTask`, S2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+impl CircuitBreaker {
+    /// `min(200, max(3, ceil(0.5 × desired)))` (S2.3).
+    pub fn threshold(desired: u32) -> u32 {
+        desired.div_ceil(2).clamp(3, 200)
+    }
+}
+
 /// Deployment `status` (S2.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -104,8 +120,15 @@ pub struct Deployment {
     pub failed_tasks: u32,
     pub rollout_state: RolloutState,
     pub rollout_state_reason: String,
+    /// It returns to an earlier revision after a failure or `berth rollback` (it is then not
+    /// itself a release to roll back to).
+    #[serde(default)]
+    pub rollback: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When it COMPLETED or FAILED.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
@@ -125,8 +148,10 @@ impl Deployment {
             running_count: 0,
             failed_tasks: 0,
             rollout_state: RolloutState::InProgress,
+            rollback: false,
             created_at: now,
             updated_at: now,
+            finished_at: None,
         }
     }
 
@@ -135,7 +160,16 @@ impl Deployment {
             self.rollout_state = RolloutState::Completed;
             self.rollout_state_reason = format!("ECS deployment {} completed.", self.id);
             self.updated_at = Utc::now();
+            self.finished_at = Some(self.updated_at);
         }
+    }
+
+    /// FAILED with `reason` (S2.9–S2.10).
+    pub fn fail(&mut self, reason: String) {
+        self.rollout_state = RolloutState::Failed;
+        self.rollout_state_reason = reason;
+        self.updated_at = Utc::now();
+        self.finished_at = Some(self.updated_at);
     }
 }
 
@@ -186,6 +220,8 @@ pub struct ServiceTaskStatus {
     #[serde(flatten)]
     pub task: TaskSnapshot,
     pub deployment_id: String,
+    /// The revision it runs (`<family>:<n>`).
+    pub task_definition: String,
     pub target_health: Option<TargetHealthView>,
 }
 

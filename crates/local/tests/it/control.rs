@@ -9,7 +9,7 @@ use berth_local::control::{ControlClient, Request, Response};
 use berth_local::runtime::{
     NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher, TaskTemplate,
 };
-use berth_local::service::{DeploymentConfiguration, ServiceSettings};
+use berth_local::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings};
 use berth_local::task::TaskStatus;
 
 use crate::support::{eventually, process_gone, within};
@@ -36,6 +36,10 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
         container_health_check: false,
         task_definition: format!("{name}:1"),
         image: format!("{name}@sha256:test"),
+        circuit_breaker: CircuitBreaker {
+            enable: true,
+            rollback: true,
+        },
     }
 }
 
@@ -43,7 +47,7 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
 pub fn start_runtime(run_dir: &std::path::Path) -> Runtime {
     let state_file = Arc::new(RunStateFile::new(run_dir.to_owned()));
     let launcher = StackLauncher {
-        templates: [("worker".to_owned(), sleeper())].into_iter().collect(),
+        templates: [("worker:1".to_owned(), sleeper())].into_iter().collect(),
         secrets: Arc::new(NoSecrets),
         logs: None,
         state_file: Some(Arc::clone(&state_file)),
@@ -56,6 +60,7 @@ pub fn start_runtime(run_dir: &std::path::Path) -> Runtime {
         state_file,
         services: vec![settings("worker", 2)],
         launcher: Arc::new(launcher),
+        releases: None,
         router: None,
         local_differences: vec![],
         postgres: None,
