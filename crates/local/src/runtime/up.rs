@@ -657,7 +657,6 @@ fn service_settings(service: &Service, image: &ImageRef) -> ServiceSettings {
         },
         grace_period: service.deployment.health_check_grace_period,
         target_group: Some(service.target_group.clone()),
-        container_health_check: service.container_health_check.is_some(),
         task_definition: first_revision(service),
         image: format!("{}@{}", service.repository, image.digest),
         circuit_breaker: CircuitBreaker {

@@ -50,8 +50,6 @@ pub struct ServiceSettings {
     pub grace_period: Duration,
     /// The target group the tasks register in.
     pub target_group: Option<String>,
-    /// Whether the tasks have a container health check.
-    pub container_health_check: bool,
     /// `<family>:<revision>` of the task definition the first deployment runs.
     pub task_definition: String,
     /// The image (registry reference) it runs.
@@ -525,7 +523,6 @@ impl ServiceController {
         let now = Instant::now();
         let target_group = record.settings.target_group.clone();
         let targets = self.shared.target_health(target_group.as_deref());
-        let has_check = record.settings.container_health_check;
         let mut views = Vec::with_capacity(record.tasks.len());
         // Deployments with a task that became healthy this round (S2.5: the consecutive
         // failure count resets).
@@ -543,7 +540,10 @@ impl ServiceController {
                 last_status: snapshot.last_status,
                 desired_status: snapshot.desired_status,
                 age: now.saturating_duration_since(tracked.started),
-                container_check: has_check.then_some(snapshot.health_status),
+                container_check: tracked
+                    .task
+                    .has_health_check()
+                    .then_some(snapshot.health_status),
                 target,
                 unhealthy: tracked.unhealthy.clone(),
             };

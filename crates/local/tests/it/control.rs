@@ -33,7 +33,6 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
         configuration: DeploymentConfiguration::default(),
         grace_period: Duration::ZERO,
         target_group: None,
-        container_health_check: false,
         task_definition: format!("{name}:1"),
         image: format!("{name}@sha256:test"),
         circuit_breaker: CircuitBreaker {

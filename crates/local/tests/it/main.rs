@@ -8,6 +8,7 @@ mod logs;
 mod params;
 mod recovery;
 mod registry;
+mod release;
 mod scheduler;
 mod support;
 mod task;

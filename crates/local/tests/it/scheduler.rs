@@ -644,7 +644,6 @@ fn settings(desired: u32, target_group: Option<&str>) -> ServiceSettings {
         configuration: DeploymentConfiguration::default(),
         grace_period: Duration::ZERO,
         target_group: target_group.map(str::to_owned),
-        container_health_check: false,
         task_definition: "backend:1".to_owned(),
         image: "backend@sha256:test".to_owned(),
         circuit_breaker: CircuitBreaker {
