@@ -35,8 +35,8 @@ use crate::control::{
     WatchedService,
 };
 use crate::service::{
-    BoxFuture, Deployment, ServiceController, ServiceHandle, ServiceSettings, TargetRouter,
-    TaskLauncher,
+    BoxFuture, Deployment, ServiceController, ServiceHandle, ServiceNotice, ServiceSettings,
+    TargetRouter, TaskLauncher,
 };
 
 /// How often the recovery state is brought up to date.
@@ -148,6 +148,8 @@ impl Runtime {
             .iter()
             .filter_map(|s| Some((s.target_group.clone()?, s.name.clone())))
             .collect();
+        let (notices, notices_rx) = broadcast::channel(1024);
+        tokio::spawn(forward_notices(notices_rx, events.clone()));
         let services = parts
             .services
             .into_iter()
@@ -156,7 +158,7 @@ impl Runtime {
                     settings,
                     parts.launcher.clone(),
                     parts.router.clone(),
-                    events.clone(),
+                    notices.clone(),
                 )
             })
             .collect();
@@ -450,6 +452,28 @@ impl ControlHandler for Runtime {
         since: u64,
     ) -> BoxFuture<'a, Result<WatchedService, String>> {
         Box::pin(self.inner.watch(service, since))
+    }
+}
+
+/// Service events become the runtime's progress events; ends when every controller has.
+async fn forward_notices(
+    mut notices: broadcast::Receiver<ServiceNotice>,
+    events: broadcast::Sender<RuntimeEvent>,
+) {
+    loop {
+        match notices.recv().await {
+            Ok(ServiceNotice { service, message }) => {
+                // Nobody listening is fine.
+                let _ = events.send(RuntimeEvent::Service { service, message });
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "service events dropped on the way to the progress output"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

@@ -21,10 +21,10 @@ use super::backoff::{Backoff, REPORT_AFTER};
 use super::plan::{Action, BreakerView, ServiceView, TaskView, plan};
 use super::state::{
     CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, RolloutState,
-    ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState, UnhealthyCause,
+    ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
+    UnhealthyCause,
 };
 use super::{TargetRouter, TaskLauncher, events};
-use crate::runtime::RuntimeEvent;
 use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 
 /// How long a task must have run before being healthy counts (resets the start back-off,
@@ -191,7 +191,7 @@ struct Shared {
     name: String,
     record: Mutex<Record>,
     router: Option<Arc<dyn TargetRouter>>,
-    events: broadcast::Sender<RuntimeEvent>,
+    events: broadcast::Sender<ServiceNotice>,
     steady: watch::Sender<bool>,
     /// Bumped on every event and deployment change: what `berth deploy` waits on.
     changed: watch::Sender<u64>,
@@ -213,7 +213,7 @@ impl Shared {
         record.events.push_front(event);
         record.events.truncate(EVENTS_KEPT);
         // Nobody listening is fine.
-        let _ = self.events.send(RuntimeEvent::Service {
+        let _ = self.events.send(ServiceNotice {
             service: self.name.clone(),
             message,
         });
@@ -256,7 +256,7 @@ impl ServiceController {
         settings: ServiceSettings,
         launcher: Arc<dyn TaskLauncher>,
         router: Option<Arc<dyn TargetRouter>>,
-        events: broadcast::Sender<RuntimeEvent>,
+        events: broadcast::Sender<ServiceNotice>,
     ) -> ServiceHandle {
         let deployment = Deployment::new_primary(
             settings.task_definition.clone(),

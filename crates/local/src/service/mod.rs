@@ -20,8 +20,8 @@ pub use controller::{Revision, ServiceCommand, ServiceController, ServiceHandle,
 pub use plan::{Action, BreakerView, ServiceView, TaskView, plan};
 pub use state::{
     CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
-    RolloutState, ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
-    UnhealthyCause, new_deployment_id,
+    RolloutState, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView,
+    TargetState, UnhealthyCause, new_deployment_id,
 };
 
 use std::future::Future;

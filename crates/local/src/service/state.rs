@@ -213,6 +213,15 @@ pub struct ServiceEvent {
     pub message: String,
 }
 
+/// A service event as the controller publishes it, for whoever renders progress (the
+/// runtime maps it onto its own event type: the scheduler knows nothing above it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNotice {
+    pub service: String,
+    pub message: String,
+}
+
 /// One task of a service in `berth status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,12 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_local::runtime::RuntimeEvent;
 use berth_local::service::{
     Action, BoxFuture, BoxStream, BreakerView, CircuitBreaker, Deployment, DeploymentConfiguration,
-    DeploymentStatus, Revision, RolloutState, ServiceController, ServiceHandle, ServiceSettings,
-    ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher, TaskView,
-    UnhealthyCause, plan,
+    DeploymentStatus, Revision, RolloutState, ServiceController, ServiceHandle, ServiceNotice,
+    ServiceSettings, ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher,
+    TaskView, UnhealthyCause, plan,
 };
 use berth_local::task::{
     DesiredStatus, HealthStatus, StopCode, Task, TaskId, TaskSpec, TaskStatus, free_port,
@@ -664,7 +663,7 @@ fn running_pids(status: &berth_local::service::ServiceStatus) -> Vec<u32> {
 
 #[tokio::test]
 async fn a_killed_task_is_replaced_and_the_count_restored() {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let (events, _) = broadcast::channel::<ServiceNotice>(64);
     let launcher = ShellLauncher::new("exec sleep 600");
     let service = ServiceController::spawn(settings(2, None), launcher, None, events);
     let mut steady = service.steady();
@@ -717,7 +716,7 @@ async fn a_killed_task_is_replaced_and_the_count_restored() {
 
 #[tokio::test]
 async fn scale_changes_the_number_of_tasks() {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let (events, _) = broadcast::channel::<ServiceNotice>(64);
     let launcher = ShellLauncher::new("exec sleep 600");
     let service = ServiceController::spawn(settings(1, None), launcher, None, events);
     eventually("one running task", || service.status().running_count == 1).await;
@@ -748,7 +747,7 @@ async fn scale_changes_the_number_of_tasks() {
 
 #[tokio::test]
 async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
-    let (events, mut rx) = broadcast::channel::<RuntimeEvent>(256);
+    let (events, mut rx) = broadcast::channel::<ServiceNotice>(256);
     let launcher = ShellLauncher::new("exec sleep 600");
     let router = Arc::new(FakeRouter::default());
     let service = ServiceController::spawn(
@@ -798,7 +797,7 @@ async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
 
     // Start before stop: the replacement's start event comes before the sick task's stop.
     let mut messages = Vec::new();
-    while let Ok(RuntimeEvent::Service { message, .. }) = rx.try_recv() {
+    while let Ok(ServiceNotice { message, .. }) = rx.try_recv() {
         messages.push(message);
     }
     let unhealthy = messages
@@ -827,7 +826,7 @@ async fn an_unhealthy_target_is_replaced_before_it_is_stopped() {
 
 #[tokio::test]
 async fn tasks_that_keep_failing_are_throttled_and_reported() {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let (events, _) = broadcast::channel::<ServiceNotice>(64);
     let launcher = ShellLauncher::new("exit 1");
     let service = ServiceController::spawn(settings(1, None), launcher, None, events);
     eventually("the throttle event", || {
@@ -856,7 +855,7 @@ async fn launched_without_a_timer(launcher: &ShellLauncher, count: u32, since: I
 
 #[tokio::test(start_paused = true)]
 async fn a_task_exit_is_acted_upon_at_once() {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let (events, _) = broadcast::channel::<ServiceNotice>(64);
     let launcher = ShellLauncher::new("exec sleep 600");
     let service = ServiceController::spawn(settings(1, None), launcher.clone(), None, events);
     service.steady().wait_for(|s| *s).await.unwrap();
@@ -876,7 +875,7 @@ async fn a_task_exit_is_acted_upon_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_target_is_acted_upon_at_once() {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(64);
+    let (events, _) = broadcast::channel::<ServiceNotice>(64);
     let launcher = ShellLauncher::new("exec sleep 600");
     let router = Arc::new(FakeRouter::default());
     let service = ServiceController::spawn(
@@ -960,7 +959,7 @@ fn messages(service: &ServiceHandle) -> Vec<String> {
 }
 
 async fn steady_service(launcher: Arc<ShellLauncher>, router: Arc<FakeRouter>) -> ServiceHandle {
-    let (events, _) = broadcast::channel::<RuntimeEvent>(256);
+    let (events, _) = broadcast::channel::<ServiceNotice>(256);
     let service = ServiceController::spawn(settings(2, Some(TG)), launcher, Some(router), events);
     let mut steady = service.steady();
     within("steady state", steady.wait_for(|s| *s))
