@@ -1,7 +1,8 @@
 //! `berth deployments SERVICE`: the service's deployments, newest first, with their outcome.
 
 use berth_local::control::{Request, Response};
-use berth_local::service::{Deployment, RolloutState};
+use berth_local::service::Deployment;
+use berth_spec::status::RolloutState;
 
 use crate::commands::running::{connect, find_service, local_run_dir};
 use crate::context::Context;

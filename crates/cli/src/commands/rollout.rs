@@ -6,7 +6,8 @@
 //! Ctrl-C ends only this process: the deployment goes on inside berth.
 
 use berth_local::control::{ControlClient, DeployStarted, Request, Response, WatchedService};
-use berth_local::service::{Deployment, RolloutState, ServiceEvent};
+use berth_local::service::{Deployment, ServiceEvent};
+use berth_spec::status::RolloutState;
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 
 use crate::task::TaskSnapshot;
@@ -53,55 +52,7 @@ impl CircuitBreaker {
     }
 }
 
-/// Deployment `status` (S2.14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentStatus {
-    Primary,
-    Active,
-    Inactive,
-}
-
-impl fmt::Display for DeploymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Primary => "PRIMARY",
-            Self::Active => "ACTIVE",
-            Self::Inactive => "INACTIVE",
-        })
-    }
-}
-
-/// `rolloutState` (S2.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RolloutState {
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl fmt::Display for RolloutState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        })
-    }
-}
-
-/// How a deployment replaces tasks. Only `Rolling` runs today; the others are here so that
-/// the state (and `berth status --output json`) has room for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentStrategy {
-    #[default]
-    Rolling,
-    BlueGreen,
-    Linear,
-    Canary,
-}
+pub use berth_spec::status::{DeploymentStatus, DeploymentStrategy, RolloutState};
 
 /// One deployment of a service: a task definition revision being rolled out (S2.9–S2.14).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
