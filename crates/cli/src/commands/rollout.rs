@@ -7,7 +7,7 @@
 
 use berth_local::control::{ControlClient, DeployStarted, Request, Response, WatchedService};
 use berth_local::service::{Deployment, ServiceEvent};
-use berth_spec::status::RolloutState;
+use berth_spec::status::{DeploymentStatus, RolloutState};
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;
@@ -66,6 +66,17 @@ pub async fn follow(cx: &Context, client: &mut ControlClient, started: DeploySta
             }
         }
         match deployment.rollout_state {
+            // A newer deployment replaced it before it finished (another `berth deploy`).
+            RolloutState::InProgress if deployment.status == DeploymentStatus::Inactive => {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "deployment {id} was replaced by deployment {} before it completed",
+                    watched
+                        .status
+                        .deployments
+                        .first()
+                        .map_or("?", |d| d.id.as_str())
+                )));
+            }
             RolloutState::InProgress => continue,
             RolloutState::Completed => {
                 if cx.output.is_json() {

@@ -199,7 +199,14 @@ async fn releases_under_load_fail_no_request() {
     let load = Load::start(fx.port);
 
     // A good release: exit 0, every task replaced by revision 2.
+    let (ok_before, started) = (load.ok(), std::time::Instant::now());
     let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    // A figure for BENCHMARKS.md, not an assertion.
+    eprintln!(
+        "rolling deploy 2 -> 2: {:?} (berth deploy, build `true` included), {} requests meanwhile",
+        started.elapsed(),
+        load.ok() - ok_before
+    );
     assert!(
         out.status.success(),
         "deploy: {}{}",
