@@ -150,6 +150,12 @@ impl Record {
                 d.updated_at = Utc::now();
             }
         }
+        // A rollback returns to a revision whose tasks may still run: they are its tasks now.
+        for task in &mut self.tasks {
+            if task.task_definition == deployment.task_definition {
+                task.deployment = deployment.id.clone();
+            }
+        }
         self.deployments.insert(0, deployment);
         self.deployments.truncate(DEPLOYMENTS_KEPT);
         self.steady = false;
@@ -656,6 +662,8 @@ impl ServiceController {
                     for d in &mut record.deployments[1..] {
                         if d.status != DeploymentStatus::Inactive {
                             d.status = DeploymentStatus::Inactive;
+                            d.running_count = 0;
+                            d.pending_count = 0;
                             d.updated_at = Utc::now();
                         }
                     }

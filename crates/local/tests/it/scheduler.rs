@@ -1041,6 +1041,16 @@ async fn assert_rolled_back(service: &ServiceHandle, failed: &str, first: &str, 
     let rollback = service.status().deployments[0].clone();
     assert!(rollback.rollback);
     assert_eq!(rollback.task_definition, "backend:1");
+    // It adopted the first revision's tasks: they are counted as its own.
+    assert_eq!(rollback.running_count, 2);
+    assert!(
+        service
+            .status()
+            .tasks
+            .iter()
+            .filter(|t| t.task.last_status == TaskStatus::Running)
+            .all(|t| t.deployment_id == rollback.id)
+    );
     assert_eq!(
         rollback.rollout_state_reason,
         format!("ECS deployment {} completed.", rollback.id)
