@@ -84,6 +84,14 @@ enum Command {
     Scale(commands::scale::Args),
     /// Stop the running stack in order: drain, stop tasks, balancer, database.
     Down(commands::down::Args),
+    /// Release a new revision of a service on the running stack (rolling update, circuit
+    /// breaker); exit 0 when it completed, 1 when it failed or was rolled back.
+    Deploy(commands::deploy::Args),
+    /// Roll a service back: stop the deployment in progress, or return to the previous
+    /// release.
+    Rollback(commands::rollback::Args),
+    /// List a service's deployments, newest first, with their outcome.
+    Deployments(commands::deployments::Args),
 }
 
 async fn dispatch(cx: &Context, command: Command) -> CliResult {
@@ -99,6 +107,9 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Status(args) => commands::status::run(cx, args).await,
         Command::Scale(args) => commands::scale::run(cx, args).await,
         Command::Down(args) => commands::down::run(cx, args).await,
+        Command::Deploy(args) => commands::deploy::run(cx, args).await,
+        Command::Rollback(args) => commands::rollback::run(cx, args).await,
+        Command::Deployments(args) => commands::deployments::run(cx, args).await,
     }
 }
 

@@ -2,8 +2,13 @@
 //! a 0700 directory, so only its user can open it) speaking line-delimited JSON.
 //!
 //! One request per line, one response per line:
-//! `{"op":"status"}`, `{"op":"scale","service":"backend","count":3}`, `{"op":"down"}`.
-//! The response to `down` comes once everything is stopped.
+//! `{"op":"status"}`, `{"op":"scale","service":"backend","count":3}`, `{"op":"down"}`,
+//! `{"op":"deploy","service":"backend","stack_file":"/app/berth.toml","image":null}`,
+//! `{"op":"rollback","service":"backend"}`, `{"op":"deployments","service":"backend"}`,
+//! `{"op":"watch","service":"backend","since":12}`.
+//! The response to `down` comes once everything is stopped; to `deploy` once the revision is
+//! built and its deployment started; to `watch` once the service changed after `since`
+//! (a long poll: what `berth deploy` shows its progress with).
 
 use std::fs;
 use std::io;
@@ -19,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept::{self, AcceptErrors};
 use crate::database::DatabaseStatusView;
-use crate::service::{BoxFuture, ServiceStatus, TargetHealthView};
+use crate::service::{BoxFuture, Deployment, ServiceStatus, TargetHealthView};
 use crate::state_dir::PRIVATE_DIR_MODE;
 
 /// Mode of the run directory: only its owner may enter.
@@ -34,8 +39,27 @@ pub const SOCKET_NAME: &str = "control.sock";
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    Scale { service: String, count: u32 },
+    Scale {
+        service: String,
+        count: u32,
+    },
     Down,
+    Deploy {
+        service: String,
+        stack_file: PathBuf,
+        /// A tag already in the registry, instead of building.
+        image: Option<String>,
+    },
+    Rollback {
+        service: String,
+    },
+    Deployments {
+        service: String,
+    },
+    Watch {
+        service: String,
+        since: u64,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -45,7 +69,29 @@ pub enum Response {
     Status { status: Box<StatusReport> },
     Scaled { service: String, count: u32 },
     Stopped,
+    Deploying(DeployStarted),
+    Deployments { deployments: Vec<Deployment> },
+    Service(WatchedService),
     Error { message: String },
+}
+
+/// A deployment `deploy` or `rollback` started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployStarted {
+    pub service: String,
+    pub deployment_id: String,
+    pub task_definition: String,
+}
+
+/// A service as `watch` returns it: its status, every deployment kept, and the change
+/// counter to wait past next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchedService {
+    pub version: u64,
+    pub status: Box<ServiceStatus>,
+    pub deployments: Vec<Deployment>,
 }
 
 /// One target group and its targets' health.
@@ -82,6 +128,20 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn scale(&self, service: &str, count: u32) -> Result<(), String>;
     /// Stops everything in order; resolves when done.
     fn down(&self) -> BoxFuture<'_, ()>;
+    /// Registers a new revision of `service` from `stack_file` and starts its deployment.
+    fn deploy<'a>(
+        &'a self,
+        service: &'a str,
+        stack_file: &'a Path,
+        image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployStarted, String>>;
+    fn rollback<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<DeployStarted, String>>;
+    fn deployments(&self, service: &str) -> Result<Vec<Deployment>, String>;
+    fn watch<'a>(
+        &'a self,
+        service: &'a str,
+        since: u64,
+    ) -> BoxFuture<'a, Result<WatchedService, String>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,7 +285,32 @@ async fn answer(request: Request, handler: &dyn ControlHandler) -> Response {
             handler.down().await;
             Response::Stopped
         }
+        Request::Deploy {
+            service,
+            stack_file,
+            image,
+        } => or_error(
+            handler
+                .deploy(&service, &stack_file, image.as_deref())
+                .await
+                .map(Response::Deploying),
+        ),
+        Request::Rollback { service } => {
+            or_error(handler.rollback(&service).await.map(Response::Deploying))
+        }
+        Request::Deployments { service } => or_error(
+            handler
+                .deployments(&service)
+                .map(|deployments| Response::Deployments { deployments }),
+        ),
+        Request::Watch { service, since } => {
+            or_error(handler.watch(&service, since).await.map(Response::Service))
+        }
     }
+}
+
+fn or_error(result: Result<Response, String>) -> Response {
+    result.unwrap_or_else(|message| Response::Error { message })
 }
 
 /// A connection to a running berth.

@@ -1,5 +1,6 @@
 //! Status vocabulary shared by the runtimes and the CLI: what the embedded runtime and the
-//! AWS engine both report, in AWS's own words.
+//! AWS engine both report, in AWS's own words: target health, deployment status, rollout
+//! state, deployment strategy.
 
 use std::fmt;
 
@@ -45,9 +46,85 @@ impl fmt::Display for TargetState {
     }
 }
 
+/// Deployment `status` (S2.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    Primary,
+    Active,
+    Inactive,
+}
+
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Primary => "PRIMARY",
+            Self::Active => "ACTIVE",
+            Self::Inactive => "INACTIVE",
+        })
+    }
+}
+
+/// `rolloutState` (S2.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        })
+    }
+}
+
+/// How a deployment replaces tasks (S3.1). Only `Rolling` runs today; the others are here so
+/// that the status (and `berth status --output json`) has room for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStrategy {
+    #[default]
+    Rolling,
+    BlueGreen,
+    Linear,
+    Canary,
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TargetState;
+    use super::{DeploymentStatus, RolloutState, TargetState};
+
+    #[test]
+    fn deployment_words_serialize_as_ecs_spells_them() {
+        for (status, text) in [
+            (DeploymentStatus::Primary, "PRIMARY"),
+            (DeploymentStatus::Active, "ACTIVE"),
+            (DeploymentStatus::Inactive, "INACTIVE"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(status.to_string(), text);
+        }
+        for (state, text) in [
+            (RolloutState::InProgress, "IN_PROGRESS"),
+            (RolloutState::Completed, "COMPLETED"),
+            (RolloutState::Failed, "FAILED"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(state.to_string(), text);
+        }
+    }
 
     #[test]
     fn states_serialize_as_aws_spells_them() {

@@ -1,6 +1,8 @@
 //! One module per verb: `Args` (clap) and `run`.
 
 pub mod build;
+pub mod deploy;
+pub mod deployments;
 pub mod down;
 pub mod explain;
 pub mod images;
@@ -8,6 +10,8 @@ pub mod init;
 pub mod local_state;
 pub mod logs;
 pub mod param;
+pub mod rollback;
+pub mod rollout;
 pub mod running;
 pub mod scale;
 pub mod status;

@@ -1,10 +1,10 @@
-//! What `up`, `status`, `down` and `scale` share: finding the running berth of a stack.
+//! What the verbs that talk to a running berth share: finding it, naming a service.
 
 use std::path::PathBuf;
 
 use berth_local::cleanup::{Leftovers, Recovery, leftovers};
 use berth_local::control::{ControlClient, ControlError};
-use berth_spec::Stack;
+use berth_spec::{Service, Stack};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -74,4 +74,23 @@ pub fn report_recovery(cx: &Context, recovery: &Recovery) {
             }
         ));
     }
+}
+
+/// The stack's service named `name`: its key in the stack file (`backend`) or its ECS name.
+pub fn find_service<'s>(
+    cx: &Context,
+    stack: &'s Stack,
+    name: &str,
+) -> Result<&'s Service, CliError> {
+    stack
+        .service(name)
+        .or_else(|| stack.services.iter().find(|s| s.service_name == name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
+            CliError::Usage(anyhow::anyhow!(
+                "no service `{name}` in {} (services: {})",
+                cx.file.display(),
+                names.join(", ")
+            ))
+        })
 }

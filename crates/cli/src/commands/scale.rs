@@ -2,7 +2,7 @@
 
 use berth_local::control::{Request, Response};
 
-use crate::commands::running::{connect, local_run_dir};
+use crate::commands::running::{connect, find_service, local_run_dir};
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
@@ -16,23 +16,7 @@ pub struct Args {
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
-    let service = stack
-        .service(&args.service)
-        .or_else(|| {
-            stack
-                .services
-                .iter()
-                .find(|s| s.service_name == args.service)
-        })
-        .ok_or_else(|| {
-            let names: Vec<&str> = stack.services.iter().map(|s| s.name.as_str()).collect();
-            CliError::Usage(anyhow::anyhow!(
-                "no service `{}` in {} (services: {})",
-                args.service,
-                cx.file.display(),
-                names.join(", ")
-            ))
-        })?;
+    let service = find_service(cx, &stack, &args.service)?;
     let run_dir = local_run_dir(cx, &stack)?;
     let mut client = connect(&run_dir).await?;
     let request = Request::Scale {

@@ -98,8 +98,38 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
         out.push_str(&table.render(width, style));
     }
 
+    // Every PRIMARY and ACTIVE deployment: more than one row per service means a rollout.
+    let mut deployments = Table::new([
+        "SERVICE",
+        "DEPLOYMENT",
+        "STATUS",
+        "REVISION",
+        "RUNNING",
+        "PENDING",
+        "FAILED",
+        "ROLLOUT",
+        "REASON",
+    ]);
+    for service in &status.services {
+        for d in &service.deployments {
+            deployments.row([
+                service.service_name.clone(),
+                d.id.clone(),
+                d.status.to_string(),
+                d.task_definition.clone(),
+                d.running_count.to_string(),
+                d.pending_count.to_string(),
+                d.failed_tasks.to_string(),
+                d.rollout_state.to_string(),
+                d.rollout_state_reason.clone(),
+            ]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&deployments.render(width, style));
+
     let mut tasks = Table::new([
-        "TASK", "SERVICE", "STATUS", "HEALTH", "TARGET", "PORT", "PID", "STOPPED",
+        "TASK", "SERVICE", "REVISION", "STATUS", "HEALTH", "TARGET", "PORT", "PID", "STOPPED",
     ]);
     for service in &status.services {
         for task in &service.tasks {
@@ -114,6 +144,7 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
             tasks.row([
                 t.task_id.to_string(),
                 service.service_name.clone(),
+                task.task_definition.clone(),
                 t.last_status.to_string(),
                 t.health_status.to_string(),
                 task.target_health
@@ -230,11 +261,13 @@ mod tests {
                     ServiceTaskStatus {
                         task: running,
                         deployment_id: "ecs-svc/1".into(),
+                        task_definition: "backend-task:1".into(),
                         target_health: Some(health.clone()),
                     },
                     ServiceTaskStatus {
                         task: stopped,
                         deployment_id: "ecs-svc/1".into(),
+                        task_definition: "backend-task:1".into(),
                         target_health: None,
                     },
                 ],
@@ -271,6 +304,7 @@ mod tests {
         for expected in [
             "backend-service",
             "PRIMARY",
+            "backend-task:1",
             "IN_PROGRESS",
             "converging",
             "RUNNING",

@@ -202,3 +202,27 @@ fn every_broken_stack_of_the_corpus_exits_2() {
     }
     assert!(count >= 15, "the corpus has {count} files");
 }
+
+/// `deploy`, `rollback` and `deployments`: an unknown service is a usage error (exit 2), a
+/// stack that is not running is an operation that failed (exit 1), each said plainly.
+#[test]
+fn release_verbs_name_the_problem_with_the_right_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(example(), dir.path().join("berth.toml")).unwrap();
+    for verb in ["deploy", "rollback", "deployments"] {
+        let out = berth(dir.path(), &[verb, "nosuch"]);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("no service `nosuch`"),
+            "{verb}: {}",
+            text(&out.stderr)
+        );
+        let out = berth(dir.path(), &[verb, "backend"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("the stack is not running here: start it with `berth up`"),
+            "{verb}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::RunStateFile;
@@ -61,9 +61,37 @@ pub struct TaskTemplate {
     pub health_check: Option<ContainerHealthCheck>,
 }
 
-/// The [`TaskLauncher`] of the runtime: one template per service.
+/// Task templates by revision (`<family>:<n>`): `berth deploy` adds one while tasks of the
+/// earlier revisions still start from theirs (a rollback returns to one).
+#[derive(Default)]
+pub struct Templates(RwLock<HashMap<String, TaskTemplate>>);
+
+impl Templates {
+    pub fn insert(&self, revision: String, template: TaskTemplate) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(revision, template);
+    }
+
+    fn get(&self, revision: &str) -> Option<TaskTemplate> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(revision)
+            .cloned()
+    }
+}
+
+impl FromIterator<(String, TaskTemplate)> for Templates {
+    fn from_iter<I: IntoIterator<Item = (String, TaskTemplate)>>(iter: I) -> Self {
+        Self(RwLock::new(iter.into_iter().collect()))
+    }
+}
+
+/// The [`TaskLauncher`] of the runtime: one template per revision.
 pub struct StackLauncher {
-    pub templates: HashMap<String, TaskTemplate>,
+    pub templates: Templates,
     pub secrets: Arc<dyn SecretSource>,
     pub logs: Option<Arc<dyn LogStreams>>,
     /// Where each started task is recorded for recovery before `launch` returns.
@@ -73,11 +101,13 @@ pub struct StackLauncher {
 }
 
 impl StackLauncher {
-    fn start(&self, service: &str, id: TaskId) -> Task {
-        let Some(template) = self.templates.get(service) else {
+    fn start(&self, service: &str, revision: &str, id: TaskId) -> Task {
+        let Some(template) = self.templates.get(revision) else {
             return Task::failed_to_start(
                 id,
-                format!("ResourceInitializationError: no task definition for service {service}"),
+                format!(
+                    "ResourceInitializationError: no task definition {revision} for service {service}"
+                ),
             );
         };
         let secrets = match self.secrets.resolve(&template.secrets) {
@@ -145,9 +175,9 @@ impl TaskLauncher for StackLauncher {
     fn launch<'a>(
         &'a self,
         service: &'a str,
-        _deployment: &'a str,
+        task_definition: &'a str,
         id: TaskId,
     ) -> BoxFuture<'a, Task> {
-        Box::pin(async move { self.start(service, id) })
+        Box::pin(async move { self.start(service, task_definition, id) })
     }
 }

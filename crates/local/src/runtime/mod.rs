@@ -6,14 +6,16 @@ mod database;
 mod db_watch;
 mod launcher;
 mod logs;
+mod release;
 mod router;
 mod state_file;
 mod up;
 
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
-    LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
+    LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates, missing_parameters,
 };
+pub use release::{Releases, StackReleases};
 pub use router::BalancerRouter;
 pub use state_file::{RunStateFile, StateWrite, StateWriter};
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
@@ -30,14 +32,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cleanup::{RunPostgres, RunState, RunTask, process_start_time};
 use crate::control::{
-    ControlError, ControlHandler, ControlServer, StatusReport, TargetGroupStatus,
+    ControlError, ControlHandler, ControlServer, DeployStarted, StatusReport, TargetGroupStatus,
+    WatchedService,
 };
 use crate::service::{
-    BoxFuture, ServiceController, ServiceHandle, ServiceSettings, TargetRouter, TaskLauncher,
+    BoxFuture, Deployment, ServiceController, ServiceHandle, ServiceNotice, ServiceSettings,
+    TargetRouter, TaskLauncher,
 };
 
 /// How often the recovery state is brought up to date.
 const STATE_EVERY: Duration = Duration::from_millis(500);
+/// The longest a watch waits for a change before answering with the status as it is (so
+/// a client notices a berth that went away).
+const WATCH_AT_MOST: Duration = Duration::from_secs(10);
 
 /// Progress of the runtime, for the CLI to render.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +88,8 @@ pub struct RuntimeParts {
     pub state_file: Arc<RunStateFile>,
     pub services: Vec<ServiceSettings>,
     pub launcher: Arc<dyn TaskLauncher>,
+    /// Makes new revisions for `berth deploy` (none: deploy is refused).
+    pub releases: Option<Arc<dyn Releases>>,
     pub router: Option<Arc<dyn TargetRouter>>,
     /// Shown by `berth status`: where the local runtime differs from AWS.
     pub local_differences: Vec<String>,
@@ -117,6 +126,7 @@ struct Inner {
     state_file: Arc<RunStateFile>,
     started_at: DateTime<Utc>,
     services: Vec<ServiceHandle>,
+    releases: Option<Arc<dyn Releases>>,
     router: Option<Arc<dyn TargetRouter>>,
     target_groups: Vec<(String, String)>,
     local_differences: Vec<String>,
@@ -146,6 +156,8 @@ impl Runtime {
             .iter()
             .filter_map(|s| Some((s.target_group.clone()?, s.name.clone())))
             .collect();
+        let (notices, notices_rx) = broadcast::channel(1024);
+        tokio::spawn(forward_notices(notices_rx, events.clone()));
         let services = parts
             .services
             .into_iter()
@@ -154,7 +166,7 @@ impl Runtime {
                     settings,
                     parts.launcher.clone(),
                     parts.router.clone(),
-                    events.clone(),
+                    notices.clone(),
                 )
             })
             .collect();
@@ -166,6 +178,7 @@ impl Runtime {
             state_file: parts.state_file,
             started_at: Utc::now(),
             services,
+            releases: parts.releases,
             router: parts.router,
             target_groups,
             local_differences: parts.local_differences,
@@ -279,8 +292,12 @@ impl Inner {
     }
 
     fn scale(&self, service: &str, count: u32) -> Result<(), String> {
-        let handle = self
-            .services
+        self.service(service)?.scale(count);
+        Ok(())
+    }
+
+    fn service(&self, service: &str) -> Result<&ServiceHandle, String> {
+        self.services
             .iter()
             .find(|s| s.name() == service)
             .ok_or_else(|| {
@@ -289,9 +306,62 @@ impl Inner {
                     "no service `{service}` in this stack (services: {})",
                     known.join(", ")
                 )
-            })?;
-        handle.scale(count);
-        Ok(())
+            })
+    }
+
+    async fn deploy(
+        &self,
+        service: &str,
+        stack_file: &std::path::Path,
+        image: Option<&str>,
+    ) -> Result<DeployStarted, String> {
+        let handle = self.service(service)?;
+        let releases = self
+            .releases
+            .as_ref()
+            .ok_or("this berth cannot make new revisions")?;
+        let revision = releases.register(stack_file, service, image).await?;
+        let task_definition = revision.task_definition.clone();
+        let deployment_id = handle
+            .deploy(revision)
+            .await
+            .ok_or_else(|| format!("service {service} is shutting down"))?;
+        Ok(DeployStarted {
+            service: service.to_owned(),
+            deployment_id,
+            task_definition,
+        })
+    }
+
+    async fn rollback(&self, service: &str) -> Result<DeployStarted, String> {
+        let handle = self.service(service)?;
+        let deployment_id = handle.rollback().await?;
+        let task_definition = handle
+            .deployments()
+            .into_iter()
+            .find(|d| d.id == deployment_id)
+            .map(|d| d.task_definition)
+            .unwrap_or_default();
+        Ok(DeployStarted {
+            service: service.to_owned(),
+            deployment_id,
+            task_definition,
+        })
+    }
+
+    /// The service's status once its change counter passes `since` (or after
+    /// [`WATCH_AT_MOST`]).
+    async fn watch(&self, service: &str, since: u64) -> Result<WatchedService, String> {
+        let handle = self.service(service)?;
+        let mut changes = handle.changes();
+        // An error means the controller ended: answer with what it last had.
+        let _ = tokio::time::timeout(WATCH_AT_MOST, changes.wait_for(|n| *n > since)).await;
+        let version = *changes.borrow();
+        Ok(WatchedService {
+            version,
+            status: Box::new(handle.status()),
+            deployments: handle.deployments(),
+        })
     }
 
     fn run_state(&self) -> RunState {
@@ -370,6 +440,53 @@ impl ControlHandler for Runtime {
             self.inner.stop_requested.cancel();
             self.inner.shutdown().await;
         })
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        service: &'a str,
+        stack_file: &'a std::path::Path,
+        image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployStarted, String>> {
+        Box::pin(self.inner.deploy(service, stack_file, image))
+    }
+
+    fn rollback<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<DeployStarted, String>> {
+        Box::pin(self.inner.rollback(service))
+    }
+
+    fn deployments(&self, service: &str) -> Result<Vec<Deployment>, String> {
+        Ok(self.inner.service(service)?.deployments())
+    }
+
+    fn watch<'a>(
+        &'a self,
+        service: &'a str,
+        since: u64,
+    ) -> BoxFuture<'a, Result<WatchedService, String>> {
+        Box::pin(self.inner.watch(service, since))
+    }
+}
+
+/// Service events become the runtime's progress events; ends when every controller has.
+async fn forward_notices(
+    mut notices: broadcast::Receiver<ServiceNotice>,
+    events: broadcast::Sender<RuntimeEvent>,
+) {
+    loop {
+        match notices.recv().await {
+            Ok(ServiceNotice { service, message }) => {
+                // Nobody listening is fine.
+                let _ = events.send(RuntimeEvent::Service { service, message });
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "service events dropped on the way to the progress output"
+                );
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

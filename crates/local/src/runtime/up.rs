@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
+use super::release::StackReleases;
 use super::router::BalancerRouter;
 use super::{RunStateFile, Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
 use crate::balancer::{
@@ -25,7 +26,7 @@ use crate::registry::{
     BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
     run_build,
 };
-use crate::service::{DeploymentConfiguration, ServiceSettings};
+use crate::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings};
 use crate::state_dir::{FsError, StateDir};
 use crate::task::{ContainerHealthCheck, SecretValue, TaskId, TaskUser, TaskUserError};
 
@@ -96,7 +97,10 @@ pub enum UpError {
     Interrupted,
 }
 
-fn local_environment<'s>(stack: &'s Stack, name: &str) -> Result<&'s Environment, UpError> {
+pub(super) fn local_environment<'s>(
+    stack: &'s Stack,
+    name: &str,
+) -> Result<&'s Environment, UpError> {
     let environment = stack
         .environment(name)
         .ok_or_else(|| UpError::UnknownEnvironment {
@@ -188,18 +192,26 @@ pub async fn up(
             .map(|service| {
                 let image = &images[&service.name];
                 (
-                    service.service_name.clone(),
+                    first_revision(service),
                     task_template(service, image.clone(), local),
                 )
             })
             .collect();
         let state_file = Arc::new(RunStateFile::new(state.run()));
-        let launcher = StackLauncher {
+        let launcher = Arc::new(StackLauncher {
             templates,
             secrets: Arc::new(StoreSecrets(params.clone())),
             logs: super::logs::log_streams(stack, &state),
             state_file: Some(Arc::clone(&state_file)),
             user: TaskUser::for_this_berth().map_err(UpError::TaskUser)?,
+        });
+        let releases = StackReleases {
+            stack: stack.name.clone(),
+            environment: environment.name.clone(),
+            state: state.clone(),
+            launcher: Arc::clone(&launcher),
+            progress: progress.clone(),
+            revisions: Default::default(),
         };
         let services = stack
             .services
@@ -226,7 +238,8 @@ pub async fn up(
             run_dir: state.run(),
             state_file,
             services,
-            launcher: Arc::new(launcher),
+            launcher,
+            releases: Some(Arc::new(releases)),
             router: Some(Arc::new(BalancerRouter::new(balancer))),
             local_differences: local_differences(stack, environment),
             postgres: database.as_ref().and_then(RunningDatabase::run_record),
@@ -313,12 +326,12 @@ fn short_digest(digest: &str) -> &str {
 
 /// An image a service runs.
 #[derive(Debug, Clone)]
-struct ImageRef {
-    path: PathBuf,
-    digest: String,
+pub(super) struct ImageRef {
+    pub(super) path: PathBuf,
+    pub(super) digest: String,
 }
 
-async fn build_image(
+pub(super) async fn build_image(
     stack: &Stack,
     service: &Service,
     state: &StateDir,
@@ -552,7 +565,11 @@ impl SecretSource for StoreSecrets {
 }
 
 /// The task definition of a service, locally.
-fn task_template(service: &Service, image: ImageRef, local: &LocalEnvironment) -> TaskTemplate {
+pub(super) fn task_template(
+    service: &Service,
+    image: ImageRef,
+    local: &LocalEnvironment,
+) -> TaskTemplate {
     TaskTemplate {
         executable: image.path,
         args: Vec::new(),
@@ -644,10 +661,18 @@ fn service_settings(service: &Service, image: &ImageRef) -> ServiceSettings {
         },
         grace_period: service.deployment.health_check_grace_period,
         target_group: Some(service.target_group.clone()),
-        container_health_check: service.container_health_check.is_some(),
-        task_definition: format!("{}:1", service.task_family),
+        task_definition: first_revision(service),
         image: format!("{}@{}", service.repository, image.digest),
+        circuit_breaker: CircuitBreaker {
+            enable: service.deployment.circuit_breaker.enable,
+            rollback: service.deployment.circuit_breaker.rollback,
+        },
     }
+}
+
+/// The revision `berth up` registers; `berth deploy` registers the next ones.
+fn first_revision(service: &Service) -> String {
+    format!("{}:1", service.task_family)
 }
 
 /// What `berth status` lists as deliberate local differences.

@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -18,13 +18,13 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, REPORT_AFTER};
-use super::plan::{Action, ServiceView, TaskView, plan};
+use super::plan::{Action, BreakerView, ServiceView, TaskView, plan};
 use super::state::{
-    Deployment, DeploymentConfiguration, RolloutState, ServiceEvent, ServiceStatus,
-    ServiceTaskStatus, TargetHealthView, TargetState, UnhealthyCause,
+    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, RolloutState,
+    ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
+    UnhealthyCause,
 };
 use super::{TargetRouter, TaskLauncher, events};
-use crate::runtime::RuntimeEvent;
 use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 
 /// How long a task must have run before being healthy counts (resets the start back-off,
@@ -32,10 +32,13 @@ use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 /// for a moment: its exit must still count as a failed start, or it would be restarted in a
 /// tight loop.
 const PROVEN_AFTER: Duration = Duration::from_secs(1);
-/// Stopped tasks kept for `berth status` (ECS keeps them about an hour, S4.4).
-const STOPPED_KEPT: usize = 20;
+/// How long a stopped task stays in `berth status`: ECS shows stopped tasks for at least an
+/// hour (S4.4), whatever their number.
+const STOPPED_KEPT_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// Events kept (the console shows 100, S2.19).
 const EVENTS_KEPT: usize = 100;
+/// Deployments kept for `berth deployments` (the PRIMARY and ACTIVE ones always are).
+const DEPLOYMENTS_KEPT: usize = 50;
 
 /// A service as the stack defines it, in the scheduler's terms.
 #[derive(Debug, Clone)]
@@ -47,11 +50,20 @@ pub struct ServiceSettings {
     pub grace_period: Duration,
     /// The target group the tasks register in.
     pub target_group: Option<String>,
-    /// Whether the tasks have a container health check.
-    pub container_health_check: bool,
     /// `<family>:<revision>` of the task definition the first deployment runs.
     pub task_definition: String,
     /// The image (registry reference) it runs.
+    pub image: String,
+    /// Watches the deployments `berth deploy` and rollbacks start (not the first one).
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// A revision to deploy: what its tasks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// `<family>:<revision>`; the launcher starts tasks from it.
+    pub task_definition: String,
+    /// The image it resolves to (`repository@digest`).
     pub image: String,
 }
 
@@ -60,6 +72,13 @@ pub struct ServiceSettings {
 pub enum ServiceCommand {
     /// Change `desiredCount` (updates the PRIMARY deployment in place, S1.30).
     Scale(u32),
+    /// Start a new deployment of `revision`, even an unchanged one (S1.28); replies with its
+    /// id.
+    Deploy(Revision, oneshot::Sender<String>),
+    /// Stop the deployment in progress and roll back (StopServiceDeployment ROLLBACK,
+    /// S2.15), or on a settled service deploy the last release before the running one.
+    /// Replies with the rollback deployment's id.
+    Rollback(oneshot::Sender<Result<String, String>>),
     /// Deregister every target, drain, stop every task; reply when all are STOPPED.
     Shutdown(oneshot::Sender<()>),
 }
@@ -69,6 +88,8 @@ pub enum ServiceCommand {
 struct Tracked {
     task: Task,
     deployment: String,
+    /// The revision it runs (`<family>:<n>`).
+    task_definition: String,
     unhealthy: Option<UnhealthyCause>,
     registered: bool,
     /// The scheduler (or the user) asked it to stop: its exit is not a crash.
@@ -85,13 +106,25 @@ impl Tracked {
     }
 }
 
+/// A stopped task, kept for `berth status`.
+#[derive(Debug)]
+struct Stopped {
+    task: TaskSnapshot,
+    deployment: String,
+    task_definition: String,
+}
+
 #[derive(Debug)]
 struct Record {
     settings: ServiceSettings,
     desired_count: u32,
+    /// Newest first: the PRIMARY, the ACTIVE ones, then INACTIVE ones kept as history.
     deployments: Vec<Deployment>,
+    /// The deployment the service started with: the circuit breaker does not watch it, so a
+    /// stack whose app crashes at `berth up` keeps retrying (throttled) until it is fixed.
+    first_deployment: String,
     tasks: Vec<Tracked>,
-    stopped: VecDeque<(TaskSnapshot, String)>,
+    stopped: VecDeque<Stopped>,
     events: VecDeque<ServiceEvent>,
     steady: bool,
     backoff: Backoff,
@@ -104,6 +137,59 @@ impl Record {
         // There is always a PRIMARY deployment: the first is made with the record.
         &mut self.deployments[0]
     }
+
+    fn deployment(&mut self, id: &str) -> Option<&mut Deployment> {
+        self.deployments.iter_mut().find(|d| d.id == id)
+    }
+
+    /// Makes `deployment` the PRIMARY one; the previous PRIMARY becomes ACTIVE.
+    fn push_deployment(&mut self, deployment: Deployment) {
+        for d in &mut self.deployments {
+            if d.status == DeploymentStatus::Primary {
+                d.status = DeploymentStatus::Active;
+                d.updated_at = Utc::now();
+            }
+        }
+        // A rollback returns to a revision whose tasks may still run: they are its tasks now.
+        for task in &mut self.tasks {
+            if task.task_definition == deployment.task_definition {
+                task.deployment = deployment.id.clone();
+            }
+        }
+        self.deployments.insert(0, deployment);
+        self.deployments.truncate(DEPLOYMENTS_KEPT);
+        self.steady = false;
+        self.reported_stuck = false;
+    }
+
+    /// What the circuit breaker rolls back to: the most recent COMPLETED deployment of
+    /// another revision (S2.11).
+    fn breaker_rollback_target(&self) -> Option<&Deployment> {
+        let primary = &self.deployments[0];
+        self.deployments[1..].iter().find(|d| {
+            d.rollout_state == RolloutState::Completed
+                && d.task_definition != primary.task_definition
+        })
+    }
+
+    /// What `berth rollback` returns to on a settled service: the most recent release (not a
+    /// rollback) that completed and runs another revision than the PRIMARY.
+    fn user_rollback_target(&self) -> Option<&Deployment> {
+        let primary = &self.deployments[0];
+        self.deployments[1..].iter().find(|d| {
+            d.rollout_state == RolloutState::Completed
+                && !d.rollback
+                && d.task_definition != primary.task_definition
+        })
+    }
+
+    /// One more failed task for `deployment`'s `failedTasks` (S2.7).
+    fn count_failure(&mut self, deployment: &str) {
+        if let Some(d) = self.deployment(deployment) {
+            d.failed_tasks += 1;
+            d.updated_at = Utc::now();
+        }
+    }
 }
 
 /// What the controller's parts share: the record, the outside world, the event stream.
@@ -111,8 +197,10 @@ struct Shared {
     name: String,
     record: Mutex<Record>,
     router: Option<Arc<dyn TargetRouter>>,
-    events: broadcast::Sender<RuntimeEvent>,
+    events: broadcast::Sender<ServiceNotice>,
     steady: watch::Sender<bool>,
+    /// Bumped on every event and deployment change: what `berth deploy` waits on.
+    changed: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -131,10 +219,15 @@ impl Shared {
         record.events.push_front(event);
         record.events.truncate(EVENTS_KEPT);
         // Nobody listening is fine.
-        let _ = self.events.send(RuntimeEvent::Service {
+        let _ = self.events.send(ServiceNotice {
             service: self.name.clone(),
             message,
         });
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
     }
 
     fn target_health(&self, target_group: Option<&str>) -> Vec<TargetHealthView> {
@@ -169,7 +262,7 @@ impl ServiceController {
         settings: ServiceSettings,
         launcher: Arc<dyn TaskLauncher>,
         router: Option<Arc<dyn TargetRouter>>,
-        events: broadcast::Sender<RuntimeEvent>,
+        events: broadcast::Sender<ServiceNotice>,
     ) -> ServiceHandle {
         let deployment = Deployment::new_primary(
             settings.task_definition.clone(),
@@ -179,6 +272,7 @@ impl ServiceController {
         let record = Record {
             desired_count: settings.desired_count,
             settings: settings.clone(),
+            first_deployment: deployment.id.clone(),
             deployments: vec![deployment],
             tasks: Vec::new(),
             stopped: VecDeque::new(),
@@ -194,6 +288,7 @@ impl ServiceController {
             router,
             events,
             steady: watch::Sender::new(false),
+            changed: watch::Sender::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let mut changes = SelectAll::new();
@@ -226,6 +321,13 @@ impl ServiceController {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(ServiceCommand::Scale(count)) => self.scale(count),
+                    Some(ServiceCommand::Deploy(revision, reply)) => {
+                        let id = self.deploy(revision, false, None);
+                        let _ = reply.send(id);
+                    }
+                    Some(ServiceCommand::Rollback(reply)) => {
+                        let _ = reply.send(self.rollback());
+                    }
                     Some(ServiceCommand::Shutdown(reply)) => {
                         self.shutdown().await;
                         let _ = reply.send(());
@@ -245,6 +347,103 @@ impl ServiceController {
                 () = deadline => {}
             }
         }
+    }
+
+    /// A new PRIMARY deployment of `revision` (S1.28); returns its id.
+    fn deploy(&self, revision: Revision, rollback: bool, reason: Option<String>) -> String {
+        let mut record = self.shared.lock();
+        let mut deployment = Deployment::new_primary(
+            revision.task_definition,
+            revision.image,
+            record.desired_count,
+        );
+        deployment.rollback = rollback;
+        if let Some(reason) = reason {
+            deployment.rollout_state_reason = reason;
+        }
+        let id = deployment.id.clone();
+        record.push_deployment(deployment);
+        self.shared.steady.send_replace(false);
+        drop(record);
+        self.shared.bump();
+        id
+    }
+
+    /// `berth rollback`: during a deployment, fail it and return to the last COMPLETED one
+    /// (S2.11, S2.15); on a settled service, deploy the last release before the running one.
+    fn rollback(&self) -> Result<String, String> {
+        let mut record = self.shared.lock();
+        let in_progress = record.deployments[0].rollout_state == RolloutState::InProgress
+            && record.deployments[0].id != record.first_deployment;
+        let target = if in_progress {
+            record.breaker_rollback_target()
+        } else {
+            record.user_rollback_target()
+        };
+        let Some(target) = target.cloned() else {
+            return Err(format!(
+                "service {} has no earlier completed deployment of another revision to roll back to",
+                self.shared.name
+            ));
+        };
+        let name = self.shared.name.clone();
+        let reason = format!("rolling back to deploymentId {}.", target.id);
+        if in_progress {
+            let primary = record.primary();
+            primary.fail(format!(
+                "ECS deployment {} stopped: rolling back to deploymentId {}.",
+                primary.id, target.id
+            ));
+            let failed = primary.id.clone();
+            self.shared
+                .emit(&mut record, events::deployment_stopped(&name, &failed));
+        }
+        self.shared
+            .emit(&mut record, events::rolling_back(&name, &target.id));
+        drop(record);
+        Ok(self.deploy(
+            Revision {
+                task_definition: target.task_definition,
+                image: target.image,
+            },
+            true,
+            Some(reason),
+        ))
+    }
+
+    /// The circuit breaker tripped on the PRIMARY deployment (S2.6, S2.9–S2.13): FAILED, then
+    /// a rollback to the last COMPLETED deployment when asked for and there is one.
+    fn fail_deployment(&self, deployment: &str) {
+        let mut record = self.shared.lock();
+        let name = self.shared.name.clone();
+        let rollback = record.settings.circuit_breaker.rollback;
+        let Some(failed) = record.deployment(deployment) else {
+            return;
+        };
+        failed.fail("ECS deployment circuit breaker: tasks failed to start.".to_owned());
+        self.shared
+            .emit(&mut record, events::deployment_failed(&name, deployment));
+        let target = record.breaker_rollback_target().cloned();
+        let Some(target) = target.filter(|_| rollback) else {
+            // Without a rollback the deployment stops launching tasks; the earlier
+            // revision's tasks keep running (S2.13). With no COMPLETED deployment it stalls
+            // the same way (S2.11).
+            return;
+        };
+        self.shared
+            .emit(&mut record, events::rolling_back(&name, &target.id));
+        drop(record);
+        self.deploy(
+            Revision {
+                task_definition: target.task_definition,
+                image: target.image,
+            },
+            true,
+            Some(format!(
+                "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+                target.id
+            )),
+        );
     }
 
     fn scale(&self, count: u32) {
@@ -314,23 +513,27 @@ impl ServiceController {
                 }
                 if !tracked.was_healthy {
                     record.backoff.record_failure(now);
-                    record.primary().failed_tasks += 1;
+                    record.count_failure(&tracked.deployment);
                 }
             }
-            record
-                .stopped
-                .push_front((tracked.task.snapshot(), tracked.deployment));
-            record.stopped.truncate(STOPPED_KEPT);
+            record.stopped.push_front(Stopped {
+                task: tracked.task.snapshot(),
+                deployment: tracked.deployment,
+                task_definition: tracked.task_definition,
+            });
         }
+        forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
     }
 
     fn observe(&self, record: &mut Record) -> ServiceView {
         let now = Instant::now();
         let target_group = record.settings.target_group.clone();
         let targets = self.shared.target_health(target_group.as_deref());
-        let has_check = record.settings.container_health_check;
         let mut views = Vec::with_capacity(record.tasks.len());
-        let mut any_became_healthy = false;
+        // Deployments with a task that became healthy this round (S2.5: the consecutive
+        // failure count resets).
+        let mut proven: Vec<String> = Vec::new();
+        let current_revision = record.deployments[0].task_definition.clone();
         for tracked in &mut record.tasks {
             let snapshot = tracked.task.snapshot();
             let target = targets
@@ -339,10 +542,14 @@ impl ServiceController {
                 .cloned();
             let view = TaskView {
                 id: snapshot.task_id.clone(),
+                current: tracked.task_definition == current_revision,
                 last_status: snapshot.last_status,
                 desired_status: snapshot.desired_status,
                 age: now.saturating_duration_since(tracked.started),
-                container_check: has_check.then_some(snapshot.health_status),
+                container_check: tracked
+                    .task
+                    .has_health_check()
+                    .then_some(snapshot.health_status),
                 target,
                 unhealthy: tracked.unhealthy.clone(),
             };
@@ -357,23 +564,29 @@ impl ServiceController {
                     .is_none_or(|h| h == crate::task::HealthStatus::Healthy);
             if healthy_now && !tracked.was_healthy && view.age >= PROVEN_AFTER {
                 tracked.was_healthy = true;
-                any_became_healthy = true;
+                proven.push(tracked.deployment.clone());
             }
             views.push(view);
         }
-        if any_became_healthy {
+        if !proven.is_empty() {
             record.backoff.record_success();
             record.reported_throttle = false;
-            record.primary().failed_tasks = 0;
         }
-        let running = views
-            .iter()
-            .filter(|v| v.last_status == TaskStatus::Running)
-            .count() as u32;
-        let pending = views.iter().filter(|v| v.last_status.is_starting()).count() as u32;
-        let primary = record.primary();
-        primary.running_count = running;
-        primary.pending_count = pending;
+        for deployment in proven {
+            if let Some(d) = record.deployment(&deployment) {
+                d.failed_tasks = 0;
+            }
+        }
+        count_tasks(record);
+        let primary = &record.deployments[0];
+        let breaker = (record.settings.circuit_breaker.enable
+            && primary.id != record.first_deployment
+            && primary.rollout_state == RolloutState::InProgress)
+            .then(|| BreakerView {
+                failed_tasks: primary.failed_tasks,
+                threshold: CircuitBreaker::threshold(record.desired_count),
+            });
+        let primary_failed = primary.rollout_state == RolloutState::Failed;
         ServiceView {
             name: self.shared.name.clone(),
             desired_count: record.desired_count,
@@ -383,6 +596,8 @@ impl ServiceController {
             primary_deployment: record.deployments[0].id.clone(),
             tasks: views,
             throttled: record.backoff.throttled(now),
+            primary_failed,
+            breaker,
         }
     }
 
@@ -423,6 +638,7 @@ impl ServiceController {
                         .emit(&mut record, events::unable_to_start(&self.shared.name));
                 }
             }
+            Action::FailDeployment { deployment } => self.fail_deployment(&deployment),
             Action::Stuck => {
                 let mut record = self.shared.lock();
                 if !record.reported_stuck {
@@ -441,6 +657,16 @@ impl ServiceController {
                     let completed_now = primary.rollout_state == RolloutState::InProgress;
                     primary.complete();
                     let deployment = primary.id.clone();
+                    // Only the PRIMARY has tasks left: the others are completely replaced
+                    // and leave `deployments` (S2.14, S1.27); their history stays.
+                    for d in &mut record.deployments[1..] {
+                        if d.status != DeploymentStatus::Inactive {
+                            d.status = DeploymentStatus::Inactive;
+                            d.running_count = 0;
+                            d.pending_count = 0;
+                            d.updated_at = Utc::now();
+                        }
+                    }
                     if completed_now {
                         self.shared.emit(
                             &mut record,
@@ -455,12 +681,19 @@ impl ServiceController {
     }
 
     async fn start_tasks(&mut self, deployment: &str, count: u32) {
+        let task_definition = {
+            let mut record = self.shared.lock();
+            match record.deployment(deployment) {
+                Some(d) => d.task_definition.clone(),
+                None => return,
+            }
+        };
         let mut started = Vec::new();
         for _ in 0..count {
             let id = TaskId::random();
             let task = self
                 .launcher
-                .launch(&self.shared.name, deployment, id.clone())
+                .launch(&self.shared.name, &task_definition, id.clone())
                 .await;
             started.push(task);
         }
@@ -475,6 +708,7 @@ impl ServiceController {
             let mut tracked = Tracked {
                 task,
                 deployment: deployment.to_owned(),
+                task_definition: task_definition.clone(),
                 unhealthy: None,
                 registered: false,
                 stop_requested: false,
@@ -519,6 +753,13 @@ impl ServiceController {
             (Some(router), Some(tg), true) => Some((router.clone(), tg.clone(), tracked.target())),
             _ => None,
         };
+        // A task stopped for failing its health checks is a failed task of its deployment
+        // (S2.6 stage 2, S2.7): without this a release with a wrong health-check path would
+        // never trip the circuit breaker.
+        if tracked.unhealthy.is_some() {
+            let deployment = tracked.deployment.clone();
+            record.count_failure(&deployment);
+        }
         self.shared.emit(
             &mut record,
             events::stopped(&self.shared.name, std::slice::from_ref(id)),
@@ -619,6 +860,34 @@ fn next_deadline(record: &Record, now: Instant) -> Option<Instant> {
         .min()
 }
 
+/// Each PRIMARY or ACTIVE deployment's running and pending counts, from its live tasks.
+fn count_tasks(record: &mut Record) {
+    for deployment in &mut record.deployments {
+        if deployment.status == DeploymentStatus::Inactive {
+            continue;
+        }
+        let mine = || {
+            record
+                .tasks
+                .iter()
+                .filter(|t| t.deployment == deployment.id)
+                .map(|t| t.task.snapshot().last_status)
+        };
+        deployment.running_count = mine().filter(|s| *s == TaskStatus::Running).count() as u32;
+        deployment.pending_count = mine().filter(|s| s.is_starting()).count() as u32;
+    }
+}
+
+/// Drops the stopped tasks (newest first) that stopped before `cutoff`.
+fn forget_stopped_before(stopped: &mut VecDeque<Stopped>, cutoff: DateTime<Utc>) {
+    while stopped
+        .back()
+        .is_some_and(|s| s.task.stopped_at.is_some_and(|at| at < cutoff))
+    {
+        stopped.pop_back();
+    }
+}
+
 /// Yields on every status or health change of `task`, and ends once it is STOPPED.
 fn status_changes(task: &Task) -> BoxStream<'static, ()> {
     futures_util::stream::unfold(Some(task.subscribe()), |receiver| async move {
@@ -663,7 +932,8 @@ impl ServiceHandle {
     }
 
     pub fn status(&self) -> ServiceStatus {
-        let record = self.shared.lock();
+        let mut record = self.shared.lock();
+        forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
         let targets = self
             .shared
             .target_health(record.settings.target_group.as_deref());
@@ -673,22 +943,19 @@ impl ServiceHandle {
             .map(|tracked| ServiceTaskStatus {
                 task: tracked.task.snapshot(),
                 deployment_id: tracked.deployment.clone(),
+                task_definition: tracked.task_definition.clone(),
                 target_health: targets
                     .iter()
                     .find(|t| t.target == tracked.target())
                     .cloned(),
             })
             .collect();
-        tasks.extend(
-            record
-                .stopped
-                .iter()
-                .map(|(snapshot, deployment)| ServiceTaskStatus {
-                    task: snapshot.clone(),
-                    deployment_id: deployment.clone(),
-                    target_health: None,
-                }),
-        );
+        tasks.extend(record.stopped.iter().map(|stopped| ServiceTaskStatus {
+            task: stopped.task.clone(),
+            deployment_id: stopped.deployment.clone(),
+            task_definition: stopped.task_definition.clone(),
+            target_health: None,
+        }));
         let running_count = tasks
             .iter()
             .filter(|t| t.task.last_status == TaskStatus::Running)
@@ -706,9 +973,82 @@ impl ServiceHandle {
             health_check_grace_period_seconds: record.settings.grace_period.as_secs(),
             deployment_configuration: record.settings.configuration,
             steady_state: record.steady,
-            deployments: record.deployments.clone(),
+            deployments: record
+                .deployments
+                .iter()
+                .filter(|d| d.status != DeploymentStatus::Inactive)
+                .cloned()
+                .collect(),
             tasks,
             events: record.events.iter().cloned().collect(),
         }
+    }
+
+    /// Every deployment kept, newest first (`berth deployments`).
+    pub fn deployments(&self) -> Vec<Deployment> {
+        self.shared.lock().deployments.clone()
+    }
+
+    /// Bumped on every service event and deployment change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    /// Starts a new deployment of `revision` (S1.28); its id.
+    pub async fn deploy(&self, revision: Revision) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(ServiceCommand::Deploy(revision, tx))
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops the deployment in progress and rolls back, or deploys the last release before
+    /// the running one; the rollback deployment's id.
+    pub async fn rollback(&self) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(ServiceCommand::Rollback(tx))
+            .map_err(|_| format!("service {} is shutting down", self.shared.name))?;
+        rx.await
+            .map_err(|_| format!("service {} is shutting down", self.shared.name))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped_task(n: u32, at: DateTime<Utc>) -> Stopped {
+        let mut task = TaskSnapshot::provisioning(TaskId::from(format!("{n:032x}")), 4000);
+        task.last_status = TaskStatus::Stopped;
+        task.stopped_at = Some(at);
+        Stopped {
+            task,
+            deployment: "ecs-svc/1234567890123456789".to_owned(),
+            task_definition: "backend:1".to_owned(),
+        }
+    }
+
+    /// S4.4: stopped tasks are shown for an hour, however many there are (it used to keep the
+    /// last 20).
+    #[test]
+    fn stopped_tasks_are_kept_for_an_hour_not_by_count() {
+        let now = Utc::now();
+        // Newest first, as `harvest` pushes them: 30 within the hour, then 2 older.
+        let mut stopped: VecDeque<_> = (0..30)
+            .map(|n| stopped_task(n, now - chrono::TimeDelta::minutes(i64::from(n))))
+            .chain([
+                stopped_task(30, now - chrono::TimeDelta::minutes(61)),
+                stopped_task(31, now - chrono::TimeDelta::minutes(90)),
+            ])
+            .collect();
+        forget_stopped_before(&mut stopped, now - STOPPED_KEPT_FOR);
+        assert_eq!(stopped.len(), 30);
+        assert!(
+            stopped
+                .iter()
+                .all(|s| s.task.stopped_at.unwrap() >= now - STOPPED_KEPT_FOR)
+        );
     }
 }

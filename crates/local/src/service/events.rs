@@ -66,6 +66,21 @@ pub fn deployment_completed(service: &str, deployment: &str) -> String {
     format!("(service {service}) (deployment {deployment}) deployment completed.")
 }
 
+pub fn deployment_failed(service: &str, deployment: &str) -> String {
+    format!(
+        "(service {service}) (deployment {deployment}) deployment failed: tasks failed to start."
+    )
+}
+
+/// StopServiceDeployment: no ECS wording is known for it, this follows `deployment failed`.
+pub fn deployment_stopped(service: &str, deployment: &str) -> String {
+    format!("(service {service}) (deployment {deployment}) deployment stopped: rollback requested.")
+}
+
+pub fn rolling_back(service: &str, deployment: &str) -> String {
+    format!("(service {service}) rolling back to deployment {deployment}.")
+}
+
 pub fn stuck(service: &str) -> String {
     format!(
         "service ({service}) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again."

@@ -16,12 +16,12 @@ mod plan;
 mod state;
 
 pub use backoff::Backoff;
-pub use controller::{ServiceCommand, ServiceController, ServiceHandle, ServiceSettings};
-pub use plan::{Action, ServiceView, TaskView, plan};
+pub use controller::{Revision, ServiceCommand, ServiceController, ServiceHandle, ServiceSettings};
+pub use plan::{Action, BreakerView, ServiceView, TaskView, plan};
 pub use state::{
-    Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy, RolloutState,
-    ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState, UnhealthyCause,
-    new_deployment_id,
+    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
+    RolloutState, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView,
+    TargetState, UnhealthyCause, new_deployment_id,
 };
 
 use std::future::Future;
@@ -37,12 +37,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Starts a service's tasks: resolves the image, secrets, port and log stream, then spawns.
 pub trait TaskLauncher: Send + Sync + 'static {
-    /// Starts task `id` of `service` for `deployment`. Failures are reported as a task that
-    /// is already STOPPED with `TaskFailedToStart`, never as an error.
+    /// Starts task `id` of `service` from revision `task_definition` (`<family>:<n>`).
+    /// Failures are reported as a task that is already STOPPED with `TaskFailedToStart`,
+    /// never as an error.
     fn launch<'a>(
         &'a self,
         service: &'a str,
-        deployment: &'a str,
+        task_definition: &'a str,
         id: TaskId,
     ) -> BoxFuture<'a, Task>;
 }

@@ -2,9 +2,13 @@
 //!
 //! `plan(view) -> Vec<Action>` keeps `desiredCount` (S1.1): it starts tasks that are missing,
 //! marks tasks unhealthy once past the grace period (S1.12), starts replacements for them
-//! before stopping them within `maximumPercent` (S1.14), stops them one by one keeping
-//! `minimumHealthyPercent` when no replacement can start (S1.15), scales in, and reports the
-//! steady state. It owns no clock and no process: the executor feeds it and carries it out.
+//! before stopping them within `maximumPercent` (S1.14), stops them one by one when no
+//! replacement can start (S1.15; they do not count toward `minimumHealthyPercent`), scales
+//! in, and reports the steady state. During a rolling update it starts tasks of the new
+//! revision within `maximumPercent` and stops the earlier revision's within
+//! `minimumHealthyPercent` (S1.2–S1.7), and fails the deployment when the circuit breaker's
+//! count reaches its threshold (S2.6). It owns no clock and no process: the executor feeds
+//! it and carries it out.
 
 use std::time::Duration;
 
@@ -28,12 +32,29 @@ pub struct ServiceView {
     pub tasks: Vec<TaskView>,
     /// The start back-off (S1.18) is running: no task may start now.
     pub throttled: bool,
+    /// The PRIMARY deployment is FAILED (the circuit breaker, no rollback): it launches no
+    /// new tasks (S2.9).
+    pub primary_failed: bool,
+    /// The circuit breaker watching the PRIMARY deployment, when it does (S2.1–S2.6).
+    pub breaker: Option<BreakerView>,
+}
+
+/// The circuit breaker's count for the PRIMARY deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerView {
+    /// Its `failedTasks` (S2.7).
+    pub failed_tasks: u32,
+    /// The count at which it fails (S2.3).
+    pub threshold: u32,
 }
 
 /// What the planner sees of a task.
 #[derive(Debug, Clone)]
 pub struct TaskView {
     pub id: TaskId,
+    /// It runs the PRIMARY deployment's revision (a task of an earlier revision is replaced
+    /// by a rolling update; a rollback adopts the tasks of the revision it returns to).
+    pub current: bool,
     pub last_status: TaskStatus,
     pub desired_status: DesiredStatus,
     /// Time since the task started (the grace period counts from here).
@@ -62,8 +83,10 @@ pub enum Action {
     },
     /// Tasks are missing, but the start back-off holds them.
     Throttled,
-    /// Neither a start nor a stop is allowed by min/max (S1.7).
+    /// Neither a start nor a stop is allowed by min/max during a deployment (S1.7).
     Stuck,
+    /// The circuit breaker tripped: the PRIMARY deployment is FAILED (S2.6, S2.9).
+    FailDeployment { deployment: String },
     /// `desiredCount` healthy tasks and nothing else: the service is stable.
     SteadyState,
 }
@@ -140,19 +163,45 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
             unhealthy.push((task, cause));
         }
     }
+
+    // The circuit breaker (S2.6): the deployment fails once its failed tasks reach the
+    // threshold; the executor then rolls back or stops launching (S2.9, S2.11, S2.13).
+    if let Some(breaker) = &view.breaker
+        && breaker.failed_tasks >= breaker.threshold
+    {
+        actions.push(Action::FailDeployment {
+            deployment: view.primary_deployment.clone(),
+        });
+        return actions;
+    }
+
     let is_unhealthy = |t: &TaskView| unhealthy.iter().any(|(u, _)| u.id == t.id);
-    let healthy: Vec<&TaskView> = live
+    let healthy_count = live
+        .iter()
+        .filter(|t| !is_unhealthy(t) && is_healthy(t, load_balanced))
+        .count() as u32;
+    // Tasks of the revision being deployed that are not unhealthy: healthy ones and ones
+    // still coming up. The others (an earlier revision) are retired as the rollout goes.
+    let mut candidates: Vec<&TaskView> = live
         .iter()
         .copied()
-        .filter(|t| !is_unhealthy(t) && is_healthy(t, load_balanced))
+        .filter(|t| t.current && !is_unhealthy(t))
         .collect();
-    // Everything live that is not unhealthy: healthy ones and ones still coming up.
-    let mut candidates: Vec<&TaskView> =
-        live.iter().copied().filter(|t| !is_unhealthy(t)).collect();
+    let mut old: Vec<&TaskView> = live
+        .iter()
+        .copied()
+        .filter(|t| !t.current && !is_unhealthy(t))
+        .collect();
 
     let live_count = live.len() as u32;
     let max_tasks = view.configuration.max_tasks(desired);
-    let missing = desired.saturating_sub(candidates.len() as u32);
+    let min_healthy = view.configuration.min_healthy(desired);
+    // A FAILED deployment launches no new tasks (S2.9, S2.13).
+    let missing = if view.primary_failed {
+        0
+    } else {
+        desired.saturating_sub(candidates.len() as u32)
+    };
     let room = max_tasks.saturating_sub(live_count);
     let to_start = missing.min(room);
 
@@ -168,7 +217,10 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     }
 
     // Unhealthy tasks: stopped once their replacements are healthy (S1.14); when no
-    // replacement can start, one at a time while min healthy holds (S1.15).
+    // replacement can start, one at a time to free room for one (S1.15). An unhealthy task
+    // does not count toward minimumHealthyPercent, so stopping it never breaks that bound:
+    // ECS keeps replacing unhealthy tasks whatever their replacements did, and a service
+    // whose every task (replacements included) went unhealthy recovers with its app.
     let stop_unhealthy = |task: &TaskView, cause: &UnhealthyCause| Action::StopTask {
         task: task.id.clone(),
         code: StopCode::ServiceSchedulerInitiated,
@@ -176,23 +228,45 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     };
     let mut stopped_any = false;
     if !unhealthy.is_empty() {
-        if healthy.len() as u32 >= desired {
+        if healthy_count >= desired {
             for (task, cause) in &unhealthy {
                 actions.push(stop_unhealthy(task, cause));
             }
             stopped_any = true;
         } else if room == 0 && missing > 0 && stopping == 0 {
-            if healthy.len() as u32 >= view.configuration.min_healthy(desired) {
-                let (task, cause) = &unhealthy[0];
-                actions.push(stop_unhealthy(task, cause));
-                stopped_any = true;
-            } else {
-                actions.push(Action::Stuck);
-            }
+            let (task, cause) = &unhealthy[0];
+            actions.push(stop_unhealthy(task, cause));
+            stopped_any = true;
         }
     }
 
-    // Scale in: more tasks than desired. Tasks not yet healthy go first, then the newest.
+    // Rolling update (S1.2–S1.5): tasks of an earlier revision are stopped as long as the
+    // healthy count stays at or above minimumHealthyPercent; the ones not healthy (yet)
+    // first, as they count for nothing. A FAILED deployment without a rollback leaves them
+    // running (S2.13).
+    if !view.primary_failed && !old.is_empty() {
+        old.sort_by_key(|t| (is_healthy(t, load_balanced), t.age));
+        let mut spare = healthy_count.saturating_sub(min_healthy);
+        for task in old {
+            let healthy = is_healthy(task, load_balanced);
+            if healthy {
+                if spare == 0 {
+                    break;
+                }
+                spare -= 1;
+            }
+            actions.push(Action::StopTask {
+                task: task.id.clone(),
+                code: StopCode::ServiceSchedulerInitiated,
+                reason: reasons::scaling_activity(&view.primary_deployment),
+            });
+            stopped_any = true;
+        }
+    }
+    let old_left = live.iter().any(|t| !t.current);
+
+    // Scale in: more tasks of this revision than desired. Tasks not yet healthy go first,
+    // then the newest.
     let excess = (candidates.len() as u32).saturating_sub(desired);
     if excess > 0 {
         candidates.sort_by_key(|t| (is_healthy(t, load_balanced), t.age));
@@ -206,12 +280,27 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
         stopped_any = true;
     }
 
+    let everything_healthy = live
+        .iter()
+        .all(|t| !is_unhealthy(t) && is_healthy(t, load_balanced));
+    // S1.7: an earlier revision is left, every task is healthy (nothing will change by
+    // itself), and the bounds allow neither a start nor a stop.
+    if old_left
+        && !view.primary_failed
+        && to_start == 0
+        && !stopped_any
+        && stopping == 0
+        && everything_healthy
+    {
+        actions.push(Action::Stuck);
+    }
     let steady = !stopped_any
+        && !old_left
         && to_start == 0
         && unhealthy.is_empty()
         && stopping == 0
         && live_count == desired
-        && healthy.len() as u32 == desired;
+        && healthy_count == desired;
     if steady {
         actions.push(Action::SteadyState);
     }

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 
 use crate::task::TaskSnapshot;
@@ -37,55 +36,23 @@ impl DeploymentConfiguration {
     }
 }
 
-/// Deployment `status` (S2.14).
+/// `deploymentCircuitBreaker` (S2.1): with the default threshold (S2.3) and the consecutive
+/// count (`resetOnHealthyTask`, S2.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentStatus {
-    Primary,
-    Active,
-    Inactive,
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
 }
 
-impl fmt::Display for DeploymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Primary => "PRIMARY",
-            Self::Active => "ACTIVE",
-            Self::Inactive => "INACTIVE",
-        })
+impl CircuitBreaker {
+    /// `min(200, max(3, ceil(0.5 × desired)))` (S2.3).
+    pub fn threshold(desired: u32) -> u32 {
+        desired.div_ceil(2).clamp(3, 200)
     }
 }
 
-/// `rolloutState` (S2.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RolloutState {
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl fmt::Display for RolloutState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::InProgress => "IN_PROGRESS",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        })
-    }
-}
-
-/// How a deployment replaces tasks. Only `Rolling` runs today; the others are here so that
-/// the state (and `berth status --output json`) has room for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentStrategy {
-    #[default]
-    Rolling,
-    BlueGreen,
-    Linear,
-    Canary,
-}
+pub use berth_spec::status::{DeploymentStatus, DeploymentStrategy, RolloutState};
 
 /// One deployment of a service: a task definition revision being rolled out (S2.9–S2.14).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,8 +71,15 @@ pub struct Deployment {
     pub failed_tasks: u32,
     pub rollout_state: RolloutState,
     pub rollout_state_reason: String,
+    /// It returns to an earlier revision after a failure or `berth rollback` (it is then not
+    /// itself a release to roll back to).
+    #[serde(default)]
+    pub rollback: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When it COMPLETED or FAILED.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
@@ -125,8 +99,10 @@ impl Deployment {
             running_count: 0,
             failed_tasks: 0,
             rollout_state: RolloutState::InProgress,
+            rollback: false,
             created_at: now,
             updated_at: now,
+            finished_at: None,
         }
     }
 
@@ -135,7 +111,16 @@ impl Deployment {
             self.rollout_state = RolloutState::Completed;
             self.rollout_state_reason = format!("ECS deployment {} completed.", self.id);
             self.updated_at = Utc::now();
+            self.finished_at = Some(self.updated_at);
         }
+    }
+
+    /// FAILED with `reason` (S2.9–S2.10).
+    pub fn fail(&mut self, reason: String) {
+        self.rollout_state = RolloutState::Failed;
+        self.rollout_state_reason = reason;
+        self.updated_at = Utc::now();
+        self.finished_at = Some(self.updated_at);
     }
 }
 
@@ -179,6 +164,15 @@ pub struct ServiceEvent {
     pub message: String,
 }
 
+/// A service event as the controller publishes it, for whoever renders progress (the
+/// runtime maps it onto its own event type: the scheduler knows nothing above it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNotice {
+    pub service: String,
+    pub message: String,
+}
+
 /// One task of a service in `berth status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +180,8 @@ pub struct ServiceTaskStatus {
     #[serde(flatten)]
     pub task: TaskSnapshot,
     pub deployment_id: String,
+    /// The revision it runs (`<family>:<n>`).
+    pub task_definition: String,
     pub target_health: Option<TargetHealthView>,
 }
 

@@ -154,6 +154,8 @@ pub struct Task {
     port: u16,
     /// Kept for recovery: a later berth gives a leftover process the same time to exit.
     stop_timeout: Duration,
+    /// Its revision defines a container health check (its health then counts, S1.10).
+    has_health_check: bool,
     state: Arc<watch::Sender<TaskSnapshot>>,
     stop: mpsc::UnboundedSender<StopRequest>,
 }
@@ -172,6 +174,7 @@ impl Task {
             id,
             port,
             stop_timeout: spec.stop_timeout,
+            has_health_check: spec.health_check.is_some(),
             state: state.clone(),
             stop: stop_tx,
         };
@@ -210,6 +213,7 @@ impl Task {
             id,
             port: 0,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            has_health_check: false,
             state: Arc::new(watch::Sender::new(snapshot)),
             stop: stop_tx,
         }
@@ -226,6 +230,11 @@ impl Task {
     /// Time between SIGTERM and SIGKILL when the task is stopped.
     pub fn stop_timeout(&self) -> Duration {
         self.stop_timeout
+    }
+
+    /// Whether the task runs a container health check.
+    pub fn has_health_check(&self) -> bool {
+        self.has_health_check
     }
 
     pub fn snapshot(&self) -> TaskSnapshot {

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use berth_local::balancer::{Balancer, Forward, ListenerConfig, ListenerLimits, TargetGroupConfig};
 use berth_local::control::{
-    ControlClient, ControlHandler, ControlServer, Request, Response, StatusReport,
+    ControlClient, ControlHandler, ControlServer, DeployStarted, Request, Response, StatusReport,
+    WatchedService,
 };
-use berth_local::service::BoxFuture;
+use berth_local::service::{BoxFuture, Deployment};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -173,5 +174,30 @@ impl ControlHandler for Idle {
 
     fn down(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        _service: &'a str,
+        _stack_file: &'a Path,
+        _image: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<DeployStarted, String>> {
+        Box::pin(async { Err("nothing to deploy".into()) })
+    }
+
+    fn rollback<'a>(&'a self, _service: &'a str) -> BoxFuture<'a, Result<DeployStarted, String>> {
+        Box::pin(async { Err("nothing to roll back".into()) })
+    }
+
+    fn deployments(&self, _service: &str) -> Result<Vec<Deployment>, String> {
+        Ok(vec![])
+    }
+
+    fn watch<'a>(
+        &'a self,
+        _service: &'a str,
+        _since: u64,
+    ) -> BoxFuture<'a, Result<WatchedService, String>> {
+        Box::pin(async { Err("nothing to watch".into()) })
     }
 }

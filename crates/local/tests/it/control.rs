@@ -9,7 +9,7 @@ use berth_local::control::{ControlClient, Request, Response};
 use berth_local::runtime::{
     NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher, StateWriter, TaskTemplate,
 };
-use berth_local::service::{DeploymentConfiguration, ServiceSettings};
+use berth_local::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings};
 use berth_local::task::{TASK_OS_USER, TaskStatus, TaskUser};
 
 use crate::support::{eventually, process_gone, within};
@@ -33,9 +33,12 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
         configuration: DeploymentConfiguration::default(),
         grace_period: Duration::ZERO,
         target_group: None,
-        container_health_check: false,
         task_definition: format!("{name}:1"),
         image: format!("{name}@sha256:test"),
+        circuit_breaker: CircuitBreaker {
+            enable: true,
+            rollback: true,
+        },
     }
 }
 
@@ -51,7 +54,7 @@ pub fn start_runtime_as(
 ) -> (Runtime, Arc<RunStateFile>) {
     let state_file = Arc::new(RunStateFile::new(run_dir.to_owned()));
     let launcher = StackLauncher {
-        templates: [("worker".to_owned(), sleeper())].into_iter().collect(),
+        templates: [("worker:1".to_owned(), sleeper())].into_iter().collect(),
         secrets: Arc::new(NoSecrets),
         logs: None,
         state_file: Some(Arc::clone(&state_file)),
@@ -65,6 +68,7 @@ pub fn start_runtime_as(
         state_file: Arc::clone(&state_file),
         services: vec![settings("worker", 2)],
         launcher: Arc::new(launcher),
+        releases: None,
         router: None,
         local_differences: vec![],
         postgres: None,

@@ -9,6 +9,7 @@ mod logs;
 mod params;
 mod recovery;
 mod registry;
+mod release;
 mod scheduler;
 mod shutdown;
 mod support;

@@ -177,6 +177,7 @@ async fn shutdown_deregisters_drains_then_sigterms_each_task_then_stops_balancer
         state_file,
         services: vec![service],
         launcher: Arc::new(launcher),
+        releases: None,
         router: Some(router),
         local_differences: vec![],
         postgres: None,

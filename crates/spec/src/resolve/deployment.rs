@@ -78,6 +78,13 @@ pub(crate) fn read_deployment(
         }
     };
     let known = ["rolling", "blue_green", "canary", "linear"].contains(&kind);
+    if let (Some(strategy), true) = (&strategy, known && kind != "rolling") {
+        problems.push(not_supported_yet(
+            format!("the \"{kind}\" strategy"),
+            strategy.span.clone(),
+            "use strategy = \"rolling\" (the default) until it is",
+        ));
+    }
     let misplaced: [(&str, Option<Span>, &[&str]); 5] = [
         (
             "bake_time",
@@ -165,11 +172,27 @@ pub(crate) fn read_deployment(
     deployment
 }
 
+/// What the stack file accepts is acted upon: a part of it that no runtime carries out yet is
+/// refused rather than read and ignored.
+fn not_supported_yet(what: String, span: Span, help: &str) -> Problem {
+    Problem::new(
+        "berth::not_supported_yet",
+        format!("{what} is not supported yet"),
+    )
+    .label(span, "not supported yet")
+    .help(help.to_owned())
+}
+
 pub(crate) fn read_autoscaling(
     a: &mut Table<'_, '_>,
     problems: &mut Problems,
     desired: Option<&Sp<u32>>,
 ) -> Autoscaling {
+    problems.push(not_supported_yet(
+        "autoscaling".to_owned(),
+        a.span.clone(),
+        "remove the table and set desired_count (or use `berth scale`) until it is",
+    ));
     let min = a.u32(problems, "min", 0, 10_000);
     let max = a.u32(problems, "max", 1, 10_000);
     let (min_v, max_v) = (

@@ -149,17 +149,10 @@ pub(crate) fn read_container_health_check(
     };
     let interval = h.duration(problems, "interval", 5 * SECOND, 300 * SECOND);
     let timeout = h.duration(problems, "timeout", 2 * SECOND, 60 * SECOND);
+    // Unlike a target group's, a container health check may have a timeout at or above its
+    // interval: ECS accepts it (the next check waits for the one running).
     let interval_v = interval.as_ref().map_or(30 * SECOND, |i| i.value);
     let timeout_v = timeout.as_ref().map_or(5 * SECOND, |t| t.value);
-    timeout_below_interval(
-        problems,
-        "container health check",
-        timeout_v,
-        interval_v,
-        timeout.as_ref(),
-        interval.as_ref(),
-        h,
-    );
     ContainerHealthCheck {
         command,
         interval: interval_v,

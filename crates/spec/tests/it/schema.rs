@@ -4,8 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_spec::{
-    DatabaseKind, Generator, IngressSource, ParameterValue, ScalingTarget, SecurityGroupRole,
-    Stack, Strategy,
+    DatabaseKind, Generator, IngressSource, ParameterValue, SecurityGroupRole, Stack, Strategy,
 };
 
 fn parse(text: &str) -> Stack {
@@ -46,10 +45,11 @@ value = "x"
     );
 }
 
+/// What the stack file accepts is acted upon: strategies and autoscaling that no runtime
+/// carries out yet are refused, each with its own place in the file, not read and ignored.
 #[test]
-fn strategies_and_autoscaling() {
-    let stack = parse(
-        r#"
+fn strategies_other_than_rolling_and_autoscaling_are_refused_as_not_supported_yet() {
+    let text = r#"
 [stack]
 name = "demo"
 [load_balancer]
@@ -64,37 +64,80 @@ deployment = { strategy = "linear", linear_step_percent = 25 }
 [services.c]
 port = 3
 deployment = { strategy = "blue_green", minimum_healthy_percent = 50, circuit_breaker = { rollback = false } }
+"#;
+    let error = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
+    let found: Vec<(&str, &str, usize)> = error
+        .problems()
+        .iter()
+        .map(|p| (p.code, p.message.as_str(), p.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "berth::not_supported_yet",
+                "the \"canary\" strategy is not supported yet",
+                8
+            ),
+            (
+                "berth::not_supported_yet",
+                "autoscaling is not supported yet",
+                9
+            ),
+            (
+                "berth::not_supported_yet",
+                "the \"linear\" strategy is not supported yet",
+                12
+            ),
+            (
+                "berth::not_supported_yet",
+                "the \"blue_green\" strategy is not supported yet",
+                15
+            ),
+        ]
+    );
+}
+
+#[test]
+fn rolling_with_its_bounds_and_circuit_breaker() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[services.c]
+port = 3
+deployment = { strategy = "rolling", minimum_healthy_percent = 50, circuit_breaker = { rollback = false } }
 "#,
     );
-    assert_eq!(
-        stack.service("a").unwrap().deployment.strategy,
-        Strategy::Canary {
-            percent: 10.0,
-            canary_bake: Duration::from_secs(120),
-            bake_time: Duration::from_secs(60)
-        }
-    );
-    let scaling = stack.service("a").unwrap().autoscaling.as_ref().unwrap();
-    assert_eq!(
-        (scaling.min, scaling.max, scaling.target),
-        (1, 4, ScalingTarget::RequestsPerTarget(500))
-    );
-    assert_eq!(
-        (scaling.scale_in_cooldown, scaling.scale_out_cooldown),
-        (Duration::from_secs(60), Duration::from_secs(300))
-    );
-    assert_eq!(
-        stack.service("b").unwrap().deployment.strategy,
-        Strategy::Linear {
-            step_percent: 25.0,
-            step_bake: Duration::from_secs(360),
-            bake_time: Duration::from_secs(300)
-        }
-    );
     let c = &stack.service("c").unwrap().deployment;
-    assert!(matches!(c.strategy, Strategy::BlueGreen { .. }));
+    assert_eq!(c.strategy, Strategy::Rolling);
     assert_eq!(c.minimum_healthy_percent, 50);
     assert!(c.circuit_breaker.enable && !c.circuit_breaker.rollback);
+}
+
+/// ECS accepts a container health check whose timeout is not below its interval (unlike a
+/// target group's): the next check waits for the one running.
+#[test]
+fn a_container_health_check_timeout_may_reach_its_interval() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[services.api]
+port = 3001
+container_health_check = { command = ["CMD-SHELL", "true"], interval = "5s", timeout = "6s" }
+"#,
+    );
+    let check = stack
+        .service("api")
+        .unwrap()
+        .container_health_check
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (check.interval, check.timeout),
+        (Duration::from_secs(5), Duration::from_secs(6))
+    );
 }
 
 #[test]

@@ -1,0 +1,59 @@
+//! `berth deploy SERVICE`: register a new revision from the stack file as it is now (built,
+//! or `--image TAG` from the registry) and roll it out on the running stack.
+
+use berth_local::control::{Request, Response};
+
+use crate::commands::rollout::follow;
+use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service (its key in the stack file, like `backend`, or its ECS name).
+    pub service: String,
+    /// Deploy this tag of the service's repository in the local registry instead of
+    /// building.
+    #[arg(long, value_name = "TAG")]
+    pub image: Option<String>,
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
+    // The file is checked here, so its problems are shown as diagnostics (exit 2).
+    let stack = cx.load_stack()?;
+    let service = find_service(cx, &stack, &args.service)?;
+    let stack_file = std::path::absolute(&cx.file).map_err(|e| {
+        CliError::Usage(
+            anyhow::Error::new(e).context(format!("cannot resolve {}", cx.file.display())),
+        )
+    })?;
+    let run_dir = local_run_dir(cx, &stack)?;
+    let mut client = connect(&run_dir).await?;
+    if !cx.output.is_json() {
+        let what = match (&args.image, &service.build) {
+            (Some(tag), _) => format!("image tag {tag}"),
+            (None, Some(build)) => format!("a build with `{}`", build.command),
+            (None, None) => "the registry's latest image".to_owned(),
+        };
+        cx.output.line(format!(
+            "{}: registering a new revision from {what}",
+            service.name
+        ));
+    }
+    let request = Request::Deploy {
+        service: service.service_name.clone(),
+        stack_file,
+        image: args.image,
+    };
+    let response = client
+        .request(&request)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+    match response {
+        Response::Deploying(started) => follow(cx, &mut client, started).await,
+        Response::Error { message } => Err(CliError::Failed(anyhow::anyhow!(message))),
+        other => Err(CliError::Failed(anyhow::anyhow!(
+            "berth answered the deploy request with {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,37 @@
+//! `berth rollback SERVICE`: stop the deployment in progress and return to the last
+//! completed one, or on a settled service deploy the release before the running one.
+
+use berth_local::control::{Request, Response};
+
+use crate::commands::rollout::follow;
+use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service (its key in the stack file, like `backend`, or its ECS name).
+    pub service: String,
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
+    let stack = cx.load_stack()?;
+    let service = find_service(cx, &stack, &args.service)?;
+    let run_dir = local_run_dir(cx, &stack)?;
+    let mut client = connect(&run_dir).await?;
+    let request = Request::Rollback {
+        service: service.service_name.clone(),
+    };
+    let response = client
+        .request(&request)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+    match response {
+        Response::Deploying(started) => follow(cx, &mut client, started).await,
+        // Nothing to roll back to: the request cannot be met as asked.
+        Response::Error { message } => Err(CliError::Usage(anyhow::anyhow!(message))),
+        other => Err(CliError::Failed(anyhow::anyhow!(
+            "berth answered the rollback request with {other:?}"
+        ))),
+    }
+}

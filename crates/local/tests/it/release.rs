@@ -1,0 +1,320 @@
+//! Releases end to end: `berth up` in process with two tasks of the real web app behind the
+//! balancer, the `berth` binary for `deploy`, `rollback` and `deployments`, and a load loop
+//! that counts every request that did not get a 2xx (connection errors included) while the
+//! releases run: a good one, one whose tasks exit at start, one whose health checks fail,
+//! and a rollback of a settled service.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+
+use berth_local::runtime::{Runtime, UpOptions, up};
+use berth_local::service::{RolloutState, ServiceHandle};
+use berth_testkit::{bin_path, free_port, http_get};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::within;
+
+/// One web service, two tasks, fast local health checks, a short deregistration delay.
+fn stack_text(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[stack]
+name = "release-test"
+
+[environments.local]
+listen = "127.0.0.1:{port}"
+health_check_interval = "1s"
+health_check_timeout = "500ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+deregistration_delay = "2s"
+
+[load_balancer]
+default_service = "web"
+
+[services.web]
+port = 80
+desired_count = 2
+build = {{ context = ".", command = "true", artifact = "{}" }}
+health_check = {{ path = "/health" }}
+{extra}
+"#,
+        bin_path("file-analyzer-web").display()
+    )
+}
+
+fn berth(stack_file: &Path, args: &[&str]) -> Output {
+    Command::new(bin_path("berth"))
+        .arg("--file")
+        .arg(stack_file)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `berth` off the async runtime (it talks to the runtime this test drives).
+async fn berth_async(stack_file: &Path, args: &[&str]) -> Output {
+    let stack_file = stack_file.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        berth(&stack_file, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Requests `/health` through the balancer back to back until stopped; counts outcomes.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match http_get(port, "/health") {
+                        Some(r) if (200..300).contains(&r.status) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                            failures.push(format!("{:?}", other.map(|r| r.status)));
+                        }
+                    }
+                }
+                failures
+            })
+        };
+        Self {
+            stop,
+            ok,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Stops the loop; (successes, failures, how the failures failed).
+    fn finish(mut self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let failures = self.thread.take().unwrap().join().unwrap();
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+            failures,
+        )
+    }
+}
+
+/// Waits until the newest deployment of `service` is COMPLETED, re-checking on each change.
+async fn settled(service: &ServiceHandle) {
+    let mut changes = service.changes();
+    within("the service to settle", async {
+        while service.status().deployments.len() != 1
+            || service.status().deployments[0].rollout_state != RolloutState::Completed
+        {
+            changes.changed().await.unwrap();
+        }
+    })
+    .await;
+}
+
+fn revisions_running(service: &ServiceHandle) -> Vec<String> {
+    let mut revisions: Vec<String> = service
+        .status()
+        .tasks
+        .into_iter()
+        .filter(|t| t.task.last_status == berth_local::task::TaskStatus::Running)
+        .map(|t| t.task_definition)
+        .collect();
+    revisions.sort();
+    revisions
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    stack_file: PathBuf,
+    port: u16,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let stack_file = dir.path().join("berth.toml");
+        std::fs::write(&stack_file, stack_text(port, "")).unwrap();
+        Self {
+            _dir: dir,
+            stack_file,
+            port,
+        }
+    }
+
+    /// The stack file as it will be deployed next.
+    fn edit(&self, extra: &str) {
+        std::fs::write(&self.stack_file, stack_text(self.port, extra)).unwrap();
+    }
+
+    async fn up(&self) -> Runtime {
+        let stack = berth_spec::load(&self.stack_file).unwrap();
+        let options = UpOptions {
+            environment: "local".into(),
+            control_socket: true,
+            interrupt: CancellationToken::new(),
+        };
+        let (runtime, _) = up(&stack, &options, Arc::new(|_| {})).await.unwrap();
+        within("every target healthy", runtime.wait_steady()).await;
+        runtime
+    }
+}
+
+/// S1.2–S1.5 and S2.6–S2.12 under load: every release, good or bad, and the rollback keep
+/// every request answered with a 2xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_under_load_fail_no_request() {
+    let fx = Fixture::new();
+    let runtime = fx.up().await;
+    let web = runtime.services()[0].clone();
+    let load = Load::start(fx.port);
+
+    // A good release: exit 0, every task replaced by revision 2.
+    let (ok_before, started) = (load.ok(), std::time::Instant::now());
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    // A figure for BENCHMARKS.md, not an assertion.
+    eprintln!(
+        "rolling deploy 2 -> 2: {:?} (berth deploy, build `true` included), {} requests meanwhile",
+        started.elapsed(),
+        load.ok() - ok_before
+    );
+    assert!(
+        out.status.success(),
+        "deploy: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("completed: web-task:2"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(revisions_running(&web), ["web-task:2", "web-task:2"]);
+
+    // Tasks that exit at start (the app refuses its configuration): the breaker stops the
+    // release and rolls back to revision 2, exit 1 with the reason.
+    fx.edit(r#"environment = { MAX_FILE_SIZE = "lots" }"#);
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("FAILED: ECS deployment circuit breaker: tasks failed to start."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolling back with deployment"), "{stderr}");
+    settled(&web).await;
+    assert_eq!(revisions_running(&web), ["web-task:2", "web-task:2"]);
+
+    // Health checks that fail (a container check that never passes): the same.
+    fx.edit(
+        r#"container_health_check = { command = ["CMD-SHELL", "exit 1"], interval = "5s", retries = 1 }"#,
+    );
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("FAILED: ECS deployment circuit breaker"),
+        "{}",
+        text(&out.stderr)
+    );
+    settled(&web).await;
+    assert!(
+        web.status()
+            .events
+            .iter()
+            .any(|e| e.message.ends_with("failed container health checks.")),
+        "the tasks were replaced for failing their container health checks"
+    );
+    assert_eq!(revisions_running(&web), ["web-task:2", "web-task:2"]);
+
+    // A settled service rolls back to the release before the running one: revision 1 (the
+    // rollbacks to 2 do not count as releases).
+    fx.edit("");
+    let out = berth_async(&fx.stack_file, &["rollback", "web"]).await;
+    assert!(
+        out.status.success(),
+        "rollback: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
+    let served_during = load.ok();
+
+    let (ok, failed, failures) = load.finish();
+    eprintln!("requests during the releases: {ok} answered 2xx, {failed} failed");
+    assert_eq!(
+        failed, 0,
+        "failed requests during the releases: {failures:?}"
+    );
+    assert!(ok >= served_during && ok > 0);
+
+    let out = berth_async(&fx.stack_file, &["deployments", "web", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcomes: Vec<(String, String, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["taskDefinition"].as_str().unwrap().to_owned(),
+                d["rolloutState"].as_str().unwrap().to_owned(),
+                d["rollback"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, bool)> = [
+        ("web-task:1", "COMPLETED", true),
+        ("web-task:2", "COMPLETED", true),
+        ("web-task:4", "FAILED", false),
+        ("web-task:2", "COMPLETED", true),
+        ("web-task:3", "FAILED", false),
+        ("web-task:2", "COMPLETED", false),
+        ("web-task:1", "COMPLETED", false),
+    ]
+    .into_iter()
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c))
+    .collect();
+    assert_eq!(outcomes, expected);
+    runtime.shutdown().await;
+}
