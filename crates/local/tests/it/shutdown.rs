@@ -158,7 +158,7 @@ async fn shutdown_deregisters_drains_then_sigterms_each_task_then_stops_balancer
     });
     let state_file = Arc::new(RunStateFile::new(run.clone()));
     let launcher = StackLauncher {
-        templates: [("worker".to_owned(), sleeper())].into_iter().collect(),
+        templates: [("worker:1".to_owned(), sleeper())].into_iter().collect(),
         secrets: Arc::new(NoSecrets),
         logs: None,
         state_file: Some(Arc::clone(&state_file)),
