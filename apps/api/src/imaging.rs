@@ -2,8 +2,9 @@
 //! `spawn_blocking`.
 //!
 //! Decompression bombs: the header's dimensions are read first and checked against
-//! [`MAX_PIXELS`] / [`MAX_SIDE`] before any pixel buffer exists, and the decoder runs under
-//! `image::Limits` as a second guard.
+//! [`MAX_PIXELS`] / [`MAX_SIDE`] before any pixel buffer exists, then the decoded size
+//! (pixels × bytes per pixel: a 16-bit RGBA image takes 8 bytes a pixel) against
+//! [`MAX_DECODED_BYTES`]; the decoder runs under `image::Limits` as a last guard.
 
 use std::io::Cursor;
 
@@ -25,8 +26,8 @@ use crate::sniff::FileType;
 pub const MAX_PIXELS: u64 = 40_000_000;
 /// Largest side accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
-/// Ceiling on what a decoder may allocate.
-const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// Ceiling on one decoded image, and on what a decoder may allocate.
+pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why an image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,18 @@ pub enum ImageFailure {
          ({MAX_PIXELS} pixels, {MAX_SIDE} per side)"
     )]
     TooLarge { width: u32, height: u32 },
+    #[error(
+        "the image declares {width}×{height} pixels at {bytes_per_pixel} bytes each, which \
+         decodes to {} MiB, more than this server decodes ({} MiB)",
+        decoded_bytes.div_ceil(1024 * 1024),
+        MAX_DECODED_BYTES / (1024 * 1024)
+    )]
+    TooManyBytes {
+        width: u32,
+        height: u32,
+        bytes_per_pixel: u16,
+        decoded_bytes: u64,
+    },
     #[error("the image data is corrupt or truncated")]
     Corrupt(#[source] image::ImageError),
     #[error("invalid parameters: {0}")]
@@ -68,6 +81,7 @@ pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure
     reader.limits(limits());
     let decoder = reader.into_decoder().map_err(ImageFailure::Corrupt)?;
     let color = decoder.color_type();
+    check_decoded_size(width, height, color)?;
     let image = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(_) => ImageFailure::TooLarge { width, height },
         other => ImageFailure::Corrupt(other),
@@ -83,11 +97,27 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), ImageFailure> {
     Ok(())
 }
 
+/// Refuse an image whose pixel buffer would exceed [`MAX_DECODED_BYTES`], counting the
+/// decoder's own sample size (before any pixel is decoded).
+fn check_decoded_size(width: u32, height: u32, color: ColorType) -> Result<(), ImageFailure> {
+    let bytes_per_pixel = u16::from(color.bytes_per_pixel());
+    let decoded_bytes = u64::from(width) * u64::from(height) * u64::from(bytes_per_pixel);
+    if decoded_bytes > MAX_DECODED_BYTES {
+        return Err(ImageFailure::TooManyBytes {
+            width,
+            height,
+            bytes_per_pixel,
+            decoded_bytes,
+        });
+    }
+    Ok(())
+}
+
 fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_ALLOC);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
     limits
 }
 
@@ -286,6 +316,7 @@ pub fn recompress_gif(bytes: &[u8]) -> Result<Output, ImageFailure> {
     let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(ImageFailure::Corrupt)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height)?;
+    check_decoded_size(width, height, ColorType::Rgba8)?;
     let frame_pixels = u64::from(width) * u64::from(height);
     decoder
         .set_limits(limits())
