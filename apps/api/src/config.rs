@@ -3,6 +3,7 @@
 //! `ALLOWED_FILE_TYPES`.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::sniff::FileType;
 
@@ -12,6 +13,9 @@ const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 /// Everything the process reads from its environment, validated.
 #[derive(Clone)]
 pub struct Config {
+    /// Where to listen (`HOST`): 0.0.0.0 by default, as a container needs; berth sets
+    /// 127.0.0.1 for local tasks.
+    pub host: IpAddr,
     pub port: u16,
     pub db_host: String,
     pub db_port: u16,
@@ -37,6 +41,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         Ok(Config {
+            host: parse_host(get("HOST"))?,
             port: parse_port("PORT", get("PORT"), 3001)?,
             db_host: get("DB_HOST").unwrap_or_else(|| "localhost".into()),
             db_port: parse_port("DB_PORT", get("DB_PORT"), 5432)?,
@@ -53,6 +58,7 @@ impl Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
+            .field("host", &self.host)
             .field("port", &self.port)
             .field("db_host", &self.db_host)
             .field("db_port", &self.db_port)
@@ -88,6 +94,16 @@ fn parse_port(
             reason: format!("`{value}` is not a TCP port (1-65535)"),
         }),
     }
+}
+
+fn parse_host(value: Option<String>) -> Result<IpAddr, ConfigError> {
+    let Some(value) = value else {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    };
+    value.trim().parse().map_err(|_| ConfigError {
+        variable: "HOST",
+        reason: format!("`{value}` is not an IP address such as 0.0.0.0 or 127.0.0.1"),
+    })
 }
 
 fn parse_origin(value: Option<String>) -> Result<String, ConfigError> {
@@ -167,6 +183,7 @@ mod tests {
     fn defaults_are_the_originals() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 3001);
+        assert_eq!(c.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(c.db_port, 5432);
         assert_eq!(c.db_name, "fileanalyzer");
         assert_eq!(c.max_file_size, 10 * 1024 * 1024);
@@ -178,6 +195,7 @@ mod tests {
         for (var, value) in [
             ("PORT", "http"),
             ("PORT", "0"),
+            ("HOST", "localhost"),
             ("DB_PORT", "70000"),
             ("MAX_FILE_SIZE", "-1"),
             ("MAX_FILE_SIZE", "10MB"),

@@ -59,6 +59,7 @@ async fn store_upload(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     // Refuse before reading a byte when nothing could be stored anyway.
     state.db.pool()?;
+    tracing::debug!("receiving an upload");
     let mut multipart = multipart.map_err(|rejection| {
         AppError::bad_request(format!(
             "expected a multipart/form-data body with a `{FILE_FIELD}` part ({})",

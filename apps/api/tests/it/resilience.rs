@@ -8,6 +8,9 @@ use berth_testkit::{Postgres, Server, bin_path, http_get};
 
 use crate::common::{Env, error_message, json, png, spawn_api, upload_to};
 
+/// Upper bound on every wait for an event (generous: the machine may be busy).
+const BOUND: Duration = Duration::from_secs(30);
+
 #[tokio::test]
 async fn two_api_processes_share_one_database() {
     // Started together: the migrations' advisory lock lets them take turns.
@@ -192,7 +195,7 @@ fn bad_configuration_exits_2_naming_the_variable() {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let pg = Postgres::start();
-    let mut api: Server = spawn_api(&pg, &[]);
+    let mut api: Server = spawn_api(&pg, &[("RUST_LOG", "info,file_analyzer_api=debug")]);
     api.wait_until_ok("/api/health/ready");
 
     // Start an upload, stop half-way through the body, deliver SIGTERM, then finish it.
@@ -214,14 +217,19 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body[..40]).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    api.wait_for_line(BOUND, |line| line.contains("receiving an upload"));
     api.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    api.wait_for_line(BOUND, |line| line.contains("stop signal received"));
+    // The listener closes (just after that line): no new connections.
+    let deadline = std::time::Instant::now() + BOUND;
+    while TcpStream::connect(("127.0.0.1", api.port())).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(api.is_alive(), "the in-flight request holds the shutdown");
-    assert!(
-        TcpStream::connect(("127.0.0.1", api.port())).is_err(),
-        "no new connections after SIGTERM"
-    );
     stream.write_all(&body[40..]).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();

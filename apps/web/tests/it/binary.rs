@@ -1,11 +1,14 @@
 //! The `file-analyzer-web` binary: configuration, JSON logs, graceful stop on SIGTERM.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_testkit::Server;
 
 use crate::fake_api::FakeApi;
 use crate::support::dead_url;
+
+/// Upper bound on every wait for an event (generous: the machine may be busy).
+const BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 fn stops_on_sigterm_with_status_0_and_logs_json_lines() {
@@ -38,6 +41,28 @@ fn stops_on_sigterm_with_status_0_and_logs_json_lines() {
 }
 
 #[test]
+fn listens_on_the_host_address_it_is_given_and_on_all_interfaces_by_default() {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let local = Server::spawn(
+        "file-analyzer-web",
+        [("API_URL", dead_url()), ("HOST", "127.0.0.1".into())],
+        "/health",
+    );
+    assert_eq!(
+        berth_testkit::listening_addresses(local.port()),
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        "loopback only"
+    );
+    let default = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    assert_eq!(
+        berth_testkit::listening_addresses(default.port()),
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+        "every interface, as a container on AWS needs"
+    );
+}
+
+#[test]
 fn bad_configuration_exits_with_status_2() {
     let program = std::path::PathBuf::from(env!("CARGO_BIN_EXE_file-analyzer-web"));
     let mut server = Server::spawn_unchecked(&program, [("API_URL", "not a url")]);
@@ -63,19 +88,27 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     // A page whose API call is held open.
     let in_flight =
         tokio::spawn(async move { reqwest::get(format!("http://127.0.0.1:{port}/stats")).await });
+    let deadline = Instant::now() + BOUND;
     while !api
         .requests()
         .contains(&"GET /api/files/stats/summary".to_owned())
     {
+        assert!(Instant::now() < deadline, "the page never called the API");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     server.signal("TERM");
     // The listener closes: new connections are refused while the old one is served.
+    let deadline = Instant::now() + BOUND;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(
             server.is_alive(),
             "the server quit with a request in flight"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the listener stayed open after SIGTERM\n{}",
+            server.logs()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
