@@ -63,8 +63,11 @@ pub enum ImageFailure {
 
 /// A decoded image with what its header said.
 pub struct Decoded {
+    /// The pixels; smaller than `original` when decoded reduced ([`decode_for_size`]).
     pub image: DynamicImage,
     pub color: ColorType,
+    /// The size the file declares.
+    pub original: (u32, u32),
 }
 
 /// Decode `bytes` (of sniffed type `file_type`) after checking the declared dimensions.
@@ -86,7 +89,81 @@ pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure
         image::ImageError::Limits(_) => ImageFailure::TooLarge { width, height },
         other => ImageFailure::Corrupt(other),
     })?;
-    Ok(Decoded { image, color })
+    Ok(Decoded {
+        image,
+        color,
+        original: (width, height),
+    })
+}
+
+/// Decode for an output whose size `output` computes from the original size: a JPEG is decoded already
+/// reduced by 1/2, 1/4 or 1/8 when the output is that much smaller (DCT scaling, as libvips
+/// does: most of the work of a large JPEG is skipped); anything else decodes whole. The
+/// checks on dimensions and decoded size are those of [`decode`], on the full size.
+pub fn decode_for_size(
+    bytes: &[u8],
+    file_type: FileType,
+    output: impl Fn((u32, u32)) -> Option<(u32, u32)>,
+) -> Result<Decoded, ImageFailure> {
+    if file_type == FileType::Jpeg
+        && let Some(decoded) = decode_jpeg_reduced(bytes, output)?
+    {
+        return Ok(decoded);
+    }
+    decode(bytes, file_type)
+}
+
+/// `None` when no reduction applies (or the pixel format is one only [`decode`] handles).
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    output: impl Fn((u32, u32)) -> Option<(u32, u32)>,
+) -> Result<Option<Decoded>, ImageFailure> {
+    let corrupt = |error: jpeg_decoder::Error| {
+        ImageFailure::Corrupt(image::ImageError::Decoding(
+            image::error::DecodingError::new(ImageFormat::Jpeg.into(), error),
+        ))
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(corrupt)?;
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_dimensions(width, height)?;
+    let color = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => ColorType::L8,
+        jpeg_decoder::PixelFormat::RGB24 => ColorType::Rgb8,
+        _ => return Ok(None),
+    };
+    check_decoded_size(width, height, color)?;
+    let Some((min_width, min_height)) = output((width, height)) else {
+        return Ok(None);
+    };
+    let Some(factor) = [8, 4, 2]
+        .into_iter()
+        .find(|f| width.div_ceil(*f) >= min_width && height.div_ceil(*f) >= min_height)
+    else {
+        return Ok(None);
+    };
+    // Sides are at most MAX_SIDE (16384), so they fit in u16.
+    let (w, h) = decoder
+        .scale(
+            width.div_ceil(factor) as u16,
+            height.div_ceil(factor) as u16,
+        )
+        .map_err(corrupt)?;
+    decoder.set_max_decoding_buffer_size(MAX_DECODED_BYTES as usize);
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    let image = match color {
+        ColorType::L8 => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+        _ => image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
+    };
+    Ok(image.map(|image| Decoded {
+        image,
+        color,
+        original: (width, height),
+    }))
 }
 
 /// Refuse dimensions beyond [`MAX_SIDE`] or [`MAX_PIXELS`], before any pixel is decoded.
@@ -143,8 +220,8 @@ pub fn metadata(bytes: &[u8], file_type: FileType, decoded: &Decoded) -> Value {
     );
     let mut value = json!({
         "type": "image",
-        "width": decoded.image.width(),
-        "height": decoded.image.height(),
+        "width": decoded.original.0,
+        "height": decoded.original.1,
         "format": format_name(file_type),
         "hasAlpha": color.has_alpha(),
         "colorSpace": if gray { "b-w" } else { "srgb" },
@@ -362,57 +439,89 @@ pub enum Fit {
     Outside,
 }
 
-/// Resize for `/resize` and `/convert`: never enlarges (an upscale request keeps the
-/// original size in that direction).
-pub fn resize(
-    image: &DynamicImage,
+/// The size an image of `original` size is resampled to for `/resize` and `/convert`
+/// (before `cover` crops or `contain` pads); `None` when nothing is asked. Never enlarges.
+pub fn resampled_size(
+    original: (u32, u32),
     width: Option<u32>,
     height: Option<u32>,
     fit: Fit,
-) -> DynamicImage {
-    let (w0, h0) = (image.width(), image.height());
+) -> Option<(u32, u32)> {
+    let (w0, h0) = original;
+    let (bw, bh) = requested_box(original, width, height)?;
+    let sx = f64::from(bw) / f64::from(w0);
+    let sy = f64::from(bh) / f64::from(h0);
+    let s = match fit {
+        Fit::Fill => return Some((bw.min(w0), bh.min(h0))),
+        Fit::Inside | Fit::Contain => sx.min(sy).min(1.0),
+        Fit::Outside | Fit::Cover => sx.max(sy).min(1.0),
+    };
+    Some((scaled(w0, s), scaled(h0, s)))
+}
+
+/// The box asked for, a missing side following the aspect ratio.
+fn requested_box(
+    (w0, h0): (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+) -> Option<(u32, u32)> {
     let (bw, bh) = match (width, height) {
         (Some(w), Some(h)) => (w, h),
         (Some(w), None) => (w, scale(h0, w, w0)),
         (None, Some(h)) => (scale(w0, h, h0), h),
-        (None, None) => return image.clone(),
+        (None, None) => return None,
     };
-    let (bw, bh) = (bw.max(1), bh.max(1));
-    let sx = f64::from(bw) / f64::from(w0);
-    let sy = f64::from(bh) / f64::from(h0);
-    let filter = FilterType::Lanczos3;
+    Some((bw.max(1), bh.max(1)))
+}
+
+/// Resize for `/resize` and `/convert`: never enlarges (an upscale request keeps the
+/// original size in that direction). `image` may have been decoded reduced
+/// ([`decode_for_size`]); sizes are computed from the `original` size.
+pub fn resize(
+    image: &DynamicImage,
+    original: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> DynamicImage {
+    let Some((tw, th)) = resampled_size(original, width, height, fit) else {
+        return image.clone();
+    };
+    let Some((bw, bh)) = requested_box(original, width, height) else {
+        return image.clone();
+    };
+    let resampled = resample(image, tw, th);
     match fit {
-        Fit::Fill => image.resize_exact(bw.min(w0), bh.min(h0), filter),
-        Fit::Inside => {
-            let s = sx.min(sy).min(1.0);
-            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
-        }
-        Fit::Outside => {
-            let s = sx.max(sy).min(1.0);
-            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
-        }
+        Fit::Fill | Fit::Inside | Fit::Outside => resampled,
         Fit::Cover => {
-            let s = sx.max(sy).min(1.0);
-            let scaled_image = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
-            let (cw, ch) = (bw.min(scaled_image.width()), bh.min(scaled_image.height()));
-            let x = (scaled_image.width() - cw) / 2;
-            let y = (scaled_image.height() - ch) / 2;
-            scaled_image.crop_imm(x, y, cw, ch)
+            let (cw, ch) = (bw.min(tw), bh.min(th));
+            resampled.crop_imm((tw - cw) / 2, (th - ch) / 2, cw, ch)
         }
         Fit::Contain => {
-            let s = sx.min(sy).min(1.0);
-            let inner = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
             // The canvas is the box, but never larger than the original.
-            let (cw, ch) = (
-                bw.min(w0).max(inner.width()),
-                bh.min(h0).max(inner.height()),
-            );
+            let (cw, ch) = (bw.min(original.0).max(tw), bh.min(original.1).max(th));
             let mut canvas = DynamicImage::new_rgba8(cw, ch);
-            let x = i64::from((cw - inner.width()) / 2);
-            let y = i64::from((ch - inner.height()) / 2);
-            image::imageops::overlay(&mut canvas, &inner.to_rgba8(), x, y);
+            let x = i64::from((cw - tw) / 2);
+            let y = i64::from((ch - th) / 2);
+            image::imageops::overlay(&mut canvas, &resampled.to_rgba8(), x, y);
             canvas
         }
+    }
+}
+
+/// Lanczos3 resampling to exactly `width`×`height`, with SIMD (`fast_image_resize`); the
+/// `image` crate's own resampler for the pixel types that crate lacks.
+fn resample(image: &DynamicImage, width: u32, height: u32) -> DynamicImage {
+    if (image.width(), image.height()) == (width, height) {
+        return image.clone();
+    }
+    let mut out = DynamicImage::new(width, height, image.color());
+    let options = fast_image_resize::ResizeOptions::new().resize_alg(
+        fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Lanczos3),
+    );
+    match fast_image_resize::Resizer::new().resize(image, &mut out, &options) {
+        Ok(()) => out,
+        Err(_) => image.resize_exact(width, height, FilterType::Lanczos3),
     }
 }
 
@@ -486,21 +595,121 @@ mod tests {
             Fit::Contain,
             Fit::Fill,
         ] {
-            let out = resize(&image, Some(400), Some(400), fit);
+            let out = resize(
+                &image,
+                (image.width(), image.height()),
+                Some(400),
+                Some(400),
+                fit,
+            );
             assert!(out.width() <= 100 && out.height() <= 50, "{fit:?}");
         }
-        let out = resize(&image, Some(50), None, Fit::Inside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(50),
+            None,
+            Fit::Inside,
+        );
         assert_eq!((out.width(), out.height()), (50, 25));
-        let out = resize(&image, Some(20), Some(20), Fit::Cover);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Cover,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Inside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Inside,
+        );
         assert_eq!((out.width(), out.height()), (20, 10));
-        let out = resize(&image, Some(20), Some(20), Fit::Outside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Outside,
+        );
         assert_eq!((out.width(), out.height()), (40, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Contain);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Contain,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Fill);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Fill,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x / 8 % 256) as u8, (y / 8 % 256) as u8, 128])
+        }));
+        encode(&image, FileType::Jpeg, 80, false).unwrap().bytes
+    }
+
+    #[test]
+    fn a_large_jpeg_is_decoded_already_reduced_for_a_small_output() {
+        let bytes = jpeg(1600, 1200);
+        let want = |original| resampled_size(original, Some(200), Some(150), Fit::Inside);
+        let decoded = decode_for_size(&bytes, FileType::Jpeg, want).unwrap();
+        assert_eq!(decoded.original, (1600, 1200));
+        assert_eq!(
+            (decoded.image.width(), decoded.image.height()),
+            (200, 150),
+            "1/8 of the pixels a side"
+        );
+        let out = resize(
+            &decoded.image,
+            decoded.original,
+            Some(200),
+            Some(150),
+            Fit::Inside,
+        );
+        assert_eq!((out.width(), out.height()), (200, 150));
+        // Close to resampling the whole image (the gradient's colour at the centre).
+        let whole = resize(
+            &decode(&bytes, FileType::Jpeg).unwrap().image,
+            (1600, 1200),
+            Some(200),
+            Some(150),
+            Fit::Inside,
+        );
+        let (a, b) = (out.to_rgb8(), whole.to_rgb8());
+        for channel in 0..3 {
+            let (x, y) = (a[(100, 75)][channel], b[(100, 75)][channel]);
+            assert!(x.abs_diff(y) <= 8, "channel {channel}: {x} against {y}");
+        }
+        // An output as large as the image decodes it whole.
+        let decoded = decode_for_size(&bytes, FileType::Jpeg, Some).unwrap();
+        assert_eq!(decoded.image.width(), 1600);
+    }
+
+    #[test]
+    fn reduced_decoding_keeps_the_size_checks() {
+        // A JPEG header claiming 20000×20000 is refused before any decoding.
+        let mut bytes = jpeg(16, 16);
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG has SOF0");
+        bytes[sof + 5..sof + 7].copy_from_slice(&20_000u16.to_be_bytes());
+        bytes[sof + 7..sof + 9].copy_from_slice(&20_000u16.to_be_bytes());
+        let result = decode_for_size(&bytes, FileType::Jpeg, |_| Some((10, 10)));
+        assert!(matches!(result, Err(ImageFailure::TooLarge { .. })));
     }
 
     #[test]
