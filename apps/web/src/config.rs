@@ -23,6 +23,30 @@ pub struct Config {
     /// (`HOME_API_TIMEOUT_MS`): `/` is the target group's health check, which must answer
     /// within its own timeout (1 s locally) while the API is slow or down.
     pub home_api_timeout: Duration,
+    /// Which requests get a log line (`ACCESS_LOG`: `all`, `errors` (default), `off`).
+    pub access_log: AccessLog,
+}
+
+/// Which requests are logged: a line for every request fills disks and log bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every request (`all`).
+    All,
+    /// Requests answered 4xx or 5xx (`errors`, the default).
+    Errors,
+    /// None (`off`).
+    Off,
+}
+
+impl AccessLog {
+    /// Whether a request answered `status` gets a line.
+    pub fn logs(self, status: u16) -> bool {
+        match self {
+            AccessLog::All => true,
+            AccessLog::Errors => status >= 400,
+            AccessLog::Off => false,
+        }
+    }
 }
 
 /// The API's defaults (reference/file-analyzer-api.md).
@@ -75,6 +99,18 @@ impl Config {
                 })?,
             None => DEFAULT_HOME_API_TIMEOUT,
         };
+        let access_log = match lookup("ACCESS_LOG").as_deref().map(str::trim) {
+            None | Some("errors") => AccessLog::Errors,
+            Some("all") => AccessLog::All,
+            Some("off") => AccessLog::Off,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ACCESS_LOG",
+                    expected: "one of all, errors, off",
+                    value: other.to_owned(),
+                });
+            }
+        };
         let max_file_size =
             match lookup("MAX_FILE_SIZE") {
                 Some(value) => value.trim().parse().ok().filter(|size| *size > 0).ok_or(
@@ -110,6 +146,7 @@ impl Config {
             max_file_size,
             allowed_types,
             home_api_timeout,
+            access_log,
         })
     }
 
@@ -145,6 +182,7 @@ mod tests {
         assert_eq!(config.port, 80);
         assert_eq!(config.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(config.home_api_timeout, DEFAULT_HOME_API_TIMEOUT);
+        assert_eq!(config.access_log, AccessLog::Errors);
         assert_eq!(config.max_file_size, 10 * 1024 * 1024);
         assert!(config.allowed_types.contains(&"application/pdf".to_owned()));
     }
@@ -168,6 +206,8 @@ mod tests {
         assert!(err.to_string().contains("PORT"), "{err}");
         let err = config(&[("MAX_FILE_SIZE", "0")]).unwrap_err();
         assert!(err.to_string().contains("MAX_FILE_SIZE"), "{err}");
+        let err = config(&[("ACCESS_LOG", "most")]).unwrap_err();
+        assert!(err.to_string().contains("ACCESS_LOG"), "{err}");
         let err = config(&[("HOST", "localhost")]).unwrap_err();
         assert!(err.to_string().contains("HOST"), "{err}");
         let err = config(&[("HOME_API_TIMEOUT_MS", "0")]).unwrap_err();

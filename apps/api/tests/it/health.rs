@@ -95,7 +95,7 @@ async fn cors_allows_the_frontend_origin_only() {
 
 #[tokio::test]
 async fn each_request_is_one_json_log_line_with_the_trace_id() {
-    let env = Env::start();
+    let env = Env::start_with(&[("ACCESS_LOG", "all")]);
     let response = env
         .client
         .get(env.url("/api/files?limit=3"))
@@ -141,5 +141,44 @@ fn listens_on_the_host_address_it_is_given_and_on_all_interfaces_by_default() {
         berth_testkit::listening_addresses(default.port()),
         vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
         "every interface, as a container on AWS needs"
+    );
+}
+
+#[tokio::test]
+async fn by_default_only_refused_and_failed_requests_are_logged() {
+    let env = Env::start();
+    for _ in 0..3 {
+        assert_eq!(env.get("/api/files").await.status(), 200);
+    }
+    let missing = env
+        .client
+        .get(env.url("/api/nowhere"))
+        .header("X-Amzn-Trace-Id", "Root=1-missing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // Lines are written in order: once the 404's is there, the 200s' would be too.
+    env.api.wait_for_line(Duration::from_secs(30), |line| {
+        line.contains("\"request_id\":\"Root=1-missing\"")
+    });
+    let access: Vec<Value> = env
+        .api
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "access")
+        .collect();
+    // (Start-up readiness polls answered 503 are logged too: they are errors.)
+    assert!(
+        access.iter().all(|l| l["status"].as_u64() >= Some(400)),
+        "{access:?}"
+    );
+    assert_eq!(
+        access
+            .iter()
+            .filter(|l| l["path"] == "/api/nowhere")
+            .count(),
+        1
     );
 }

@@ -12,7 +12,11 @@ const BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 fn stops_on_sigterm_with_status_0_and_logs_json_lines() {
-    let mut server = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    let mut server = Server::spawn(
+        "file-analyzer-web",
+        [("API_URL", dead_url()), ("ACCESS_LOG", "all".into())],
+        "/health",
+    );
     let response = berth_testkit::http_get(server.port(), "/").expect("the server answers /");
     assert_eq!(response.status, 200, "{}", server.logs());
 
@@ -60,6 +64,24 @@ fn listens_on_the_host_address_it_is_given_and_on_all_interfaces_by_default() {
         vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
         "every interface, as a container on AWS needs"
     );
+}
+
+#[test]
+fn by_default_only_refused_and_failed_requests_are_logged() {
+    let server = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    let home = berth_testkit::http_get(server.port(), "/").unwrap();
+    assert_eq!(home.status, 200);
+    let missing = berth_testkit::http_get(server.port(), "/nowhere").unwrap();
+    assert_eq!(missing.status, 404);
+    // The line is written before the answer is sent.
+    let requests: Vec<serde_json::Value> = server
+        .stdout()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 1, "{}", server.logs());
+    assert_eq!(requests[0]["path"], "/nowhere");
 }
 
 #[test]
