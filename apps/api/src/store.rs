@@ -283,26 +283,27 @@ pub struct Stats {
     pub stored_size: i64,
 }
 
+/// One cheap query: the per-family totals triggers keep (`0003_stats_totals.sql`) and
+/// the two ends of the size index, instead of aggregating every row per request.
 pub async fn stats(pool: &PgPool) -> Result<Stats, sqlx::Error> {
     retry_stale(|| {
         sqlx::query_as(
-            "SELECT count(*) AS total_files, \
-                    COALESCE(sum(size), 0)::bigint AS total_size, \
-                    count(*) FILTER (WHERE mime_type LIKE 'image/%') AS image_count, \
-                    count(*) FILTER (WHERE mime_type = 'application/pdf') AS pdf_count, \
-                    count(*) FILTER (WHERE mime_type LIKE 'text/%') AS text_count, \
-                    count(*) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
-                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')) AS other_count, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'image/%'), 0)::bigint AS image_size, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type = 'application/pdf'), 0)::bigint AS pdf_size, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'text/%'), 0)::bigint AS text_size, \
-                    COALESCE(sum(size) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
-                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')), 0)::bigint AS other_size, \
-                    COALESCE(round(avg(size), 2), 0)::float8 AS avg_file_size, \
-                    COALESCE(max(size), 0)::bigint AS max_file_size, \
-                    COALESCE(min(size), 0)::bigint AS min_file_size, \
-                    (SELECT COALESCE(sum(size), 0)::bigint FROM blobs) AS stored_size \
-             FROM files",
+            "SELECT COALESCE(sum(files), 0)::bigint AS total_files, \
+                    COALESCE(sum(bytes), 0)::bigint AS total_size, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'image'), 0)::bigint AS image_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'pdf'), 0)::bigint AS pdf_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'text'), 0)::bigint AS text_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'other'), 0)::bigint AS other_count, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'image'), 0)::bigint AS image_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'pdf'), 0)::bigint AS pdf_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'text'), 0)::bigint AS text_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'other'), 0)::bigint AS other_size, \
+                    COALESCE(round(sum(bytes)::numeric / NULLIF(sum(files), 0), 2), 0)::float8 \
+                        AS avg_file_size, \
+                    COALESCE((SELECT max(size) FROM files), 0)::bigint AS max_file_size, \
+                    COALESCE((SELECT min(size) FROM files), 0)::bigint AS min_file_size, \
+                    COALESCE((SELECT bytes FROM blob_totals), 0)::bigint AS stored_size \
+             FROM file_totals",
         )
         .fetch_one(pool)
     })
