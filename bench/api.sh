@@ -115,6 +115,7 @@ load() {
 }
 read -r list_rps list_lat list_p99 list_rss list_err <<<"$(load '/api/files')"
 read -r health_rps health_lat health_p99 health_rss health_err <<<"$(load '/api/health')"
+read -r stats_rps stats_lat stats_p99 stats_rss stats_err <<<"$(load '/api/files/stats/summary')"
 sleep 2
 rss_after=$(rss_kb)
 
@@ -130,6 +131,7 @@ Listing rows (count total): $rows
 |---|---|---|
 | GET /api/files (50 rows), wrk -c$CONNS -d$DURATION | $list_rps req/s (avg $list_lat, p99 $list_p99) | 1,400–1,700 req/s |
 | GET /api/health, wrk -c$CONNS -d$DURATION | $health_rps req/s (avg $health_lat, p99 $health_p99) | ~10,000 req/s |
+| GET /api/files/stats/summary, wrk -c$CONNS -d$DURATION | $stats_rps req/s (avg $stats_lat, p99 $stats_p99) | 4,523 req/s (reference, side by side) |
 | $UPLOADS PNG uploads (64×64), $UPLOAD_CLIENTS clients | $(up uploads_per_s) uploads/s (p50 $(up p50_ms) ms, p99 $(up p99_ms) ms, failures $(up failures)) | ~150 uploads/s |
 | 4000×3000 JPEG → 800×600 resize (median of $ROUNDS) | $resize_ms ms, $resize_bytes bytes | vipsthumbnail (same run): $vips_ms ms, $vips_bytes bytes; sharp 41 ms (reference) |
 | 4000×3000 JPEG compress (quality 80) | $compress_ms ms, $compress_bytes bytes | – |
@@ -138,5 +140,5 @@ Listing rows (count total): $rows
 | RSS peak under load | $(mb "$(( list_rss > health_rss ? list_rss : health_rss ))") | 150 MB |
 | RSS after load | $(mb "$rss_after") | – |
 
-wrk errors: list: $list_err; health: $health_err
+wrk errors: list: $list_err; health: $health_err; stats: $stats_err
 EOF2
