@@ -75,7 +75,10 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(axum::middleware::from_fn(crate::request_log::log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.access_log,
+            crate::request_log::log_request,
+        ))
 }
 
 fn cors(config: &Config) -> CorsLayer {

@@ -3,6 +3,7 @@
 //! `ALLOWED_FILE_TYPES`.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::sniff::FileType;
 
@@ -12,6 +13,9 @@ const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 /// Everything the process reads from its environment, validated.
 #[derive(Clone)]
 pub struct Config {
+    /// Where to listen (`HOST`): 0.0.0.0 by default, as a container needs; berth sets
+    /// 127.0.0.1 for local tasks.
+    pub host: IpAddr,
     pub port: u16,
     pub db_host: String,
     pub db_port: u16,
@@ -22,6 +26,31 @@ pub struct Config {
     pub frontend_url: String,
     pub max_file_size: u64,
     pub allowed_file_types: Vec<FileType>,
+    /// Which requests get an access-log line (`ACCESS_LOG`).
+    pub access_log: AccessLog,
+}
+
+/// Which requests are logged (`ACCESS_LOG`): a line per request is ~220 bytes, 130 MB a
+/// minute from one busy task, and CloudWatch charges per GB ingested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every request (`all`).
+    All,
+    /// Requests answered 4xx or 5xx (`errors`, the default).
+    Errors,
+    /// None (`off`).
+    Off,
+}
+
+impl AccessLog {
+    /// Whether a request answered `status` gets a line.
+    pub fn logs(self, status: u16) -> bool {
+        match self {
+            AccessLog::All => true,
+            AccessLog::Errors => status >= 400,
+            AccessLog::Off => false,
+        }
+    }
 }
 
 /// A variable with a value the process cannot run with.
@@ -37,6 +66,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         Ok(Config {
+            host: parse_host(get("HOST"))?,
             port: parse_port("PORT", get("PORT"), 3001)?,
             db_host: get("DB_HOST").unwrap_or_else(|| "localhost".into()),
             db_port: parse_port("DB_PORT", get("DB_PORT"), 5432)?,
@@ -46,6 +76,7 @@ impl Config {
             frontend_url: parse_origin(get("FRONTEND_URL"))?,
             max_file_size: parse_size(get("MAX_FILE_SIZE"))?,
             allowed_file_types: parse_types(get("ALLOWED_FILE_TYPES"))?,
+            access_log: parse_access_log(get("ACCESS_LOG"))?,
         })
     }
 }
@@ -53,6 +84,7 @@ impl Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
+            .field("host", &self.host)
             .field("port", &self.port)
             .field("db_host", &self.db_host)
             .field("db_port", &self.db_port)
@@ -61,6 +93,7 @@ impl fmt::Debug for Config {
             .field("db_password", &"<redacted>")
             .field("frontend_url", &self.frontend_url)
             .field("max_file_size", &self.max_file_size)
+            .field("access_log", &self.access_log)
             .field(
                 "allowed_file_types",
                 &self
@@ -88,6 +121,28 @@ fn parse_port(
             reason: format!("`{value}` is not a TCP port (1-65535)"),
         }),
     }
+}
+
+fn parse_access_log(value: Option<String>) -> Result<AccessLog, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("errors") => Ok(AccessLog::Errors),
+        Some("all") => Ok(AccessLog::All),
+        Some("off") => Ok(AccessLog::Off),
+        Some(other) => Err(ConfigError {
+            variable: "ACCESS_LOG",
+            reason: format!("`{other}` is not one of all, errors, off"),
+        }),
+    }
+}
+
+fn parse_host(value: Option<String>) -> Result<IpAddr, ConfigError> {
+    let Some(value) = value else {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    };
+    value.trim().parse().map_err(|_| ConfigError {
+        variable: "HOST",
+        reason: format!("`{value}` is not an IP address such as 0.0.0.0 or 127.0.0.1"),
+    })
 }
 
 fn parse_origin(value: Option<String>) -> Result<String, ConfigError> {
@@ -167,6 +222,8 @@ mod tests {
     fn defaults_are_the_originals() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 3001);
+        assert_eq!(c.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(c.access_log, AccessLog::Errors);
         assert_eq!(c.db_port, 5432);
         assert_eq!(c.db_name, "fileanalyzer");
         assert_eq!(c.max_file_size, 10 * 1024 * 1024);
@@ -178,6 +235,8 @@ mod tests {
         for (var, value) in [
             ("PORT", "http"),
             ("PORT", "0"),
+            ("HOST", "localhost"),
+            ("ACCESS_LOG", "some"),
             ("DB_PORT", "70000"),
             ("MAX_FILE_SIZE", "-1"),
             ("MAX_FILE_SIZE", "10MB"),

@@ -28,6 +28,10 @@ fn migrator() -> Migrator {
 /// for a 1-vCPU task (each request holds one for a single short query).
 const MAX_CONNECTIONS: u32 = 8;
 
+/// PostgreSQL ends a session left idle inside a transaction this long: a second guard
+/// (after [`detached`]) against a connection that holds row locks and a stale snapshot.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
+
 /// How often unreferenced contents are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -41,13 +45,7 @@ pub struct Database {
 impl Database {
     /// A pool that connects on first use (never fails here).
     pub fn connect_lazy(config: &Config) -> Database {
-        let options = PgConnectOptions::new()
-            .host(&config.db_host)
-            .port(config.db_port)
-            .database(&config.db_name)
-            .username(&config.db_user)
-            .password(&config.db_password)
-            .application_name("file-analyzer-api");
+        let options = connect_options(config);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
@@ -138,6 +136,39 @@ impl Database {
     }
 }
 
+/// Run `work` (a whole transaction) to its end in a task of its own, whatever happens to the
+/// request that asked for it.
+///
+/// A client that disconnects makes the server drop its request's future, wherever it is
+/// waiting. sqlx's `begin()` is not cancel-safe on PostgreSQL (sqlx issue 4393): dropped
+/// after `BEGIN` went out, it returns the connection to the pool inside a transaction, and
+/// later statements on it run in that stale transaction (old `now()`, held locks). A
+/// spawned task is never dropped half-way, so its transaction always commits or rolls back.
+pub async fn detached<T: Send + 'static>(
+    action: &'static str,
+    work: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, AppError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result.map_err(|e| AppError::db(action, e)),
+        Err(error) => Err(AppError::internal(action, error)),
+    }
+}
+
+/// How each connection is opened: where, as whom, and the session settings.
+fn connect_options(config: &Config) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .host(&config.db_host)
+        .port(config.db_port)
+        .database(&config.db_name)
+        .username(&config.db_user)
+        .password(&config.db_password)
+        .application_name("file-analyzer-api")
+        .options([(
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT,
+        )])
+}
+
 /// When (milliseconds after [`epoch`], plus one) a query last failed on a dead connection.
 /// Connections opened before that are discarded at their next checkout instead of each
 /// failing one more request: after a PostgreSQL restart every pooled connection is dead.
@@ -188,4 +219,22 @@ where
 fn is_stale_connection(error: &sqlx::Error) -> bool {
     !matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
         && crate::error::is_connection_error(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_end_sessions_left_idle_in_a_transaction() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        let options = connect_options(&config);
+        let startup = options.get_options().unwrap_or_default();
+        assert!(
+            startup.contains(&format!(
+                "idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+            )),
+            "{startup}"
+        );
+    }
 }

@@ -2,8 +2,9 @@
 //! `spawn_blocking`.
 //!
 //! Decompression bombs: the header's dimensions are read first and checked against
-//! [`MAX_PIXELS`] / [`MAX_SIDE`] before any pixel buffer exists, and the decoder runs under
-//! `image::Limits` as a second guard.
+//! [`MAX_PIXELS`] / [`MAX_SIDE`] before any pixel buffer exists, then the decoded size
+//! (pixels × bytes per pixel: a 16-bit RGBA image takes 8 bytes a pixel) against
+//! [`MAX_DECODED_BYTES`]; the decoder runs under `image::Limits` as a last guard.
 
 use std::io::Cursor;
 
@@ -25,8 +26,8 @@ use crate::sniff::FileType;
 pub const MAX_PIXELS: u64 = 40_000_000;
 /// Largest side accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
-/// Ceiling on what a decoder may allocate.
-const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// Ceiling on one decoded image, and on what a decoder may allocate.
+pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why an image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,18 @@ pub enum ImageFailure {
          ({MAX_PIXELS} pixels, {MAX_SIDE} per side)"
     )]
     TooLarge { width: u32, height: u32 },
+    #[error(
+        "the image declares {width}×{height} pixels at {bytes_per_pixel} bytes each, which \
+         decodes to {} MiB, more than this server decodes ({} MiB)",
+        decoded_bytes.div_ceil(1024 * 1024),
+        MAX_DECODED_BYTES / (1024 * 1024)
+    )]
+    TooManyBytes {
+        width: u32,
+        height: u32,
+        bytes_per_pixel: u16,
+        decoded_bytes: u64,
+    },
     #[error("the image data is corrupt or truncated")]
     Corrupt(#[source] image::ImageError),
     #[error("invalid parameters: {0}")]
@@ -50,8 +63,11 @@ pub enum ImageFailure {
 
 /// A decoded image with what its header said.
 pub struct Decoded {
+    /// The pixels; smaller than `original` when decoded reduced ([`decode_for_size`]).
     pub image: DynamicImage,
     pub color: ColorType,
+    /// The size the file declares.
+    pub original: (u32, u32),
 }
 
 /// Decode `bytes` (of sniffed type `file_type`) after checking the declared dimensions.
@@ -68,11 +84,86 @@ pub fn decode(bytes: &[u8], file_type: FileType) -> Result<Decoded, ImageFailure
     reader.limits(limits());
     let decoder = reader.into_decoder().map_err(ImageFailure::Corrupt)?;
     let color = decoder.color_type();
+    check_decoded_size(width, height, color)?;
     let image = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(_) => ImageFailure::TooLarge { width, height },
         other => ImageFailure::Corrupt(other),
     })?;
-    Ok(Decoded { image, color })
+    Ok(Decoded {
+        image,
+        color,
+        original: (width, height),
+    })
+}
+
+/// Decode for an output whose size `output` computes from the original size: a JPEG is decoded already
+/// reduced by 1/2, 1/4 or 1/8 when the output is that much smaller (DCT scaling, as libvips
+/// does: most of the work of a large JPEG is skipped); anything else decodes whole. The
+/// checks on dimensions and decoded size are those of [`decode`], on the full size.
+pub fn decode_for_size(
+    bytes: &[u8],
+    file_type: FileType,
+    output: impl Fn((u32, u32)) -> Option<(u32, u32)>,
+) -> Result<Decoded, ImageFailure> {
+    if file_type == FileType::Jpeg
+        && let Some(decoded) = decode_jpeg_reduced(bytes, output)?
+    {
+        return Ok(decoded);
+    }
+    decode(bytes, file_type)
+}
+
+/// `None` when no reduction applies (or the pixel format is one only [`decode`] handles).
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    output: impl Fn((u32, u32)) -> Option<(u32, u32)>,
+) -> Result<Option<Decoded>, ImageFailure> {
+    let corrupt = |error: jpeg_decoder::Error| {
+        ImageFailure::Corrupt(image::ImageError::Decoding(
+            image::error::DecodingError::new(ImageFormat::Jpeg.into(), error),
+        ))
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(corrupt)?;
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_dimensions(width, height)?;
+    let color = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => ColorType::L8,
+        jpeg_decoder::PixelFormat::RGB24 => ColorType::Rgb8,
+        _ => return Ok(None),
+    };
+    check_decoded_size(width, height, color)?;
+    let Some((min_width, min_height)) = output((width, height)) else {
+        return Ok(None);
+    };
+    let Some(factor) = [8, 4, 2]
+        .into_iter()
+        .find(|f| width.div_ceil(*f) >= min_width && height.div_ceil(*f) >= min_height)
+    else {
+        return Ok(None);
+    };
+    // Sides are at most MAX_SIDE (16384), so they fit in u16.
+    let (w, h) = decoder
+        .scale(
+            width.div_ceil(factor) as u16,
+            height.div_ceil(factor) as u16,
+        )
+        .map_err(corrupt)?;
+    decoder.set_max_decoding_buffer_size(MAX_DECODED_BYTES as usize);
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    let image = match color {
+        ColorType::L8 => image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+        _ => image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
+    };
+    Ok(image.map(|image| Decoded {
+        image,
+        color,
+        original: (width, height),
+    }))
 }
 
 /// Refuse dimensions beyond [`MAX_SIDE`] or [`MAX_PIXELS`], before any pixel is decoded.
@@ -83,11 +174,27 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), ImageFailure> {
     Ok(())
 }
 
+/// Refuse an image whose pixel buffer would exceed [`MAX_DECODED_BYTES`], counting the
+/// decoder's own sample size (before any pixel is decoded).
+fn check_decoded_size(width: u32, height: u32, color: ColorType) -> Result<(), ImageFailure> {
+    let bytes_per_pixel = u16::from(color.bytes_per_pixel());
+    let decoded_bytes = u64::from(width) * u64::from(height) * u64::from(bytes_per_pixel);
+    if decoded_bytes > MAX_DECODED_BYTES {
+        return Err(ImageFailure::TooManyBytes {
+            width,
+            height,
+            bytes_per_pixel,
+            decoded_bytes,
+        });
+    }
+    Ok(())
+}
+
 fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_ALLOC);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
     limits
 }
 
@@ -113,8 +220,8 @@ pub fn metadata(bytes: &[u8], file_type: FileType, decoded: &Decoded) -> Value {
     );
     let mut value = json!({
         "type": "image",
-        "width": decoded.image.width(),
-        "height": decoded.image.height(),
+        "width": decoded.original.0,
+        "height": decoded.original.1,
         "format": format_name(file_type),
         "hasAlpha": color.has_alpha(),
         "colorSpace": if gray { "b-w" } else { "srgb" },
@@ -286,6 +393,7 @@ pub fn recompress_gif(bytes: &[u8]) -> Result<Output, ImageFailure> {
     let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(ImageFailure::Corrupt)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(width, height)?;
+    check_decoded_size(width, height, ColorType::Rgba8)?;
     let frame_pixels = u64::from(width) * u64::from(height);
     decoder
         .set_limits(limits())
@@ -331,57 +439,89 @@ pub enum Fit {
     Outside,
 }
 
-/// Resize for `/resize` and `/convert`: never enlarges (an upscale request keeps the
-/// original size in that direction).
-pub fn resize(
-    image: &DynamicImage,
+/// The size an image of `original` size is resampled to for `/resize` and `/convert`
+/// (before `cover` crops or `contain` pads); `None` when nothing is asked. Never enlarges.
+pub fn resampled_size(
+    original: (u32, u32),
     width: Option<u32>,
     height: Option<u32>,
     fit: Fit,
-) -> DynamicImage {
-    let (w0, h0) = (image.width(), image.height());
+) -> Option<(u32, u32)> {
+    let (w0, h0) = original;
+    let (bw, bh) = requested_box(original, width, height)?;
+    let sx = f64::from(bw) / f64::from(w0);
+    let sy = f64::from(bh) / f64::from(h0);
+    let s = match fit {
+        Fit::Fill => return Some((bw.min(w0), bh.min(h0))),
+        Fit::Inside | Fit::Contain => sx.min(sy).min(1.0),
+        Fit::Outside | Fit::Cover => sx.max(sy).min(1.0),
+    };
+    Some((scaled(w0, s), scaled(h0, s)))
+}
+
+/// The box asked for, a missing side following the aspect ratio.
+fn requested_box(
+    (w0, h0): (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+) -> Option<(u32, u32)> {
     let (bw, bh) = match (width, height) {
         (Some(w), Some(h)) => (w, h),
         (Some(w), None) => (w, scale(h0, w, w0)),
         (None, Some(h)) => (scale(w0, h, h0), h),
-        (None, None) => return image.clone(),
+        (None, None) => return None,
     };
-    let (bw, bh) = (bw.max(1), bh.max(1));
-    let sx = f64::from(bw) / f64::from(w0);
-    let sy = f64::from(bh) / f64::from(h0);
-    let filter = FilterType::Lanczos3;
+    Some((bw.max(1), bh.max(1)))
+}
+
+/// Resize for `/resize` and `/convert`: never enlarges (an upscale request keeps the
+/// original size in that direction). `image` may have been decoded reduced
+/// ([`decode_for_size`]); sizes are computed from the `original` size.
+pub fn resize(
+    image: &DynamicImage,
+    original: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> DynamicImage {
+    let Some((tw, th)) = resampled_size(original, width, height, fit) else {
+        return image.clone();
+    };
+    let Some((bw, bh)) = requested_box(original, width, height) else {
+        return image.clone();
+    };
+    let resampled = resample(image, tw, th);
     match fit {
-        Fit::Fill => image.resize_exact(bw.min(w0), bh.min(h0), filter),
-        Fit::Inside => {
-            let s = sx.min(sy).min(1.0);
-            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
-        }
-        Fit::Outside => {
-            let s = sx.max(sy).min(1.0);
-            image.resize_exact(scaled(w0, s), scaled(h0, s), filter)
-        }
+        Fit::Fill | Fit::Inside | Fit::Outside => resampled,
         Fit::Cover => {
-            let s = sx.max(sy).min(1.0);
-            let scaled_image = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
-            let (cw, ch) = (bw.min(scaled_image.width()), bh.min(scaled_image.height()));
-            let x = (scaled_image.width() - cw) / 2;
-            let y = (scaled_image.height() - ch) / 2;
-            scaled_image.crop_imm(x, y, cw, ch)
+            let (cw, ch) = (bw.min(tw), bh.min(th));
+            resampled.crop_imm((tw - cw) / 2, (th - ch) / 2, cw, ch)
         }
         Fit::Contain => {
-            let s = sx.min(sy).min(1.0);
-            let inner = image.resize_exact(scaled(w0, s), scaled(h0, s), filter);
             // The canvas is the box, but never larger than the original.
-            let (cw, ch) = (
-                bw.min(w0).max(inner.width()),
-                bh.min(h0).max(inner.height()),
-            );
+            let (cw, ch) = (bw.min(original.0).max(tw), bh.min(original.1).max(th));
             let mut canvas = DynamicImage::new_rgba8(cw, ch);
-            let x = i64::from((cw - inner.width()) / 2);
-            let y = i64::from((ch - inner.height()) / 2);
-            image::imageops::overlay(&mut canvas, &inner.to_rgba8(), x, y);
+            let x = i64::from((cw - tw) / 2);
+            let y = i64::from((ch - th) / 2);
+            image::imageops::overlay(&mut canvas, &resampled.to_rgba8(), x, y);
             canvas
         }
+    }
+}
+
+/// Lanczos3 resampling to exactly `width`×`height`, with SIMD (`fast_image_resize`); the
+/// `image` crate's own resampler for the pixel types that crate lacks.
+fn resample(image: &DynamicImage, width: u32, height: u32) -> DynamicImage {
+    if (image.width(), image.height()) == (width, height) {
+        return image.clone();
+    }
+    let mut out = DynamicImage::new(width, height, image.color());
+    let options = fast_image_resize::ResizeOptions::new().resize_alg(
+        fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Lanczos3),
+    );
+    match fast_image_resize::Resizer::new().resize(image, &mut out, &options) {
+        Ok(()) => out,
+        Err(_) => image.resize_exact(width, height, FilterType::Lanczos3),
     }
 }
 
@@ -455,21 +595,121 @@ mod tests {
             Fit::Contain,
             Fit::Fill,
         ] {
-            let out = resize(&image, Some(400), Some(400), fit);
+            let out = resize(
+                &image,
+                (image.width(), image.height()),
+                Some(400),
+                Some(400),
+                fit,
+            );
             assert!(out.width() <= 100 && out.height() <= 50, "{fit:?}");
         }
-        let out = resize(&image, Some(50), None, Fit::Inside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(50),
+            None,
+            Fit::Inside,
+        );
         assert_eq!((out.width(), out.height()), (50, 25));
-        let out = resize(&image, Some(20), Some(20), Fit::Cover);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Cover,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Inside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Inside,
+        );
         assert_eq!((out.width(), out.height()), (20, 10));
-        let out = resize(&image, Some(20), Some(20), Fit::Outside);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Outside,
+        );
         assert_eq!((out.width(), out.height()), (40, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Contain);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Contain,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
-        let out = resize(&image, Some(20), Some(20), Fit::Fill);
+        let out = resize(
+            &image,
+            (image.width(), image.height()),
+            Some(20),
+            Some(20),
+            Fit::Fill,
+        );
         assert_eq!((out.width(), out.height()), (20, 20));
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x / 8 % 256) as u8, (y / 8 % 256) as u8, 128])
+        }));
+        encode(&image, FileType::Jpeg, 80, false).unwrap().bytes
+    }
+
+    #[test]
+    fn a_large_jpeg_is_decoded_already_reduced_for_a_small_output() {
+        let bytes = jpeg(1600, 1200);
+        let want = |original| resampled_size(original, Some(200), Some(150), Fit::Inside);
+        let decoded = decode_for_size(&bytes, FileType::Jpeg, want).unwrap();
+        assert_eq!(decoded.original, (1600, 1200));
+        assert_eq!(
+            (decoded.image.width(), decoded.image.height()),
+            (200, 150),
+            "1/8 of the pixels a side"
+        );
+        let out = resize(
+            &decoded.image,
+            decoded.original,
+            Some(200),
+            Some(150),
+            Fit::Inside,
+        );
+        assert_eq!((out.width(), out.height()), (200, 150));
+        // Close to resampling the whole image (the gradient's colour at the centre).
+        let whole = resize(
+            &decode(&bytes, FileType::Jpeg).unwrap().image,
+            (1600, 1200),
+            Some(200),
+            Some(150),
+            Fit::Inside,
+        );
+        let (a, b) = (out.to_rgb8(), whole.to_rgb8());
+        for channel in 0..3 {
+            let (x, y) = (a[(100, 75)][channel], b[(100, 75)][channel]);
+            assert!(x.abs_diff(y) <= 8, "channel {channel}: {x} against {y}");
+        }
+        // An output as large as the image decodes it whole.
+        let decoded = decode_for_size(&bytes, FileType::Jpeg, Some).unwrap();
+        assert_eq!(decoded.image.width(), 1600);
+    }
+
+    #[test]
+    fn reduced_decoding_keeps_the_size_checks() {
+        // A JPEG header claiming 20000×20000 is refused before any decoding.
+        let mut bytes = jpeg(16, 16);
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG has SOF0");
+        bytes[sof + 5..sof + 7].copy_from_slice(&20_000u16.to_be_bytes());
+        bytes[sof + 7..sof + 9].copy_from_slice(&20_000u16.to_be_bytes());
+        let result = decode_for_size(&bytes, FileType::Jpeg, |_| Some((10, 10)));
+        assert!(matches!(result, Err(ImageFailure::TooLarge { .. })));
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod routes;
 mod sniff;
 mod store;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ fn init_logging() {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    let address = SocketAddr::from((config.host, config.port));
     let listener = match TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -1,9 +1,10 @@
-//! One structured log line per request, with the request id the load balancer assigned
+//! One structured log line per request (all, errors only or none: `ACCESS_LOG`), with the
+//! request id the load balancer assigned
 //! (`X-Amzn-Trace-Id`) or one we make, echoed back as `X-Request-Id`.
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,7 +13,13 @@ use tracing::Instrument;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn log_request(request: Request, next: Next) -> Response {
+use crate::config::AccessLog;
+
+pub async fn log_request(
+    State(access_log): State<AccessLog>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -34,6 +41,9 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    if !access_log.logs(response.status().as_u16()) {
+        return response;
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(

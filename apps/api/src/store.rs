@@ -1,11 +1,12 @@
 //! The SQL: file rows in `files`, contents in `blobs` keyed by SHA-256.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use crate::db::retry_stale;
@@ -62,26 +63,37 @@ const FILE_COLUMNS: &str =
     "id, filename, original_filename, mime_type, size, sha256, metadata, created_at, updated_at";
 
 /// What an upload stores.
-pub struct NewFile<'a> {
+pub struct NewFile {
     pub id: Uuid,
-    pub filename: &'a str,
-    pub original_filename: &'a str,
-    pub mime_type: &'a str,
-    pub sha256: &'a [u8],
-    pub content: &'a [u8],
-    pub metadata: &'a Value,
+    pub filename: String,
+    pub original_filename: String,
+    pub mime_type: &'static str,
+    pub sha256: [u8; 32],
+    pub content: Bytes,
+    pub metadata: Value,
 }
 
-/// Store the blob (once per distinct content) and the file row, in one transaction.
-pub async fn insert_file(pool: &PgPool, new: &NewFile<'_>) -> Result<FileRow, sqlx::Error> {
+/// Store the blob (once per distinct content) and the file row, in one transaction; once
+/// more when a concurrent delete removed the shared blob between the two inserts. Owns its
+/// arguments so that it can run [`crate::db::detached`].
+pub async fn insert_file(pool: PgPool, new: NewFile) -> Result<FileRow, sqlx::Error> {
+    match insert_file_once(&pool, &new).await {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => {
+            insert_file_once(&pool, &new).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_file_once(pool: &PgPool, new: &NewFile) -> Result<FileRow, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO blobs (sha256, size, content) VALUES ($1, $2, $3) \
          ON CONFLICT (sha256) DO NOTHING",
     )
-    .bind(new.sha256)
+    .bind(&new.sha256[..])
     .bind(new.content.len() as i64)
-    .bind(new.content)
+    .bind(&new.content[..])
     .execute(&mut *tx)
     .await?;
     let row = sqlx::query_as::<_, FileRow>(&format!(
@@ -89,12 +101,12 @@ pub async fn insert_file(pool: &PgPool, new: &NewFile<'_>) -> Result<FileRow, sq
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {FILE_COLUMNS}"
     ))
     .bind(new.id)
-    .bind(new.filename)
-    .bind(new.original_filename)
+    .bind(&new.filename)
+    .bind(&new.original_filename)
     .bind(new.mime_type)
     .bind(new.content.len() as i64)
-    .bind(new.sha256)
-    .bind(new.metadata)
+    .bind(&new.sha256[..])
+    .bind(&new.metadata)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -190,16 +202,32 @@ pub async fn read_blob(
     }
 }
 
-/// Delete files by id in `tx`; returns the ids that existed with their content hashes
-/// (for [`collect_blobs`] after the commit).
-pub async fn delete_files(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-) -> Result<Vec<(Uuid, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as("DELETE FROM files WHERE id = ANY($1) RETURNING id, sha256")
-        .bind(ids)
-        .fetch_all(&mut **tx)
-        .await
+/// What [`delete_all_or_none`] did.
+pub enum Deletion {
+    /// Every file was deleted: their ids and content hashes (for [`collect_blobs`]).
+    Deleted(Vec<(Uuid, Vec<u8>)>),
+    /// Some ids had no file, so nothing was deleted; these are the ones that exist.
+    Missing { existing: Vec<Uuid> },
+}
+
+/// Delete every file of `ids` in one transaction, or none when any of them does not exist.
+/// Owns its arguments so that it can run [`crate::db::detached`].
+pub async fn delete_all_or_none(pool: PgPool, ids: Vec<Uuid>) -> Result<Deletion, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let deleted: Vec<(Uuid, Vec<u8>)> =
+        sqlx::query_as("DELETE FROM files WHERE id = ANY($1) RETURNING id, sha256")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    if deleted.len() == ids.len() {
+        tx.commit().await?;
+        Ok(Deletion::Deleted(deleted))
+    } else {
+        tx.rollback().await?;
+        Ok(Deletion::Missing {
+            existing: deleted.into_iter().map(|(id, _)| id).collect(),
+        })
+    }
 }
 
 /// Delete the blobs among `hashes` that no file references any more.
@@ -255,26 +283,27 @@ pub struct Stats {
     pub stored_size: i64,
 }
 
+/// One cheap query: the per-family totals triggers keep (`0003_stats_totals.sql`) and
+/// the two ends of the size index, instead of aggregating every row per request.
 pub async fn stats(pool: &PgPool) -> Result<Stats, sqlx::Error> {
     retry_stale(|| {
         sqlx::query_as(
-            "SELECT count(*) AS total_files, \
-                    COALESCE(sum(size), 0)::bigint AS total_size, \
-                    count(*) FILTER (WHERE mime_type LIKE 'image/%') AS image_count, \
-                    count(*) FILTER (WHERE mime_type = 'application/pdf') AS pdf_count, \
-                    count(*) FILTER (WHERE mime_type LIKE 'text/%') AS text_count, \
-                    count(*) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
-                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')) AS other_count, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'image/%'), 0)::bigint AS image_size, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type = 'application/pdf'), 0)::bigint AS pdf_size, \
-                    COALESCE(sum(size) FILTER (WHERE mime_type LIKE 'text/%'), 0)::bigint AS text_size, \
-                    COALESCE(sum(size) FILTER (WHERE NOT (mime_type LIKE 'image/%' \
-                        OR mime_type = 'application/pdf' OR mime_type LIKE 'text/%')), 0)::bigint AS other_size, \
-                    COALESCE(round(avg(size), 2), 0)::float8 AS avg_file_size, \
-                    COALESCE(max(size), 0)::bigint AS max_file_size, \
-                    COALESCE(min(size), 0)::bigint AS min_file_size, \
-                    (SELECT COALESCE(sum(size), 0)::bigint FROM blobs) AS stored_size \
-             FROM files",
+            "SELECT COALESCE(sum(files), 0)::bigint AS total_files, \
+                    COALESCE(sum(bytes), 0)::bigint AS total_size, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'image'), 0)::bigint AS image_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'pdf'), 0)::bigint AS pdf_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'text'), 0)::bigint AS text_count, \
+                    COALESCE(sum(files) FILTER (WHERE family = 'other'), 0)::bigint AS other_count, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'image'), 0)::bigint AS image_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'pdf'), 0)::bigint AS pdf_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'text'), 0)::bigint AS text_size, \
+                    COALESCE(sum(bytes) FILTER (WHERE family = 'other'), 0)::bigint AS other_size, \
+                    COALESCE(round(sum(bytes)::numeric / NULLIF(sum(files), 0), 2), 0)::float8 \
+                        AS avg_file_size, \
+                    COALESCE((SELECT max(size) FROM files), 0)::bigint AS max_file_size, \
+                    COALESCE((SELECT min(size) FROM files), 0)::bigint AS min_file_size, \
+                    COALESCE((SELECT bytes FROM blob_totals), 0)::bigint AS stored_size \
+             FROM file_totals",
         )
         .fetch_one(pool)
     })

@@ -1,10 +1,14 @@
 //! Configuration from the environment, with the seed's defaults.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Where the web frontend listens and how it reaches the API.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address to listen on (`HOST`, default 0.0.0.0 as a container needs; berth sets
+    /// 127.0.0.1 for local tasks).
+    pub host: IpAddr,
     /// TCP port to listen on (`PORT`, 80 in the seed's task definition).
     pub port: u16,
     /// Base URL of the API as seen from this server (`API_URL`, the seed's
@@ -15,12 +19,39 @@ pub struct Config {
     pub max_file_size: u64,
     /// MIME types shown as accepted (`ALLOWED_FILE_TYPES`, same variable and default as the API).
     pub allowed_types: Vec<String>,
-    /// How long the file list at `/` waits for the API before rendering without it: `/` is the
-    /// target group's health check, which must pass while the API is down.
+    /// How long the file list at `/` waits for the API before rendering without it
+    /// (`HOME_API_TIMEOUT_MS`): `/` is the target group's health check, which must answer
+    /// within its own timeout (1 s locally) while the API is slow or down.
     pub home_api_timeout: Duration,
+    /// Which requests get a log line (`ACCESS_LOG`: `all`, `errors` (default), `off`).
+    pub access_log: AccessLog,
+}
+
+/// Which requests are logged: a line for every request fills disks and log bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every request (`all`).
+    All,
+    /// Requests answered 4xx or 5xx (`errors`, the default).
+    Errors,
+    /// None (`off`).
+    Off,
+}
+
+impl AccessLog {
+    /// Whether a request answered `status` gets a line.
+    pub fn logs(self, status: u16) -> bool {
+        match self {
+            AccessLog::All => true,
+            AccessLog::Errors => status >= 400,
+            AccessLog::Off => false,
+        }
+    }
 }
 
 /// The API's defaults (reference/file-analyzer-api.md).
+/// Half the local health check's 1 s timeout, leaving the rest for rendering.
+pub const DEFAULT_HOME_API_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_ALLOWED_TYPES: &str =
     "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain";
@@ -45,6 +76,40 @@ impl Config {
                 value,
             })?,
             None => 80,
+        };
+        let host = match lookup("HOST").filter(|v| !v.trim().is_empty()) {
+            Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "HOST",
+                expected: "an IP address such as 0.0.0.0 or 127.0.0.1",
+                value,
+            })?,
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let home_api_timeout = match lookup("HOME_API_TIMEOUT_MS") {
+            Some(value) => value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or(ConfigError::Invalid {
+                    name: "HOME_API_TIMEOUT_MS",
+                    expected: "a number of milliseconds between 1 and 60000",
+                    value,
+                })?,
+            None => DEFAULT_HOME_API_TIMEOUT,
+        };
+        let access_log = match lookup("ACCESS_LOG").as_deref().map(str::trim) {
+            None | Some("errors") => AccessLog::Errors,
+            Some("all") => AccessLog::All,
+            Some("off") => AccessLog::Off,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ACCESS_LOG",
+                    expected: "one of all, errors, off",
+                    value: other.to_owned(),
+                });
+            }
         };
         let max_file_size =
             match lookup("MAX_FILE_SIZE") {
@@ -75,11 +140,13 @@ impl Config {
             .filter(|t| !t.is_empty())
             .collect();
         Ok(Self {
+            host,
             port,
             api_url,
             max_file_size,
             allowed_types,
-            home_api_timeout: Duration::from_secs(3),
+            home_api_timeout,
+            access_log,
         })
     }
 
@@ -113,8 +180,18 @@ mod tests {
     fn defaults_follow_the_seed() {
         let config = config(&[]).unwrap();
         assert_eq!(config.port, 80);
+        assert_eq!(config.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(config.home_api_timeout, DEFAULT_HOME_API_TIMEOUT);
+        assert_eq!(config.access_log, AccessLog::Errors);
         assert_eq!(config.max_file_size, 10 * 1024 * 1024);
         assert!(config.allowed_types.contains(&"application/pdf".to_owned()));
+    }
+
+    #[test]
+    fn host_and_home_deadline_are_read() {
+        let config = config(&[("HOST", "127.0.0.1"), ("HOME_API_TIMEOUT_MS", "50")]).unwrap();
+        assert_eq!(config.host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(config.home_api_timeout, Duration::from_millis(50));
     }
 
     #[test]
@@ -129,6 +206,12 @@ mod tests {
         assert!(err.to_string().contains("PORT"), "{err}");
         let err = config(&[("MAX_FILE_SIZE", "0")]).unwrap_err();
         assert!(err.to_string().contains("MAX_FILE_SIZE"), "{err}");
+        let err = config(&[("ACCESS_LOG", "most")]).unwrap_err();
+        assert!(err.to_string().contains("ACCESS_LOG"), "{err}");
+        let err = config(&[("HOST", "localhost")]).unwrap_err();
+        assert!(err.to_string().contains("HOST"), "{err}");
+        let err = config(&[("HOME_API_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("HOME_API_TIMEOUT_MS"), "{err}");
         let err = config(&[("API_URL", "lb.internal")]).unwrap_err();
         assert!(err.to_string().contains("API_URL"), "{err}");
     }

@@ -33,6 +33,7 @@ pub struct AppState {
 
 /// The whole site as an axum router.
 pub fn router(config: Config) -> Router {
+    let access_log = config.access_log;
     let state = AppState {
         api: api::ApiClient::new(config.api_url.clone()),
         config: Arc::new(config),
@@ -41,7 +42,10 @@ pub fn router(config: Config) -> Router {
         .layer(axum::middleware::from_fn(flash::clear_after_display))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::same_origin_posts))
-        .layer(axum::middleware::from_fn(middleware::log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            access_log,
+            middleware::log_request,
+        ))
 }
 
 /// Serves the site on `listener` until `shutdown` completes, then stops accepting

@@ -1,10 +1,11 @@
 //! `file-analyzer-web`: the File Analyzer's web frontend.
 //!
-//! Configuration by environment: `PORT` (80), `API_URL` (the API's base URL, reached from
+//! Configuration by environment: `HOST` (0.0.0.0), `PORT` (80), `HOME_API_TIMEOUT_MS` (500,
+//! how long `/` waits for the API before showing its banner), `API_URL` (the API's base URL, reached from
 //! this server), `MAX_FILE_SIZE` and `ALLOWED_FILE_TYPES` (shown to users; the API enforces
 //! them), `RUST_LOG` (`info`). Logs are JSON lines on stdout, one per request.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use file_analyzer_web::Config;
@@ -20,7 +21,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    let address = SocketAddr::from((config.host, config.port));
     let listener = match TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -11,12 +11,19 @@ use crate::views::ErrorPage;
 
 /// One JSON log line per request (the subscriber formats it): method, path, status, duration.
 /// The query string is left out: it is not needed to follow traffic and keeps logs small.
-pub async fn log_request(request: Request, next: Next) -> Response {
+pub async fn log_request(
+    axum::extract::State(access_log): axum::extract::State<crate::config::AccessLog>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    if !access_log.logs(status) {
+        return response;
+    }
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(target: "http", %method, %path, status, duration_ms, "request");

@@ -14,7 +14,7 @@ mod net;
 mod postgres;
 mod server;
 
-pub use net::{HttpResponse, free_port, http_get, http_request};
+pub use net::{HttpResponse, free_port, http_get, http_request, listening_addresses};
 pub use postgres::Postgres;
 pub use server::Server;
 

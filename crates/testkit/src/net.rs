@@ -130,3 +130,72 @@ mod tests {
         assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 }
+
+/// The local addresses of this machine's listening TCP sockets on `port`, from
+/// `/proc/net/tcp` and `/proc/net/tcp6` (Linux): tells loopback-only from all interfaces.
+pub fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ...; st 0A is LISTEN.
+            let (Some(local), Some("0A")) = (fields.get(1), fields.get(3).copied()) else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.split_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(hex_port, 16) != Ok(port) {
+                continue;
+            }
+            if let Some(ip) = proc_address(address) {
+                found.push(ip);
+            }
+        }
+    }
+    found
+}
+
+/// `/proc/net/tcp*` addresses: 32-bit words in hex, each in the host's (little-endian) order.
+fn proc_address(hex: &str) -> Option<std::net::IpAddr> {
+    let words: Option<Vec<u32>> = (0..hex.len() / 8)
+        .map(|i| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect();
+    let bytes: Vec<u8> = words?.iter().flat_map(|w| w.to_le_bytes()).collect();
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
+        16 => {
+            let octets: [u8; 16] = bytes.try_into().ok()?;
+            Some(std::net::Ipv6Addr::from(octets).into())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod listening_tests {
+    use super::*;
+
+    #[test]
+    fn proc_addresses_read_in_host_order() {
+        assert_eq!(proc_address("0100007F"), Some([127, 0, 0, 1].into()));
+        assert_eq!(proc_address("00000000"), Some([0, 0, 0, 0].into()));
+        assert_eq!(
+            proc_address("00000000000000000000000001000000"),
+            Some(std::net::Ipv6Addr::LOCALHOST.into())
+        );
+    }
+
+    #[test]
+    fn a_listener_is_found_at_its_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(
+            listening_addresses(port),
+            vec![std::net::IpAddr::from([127, 0, 0, 1])]
+        );
+    }
+}

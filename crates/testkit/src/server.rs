@@ -141,6 +141,26 @@ impl Server {
         fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
     }
 
+    /// Wait until a line the process wrote to stdout satisfies `matches`, at most `timeout`
+    /// (a bound for a busy machine, not an expected duration); returns that line.
+    ///
+    /// # Panics
+    /// When no such line appears in time; the message carries the logs.
+    pub fn wait_for_line(&self, timeout: Duration, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stdout().lines().find(|line| matches(line)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line within {timeout:?}; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()

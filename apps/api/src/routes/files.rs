@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::db::detached;
 use crate::error::AppError;
 use crate::extract::{JsonBody, clip, file_id};
 use crate::routes::success;
-use crate::store::{self, FileRecord};
+use crate::store::{self, Deletion, FileRecord};
 
 /// Most rows one page may ask for.
 const MAX_LIMIT: i64 = 1000;
@@ -119,20 +120,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let id = file_id(&id)?;
-    let pool = state.db.pool()?;
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| AppError::db("deleting a file", e))?;
-    let deleted = store::delete_files(&mut tx, &[id])
-        .await
-        .map_err(|e| AppError::db("deleting a file", e))?;
-    if deleted.is_empty() {
+    let pool = state.db.pool()?.clone();
+    let deletion = detached("deleting a file", store::delete_all_or_none(pool, vec![id])).await?;
+    let Deletion::Deleted(deleted) = deletion else {
         return Err(AppError::not_found(format!("file {id} not found")));
-    }
-    tx.commit()
-        .await
-        .map_err(|e| AppError::db("deleting a file", e))?;
+    };
     collect_blobs(&state, deleted).await;
     Ok(Json(json!({
         "success": true,
@@ -191,43 +183,16 @@ pub async fn batch_delete(
     let mut ids: Vec<Uuid> = parsed.iter().filter_map(|(_, id)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let pool = state.db.pool()?;
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| AppError::db("deleting files", e))?;
-    let deleted = store::delete_files(&mut tx, &ids)
-        .await
-        .map_err(|e| AppError::db("deleting files", e))?;
-    let deleted_ids: Vec<Uuid> = deleted.iter().map(|(id, _)| *id).collect();
-    if deleted.len() != ids.len() {
-        tx.rollback()
-            .await
-            .map_err(|e| AppError::db("deleting files", e))?;
-        let results: Vec<Value> = ids
-            .iter()
-            .map(|id| {
-                let status = if deleted_ids.contains(id) {
-                    "not_deleted"
-                } else {
-                    "not_found"
-                };
-                json!({"id": id, "status": status})
-            })
-            .collect();
-        return Err(AppError::client(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{} of {} files not found; nothing was deleted",
-                ids.len() - deleted.len(),
-                ids.len()
-            ),
-        )
-        .with_details(json!({ "results": results })));
-    }
-    tx.commit()
-        .await
-        .map_err(|e| AppError::db("deleting files", e))?;
+    let pool = state.db.pool()?.clone();
+    let deletion = detached(
+        "deleting files",
+        store::delete_all_or_none(pool, ids.clone()),
+    )
+    .await?;
+    let deleted = match deletion {
+        Deletion::Deleted(deleted) => deleted,
+        Deletion::Missing { existing } => return Err(missing(&ids, &existing)),
+    };
     let count = deleted.len();
     collect_blobs(&state, deleted).await;
     let results: Vec<Value> = ids
@@ -240,6 +205,30 @@ pub async fn batch_delete(
         "deletedCount": count,
         "results": results,
     })))
+}
+
+/// The 404 of a batch in which some ids have no file: per id, what happened.
+fn missing(ids: &[Uuid], existing: &[Uuid]) -> AppError {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let status = if existing.contains(id) {
+                "not_deleted"
+            } else {
+                "not_found"
+            };
+            json!({"id": id, "status": status})
+        })
+        .collect();
+    AppError::client(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{} of {} files not found; nothing was deleted",
+            ids.len() - existing.len(),
+            ids.len()
+        ),
+    )
+    .with_details(json!({ "results": results }))
 }
 
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, AppError> {

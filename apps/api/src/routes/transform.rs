@@ -21,6 +21,10 @@ use crate::routes::files::find;
 use crate::sniff::{Family, FileType};
 use crate::store::{self, FileRow};
 
+/// JPEG quality unless the request says otherwise: the original's (sharp's) default; 90
+/// made files 2.2 times larger for no visible gain.
+const JPEG_QUALITY: u8 = 80;
+
 /// A stored file with its contents and type.
 struct Loaded {
     row: FileRow,
@@ -114,13 +118,16 @@ pub async fn convert(
         }
     };
     let (width, height) = (side(&body, "width")?, side(&body, "height")?);
-    let quality = quality(&body, 90)?;
+    let quality = quality(&body, JPEG_QUALITY)?;
     let loaded = load_image(&state, &id).await?;
     let input = loaded.file_type;
     let name = names::with_extension(&loaded.row.original_filename, &format);
     let output = run_blocking(&state, move || {
-        let decoded = imaging::decode(&loaded.content, input)?;
-        let image = imaging::resize(&decoded.image, width, height, Fit::Inside);
+        let fit = Fit::Inside;
+        let decoded = imaging::decode_for_size(&loaded.content, input, |original| {
+            imaging::resampled_size(original, width, height, fit)
+        })?;
+        let image = imaging::resize(&decoded.image, decoded.original, width, height, fit);
         imaging::encode(&image, target, quality, false)
     })
     .await?
@@ -136,7 +143,7 @@ pub async fn compress(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, AppError> {
-    let quality = quality(&body, 80)?;
+    let quality = quality(&body, JPEG_QUALITY)?;
     let loaded = load_image(&state, &id).await?;
     let input = loaded.file_type;
     let target = match input {
@@ -188,8 +195,17 @@ pub async fn resize(
         })?
         .fit
         .unwrap_or_default();
-    edit_keeping_format(&state, &id, "resized_", move |image| {
-        Ok(imaging::resize(image, width, height, fit))
+    edit_keeping_format(&state, &id, "resized_", move |content, input| {
+        let decoded = imaging::decode_for_size(content, input, |original| {
+            imaging::resampled_size(original, width, height, fit)
+        })?;
+        Ok(imaging::resize(
+            &decoded.image,
+            decoded.original,
+            width,
+            height,
+            fit,
+        ))
     })
     .await
 }
@@ -209,7 +225,8 @@ pub async fn crop(
             })? as u32;
     }
     let [x, y, width, height] = values;
-    edit_keeping_format(&state, &id, "cropped_", move |image| {
+    edit_keeping_format(&state, &id, "cropped_", move |content, input| {
+        let image = imaging::decode(content, input)?.image;
         imaging::check_crop(image.width(), image.height(), x, y, width, height)
             .map_err(ImageFailure::Invalid)?;
         Ok(image.crop_imm(x, y, width, height))
@@ -217,21 +234,21 @@ pub async fn crop(
     .await
 }
 
-/// Decode the stored image, apply `edit`, and return the result in the original's format
-/// as `<prefix><original name>` (the resize and crop shape).
+/// Make an image from the stored one with `edit` (given its bytes and type, so that it
+/// decodes only what it needs), and return it in the original's format as
+/// `<prefix><original name>` (the resize and crop shape).
 async fn edit_keeping_format(
     state: &AppState,
     raw_id: &str,
     prefix: &str,
-    edit: impl FnOnce(&DynamicImage) -> Result<DynamicImage, ImageFailure> + Send + 'static,
+    edit: impl FnOnce(&[u8], FileType) -> Result<DynamicImage, ImageFailure> + Send + 'static,
 ) -> Result<Response, AppError> {
     let loaded = load_image(state, raw_id).await?;
     let input = loaded.file_type;
     let name = output_name(prefix, &loaded.row.original_filename, input, input);
     let output = run_blocking(state, move || {
-        let decoded = imaging::decode(&loaded.content, input)?;
-        let image = edit(&decoded.image)?;
-        imaging::encode(&image, input, 90, false)
+        let image = edit(&loaded.content, input)?;
+        imaging::encode(&image, input, JPEG_QUALITY, false)
     })
     .await?
     .map_err(image_error)?;

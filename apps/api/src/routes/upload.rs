@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::cpu::{image_error, pdf_error, run_blocking};
+use crate::db::detached;
 use crate::error::AppError;
 use crate::imaging::{self, ImageFailure};
 use crate::names;
@@ -58,6 +59,7 @@ async fn store_upload(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     // Refuse before reading a byte when nothing could be stored anyway.
     state.db.pool()?;
+    tracing::debug!("receiving an upload");
     let mut multipart = multipart.map_err(|rejection| {
         AppError::bad_request(format!(
             "expected a multipart/form-data body with a `{FILE_FIELD}` part ({})",
@@ -69,26 +71,20 @@ async fn store_upload(
     let metadata = analyse(&state, received.content.clone(), file_type).await?;
 
     let id = Uuid::new_v4();
-    let stored_name = format!("{id}.{}", file_type.extension());
+    let size = received.content.len();
     let new = NewFile {
         id,
-        filename: &stored_name,
-        original_filename: &received.name,
+        filename: format!("{id}.{}", file_type.extension()),
+        original_filename: received.name,
         mime_type: file_type.mime(),
-        sha256: &received.sha256,
-        content: &received.content,
-        metadata: &metadata,
+        sha256: received.sha256,
+        content: received.content,
+        metadata,
     };
-    let pool = state.db.pool()?;
-    let row = match store::insert_file(pool, &new).await {
-        // A concurrent delete removed the shared blob between our two inserts: once more.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => {
-            store::insert_file(pool, &new).await
-        }
-        other => other,
-    }
-    .map_err(|e| AppError::db("storing an upload", e))?;
-    tracing::info!(file_id = %id, size = received.content.len(), mime = file_type.mime(), "file stored");
+    let pool = state.db.pool()?.clone();
+    // The client has sent everything: store it even if it leaves now (see `detached`).
+    let row = detached("storing an upload", store::insert_file(pool, new)).await?;
+    tracing::info!(file_id = %id, size, mime = file_type.mime(), "file stored");
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-pub use berth_testkit::fixtures::{pdf, png_bomb};
+pub use berth_testkit::fixtures::{pdf, png_blank, png_bomb};
 use berth_testkit::{Postgres, Server};
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
 use reqwest::multipart::{Form, Part};

@@ -314,12 +314,42 @@ async fn stats_are_numbers() {
         (Some(1), Some(1), Some(2))
     );
     assert_eq!(data["min_file_size"], 5);
+    assert_stats_match_the_rows(&env).await;
+    // Deletes, and a deleted content shared by two files, keep the totals true.
+    let again = env.upload_ok("again.txt", None, b"hello".to_vec()).await;
+    let id = again["id"].as_str().unwrap();
+    assert_eq!(env.delete(&format!("/api/files/{id}")).await.status(), 200);
+    let b = env
+        .pg
+        .psql("SELECT id FROM files WHERE original_filename = 'b.txt'");
+    assert_eq!(env.delete(&format!("/api/files/{b}")).await.status(), 200);
+    assert_stats_match_the_rows(&env).await;
     assert!(
         data["total_size"].is_i64()
             && data["max_file_size"].is_i64()
             && data["avg_file_size"].is_f64(),
         "{data}"
     );
+}
+
+/// The summary (from the totals the triggers keep) equals aggregates over the rows.
+async fn assert_stats_match_the_rows(env: &Env) {
+    let (_, body) = json(env.get("/api/files/stats/summary").await).await;
+    let data = &body["data"];
+    let direct = env.pg.psql(
+        "SELECT count(*) || ',' || COALESCE(sum(size), 0) || ',' || \
+                COALESCE(min(size), 0) || ',' || COALESCE(max(size), 0) || ',' || \
+                (SELECT COALESCE(sum(size), 0) FROM blobs) FROM files",
+    );
+    let summary = format!(
+        "{},{},{},{},{}",
+        data["total_files"],
+        data["total_size"],
+        data["min_file_size"],
+        data["max_file_size"],
+        data["stored_size"]
+    );
+    assert_eq!(summary, direct, "{data}");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Health, readiness, the index, the OpenAPI document, fallbacks, CORS, logs.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::common::{Env, error_message, json};
@@ -93,7 +95,7 @@ async fn cors_allows_the_frontend_origin_only() {
 
 #[tokio::test]
 async fn each_request_is_one_json_log_line_with_the_trace_id() {
-    let env = Env::start();
+    let env = Env::start_with(&[("ACCESS_LOG", "all")]);
     let response = env
         .client
         .get(env.url("/api/files?limit=3"))
@@ -105,21 +107,11 @@ async fn each_request_is_one_json_log_line_with_the_trace_id() {
     assert_eq!(response.headers()["x-request-id"], "Root=1-test-trace");
     let generated = env.get("/api/health").await;
     assert!(!generated.headers()["x-request-id"].is_empty());
-    // The line is written after the response: poll the log briefly.
-    let mut line = None;
-    for _ in 0..100 {
-        line = env
-            .api
-            .stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| l["request_id"] == "Root=1-test-trace");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let line = line.unwrap_or_else(|| panic!("no access log line:\n{}", env.api.logs()));
+    // The line is written after the response is sent: wait for it.
+    let line = env.api.wait_for_line(Duration::from_secs(30), |line| {
+        line.contains("\"request_id\":\"Root=1-test-trace\"")
+    });
+    let line: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(line["method"], "GET");
     assert_eq!(line["path"], "/api/files");
     assert_eq!(line["status"], 200);
@@ -130,5 +122,63 @@ async fn each_request_is_one_json_log_line_with_the_trace_id() {
     assert!(
         !env.api.logs().contains(berth_testkit::Postgres::PASSWORD),
         "the database password must never be logged"
+    );
+}
+
+#[test]
+fn listens_on_the_host_address_it_is_given_and_on_all_interfaces_by_default() {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let pg = berth_testkit::Postgres::start();
+    let local = crate::common::spawn_api(&pg, &[("HOST", "127.0.0.1")]);
+    assert_eq!(
+        berth_testkit::listening_addresses(local.port()),
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        "loopback only"
+    );
+    let default = crate::common::spawn_api(&pg, &[]);
+    assert_eq!(
+        berth_testkit::listening_addresses(default.port()),
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+        "every interface, as a container on AWS needs"
+    );
+}
+
+#[tokio::test]
+async fn by_default_only_refused_and_failed_requests_are_logged() {
+    let env = Env::start();
+    for _ in 0..3 {
+        assert_eq!(env.get("/api/files").await.status(), 200);
+    }
+    let missing = env
+        .client
+        .get(env.url("/api/nowhere"))
+        .header("X-Amzn-Trace-Id", "Root=1-missing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // Lines are written in order: once the 404's is there, the 200s' would be too.
+    env.api.wait_for_line(Duration::from_secs(30), |line| {
+        line.contains("\"request_id\":\"Root=1-missing\"")
+    });
+    let access: Vec<Value> = env
+        .api
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "access")
+        .collect();
+    // (Start-up readiness polls answered 503 are logged too: they are errors.)
+    assert!(
+        access.iter().all(|l| l["status"].as_u64() >= Some(400)),
+        "{access:?}"
+    );
+    assert_eq!(
+        access
+            .iter()
+            .filter(|l| l["path"] == "/api/nowhere")
+            .count(),
+        1
     );
 }

@@ -2,7 +2,7 @@
 
 use image::ImageFormat;
 
-use crate::common::{Env, encode, error_message, json, pdf, picture, png, png_bomb};
+use crate::common::{Env, encode, error_message, json, pdf, picture, png, png_blank, png_bomb};
 
 /// Upload, expect `status`, return the message; nothing may be stored.
 async fn refused(env: &Env, name: &str, mime: Option<&str>, bytes: Vec<u8>, status: u16) -> String {
@@ -92,6 +92,26 @@ async fn truncated_images_bombs_and_malformed_pdfs_are_422() {
     // The process is still fine.
     assert_eq!(env.get("/api/health").await.status(), 200);
     env.upload_ok("fine.png", None, png(2, 2)).await;
+}
+
+#[tokio::test]
+async fn an_image_within_the_pixel_limit_but_over_the_decoded_byte_budget_is_422() {
+    let env = Env::start();
+    // 16384×2441 = 40.0 MP, under the pixel limit; at 16 bits × RGBA it decodes to 320 MB,
+    // over the 256 MB budget (it was accepted when the budget counted pixels only).
+    let big = png_blank(16_384, 2_441, 16, 6);
+    let message = refused(&env, "deep.png", Some("image/png"), big, 422).await;
+    assert!(
+        message.contains("16384×2441")
+            && message.contains("8 bytes")
+            && message.contains("256 MiB"),
+        "{message}"
+    );
+    // A small 16-bit image is fine.
+    let record = env
+        .upload_ok("small16.png", None, png_blank(64, 32, 16, 6))
+        .await;
+    assert_eq!(record["metadata"]["bitsPerSample"], 16, "{record}");
 }
 
 #[tokio::test]

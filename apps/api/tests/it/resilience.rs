@@ -8,6 +8,9 @@ use berth_testkit::{Postgres, Server, bin_path, http_get};
 
 use crate::common::{Env, error_message, json, png, spawn_api, upload_to};
 
+/// Upper bound on every wait for an event (generous: the machine may be busy).
+const BOUND: Duration = Duration::from_secs(30);
+
 #[tokio::test]
 async fn two_api_processes_share_one_database() {
     // Started together: the migrations' advisory lock lets them take turns.
@@ -192,7 +195,7 @@ fn bad_configuration_exits_2_naming_the_variable() {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let pg = Postgres::start();
-    let mut api: Server = spawn_api(&pg, &[]);
+    let mut api: Server = spawn_api(&pg, &[("RUST_LOG", "info,file_analyzer_api=debug")]);
     api.wait_until_ok("/api/health/ready");
 
     // Start an upload, stop half-way through the body, deliver SIGTERM, then finish it.
@@ -214,14 +217,19 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body[..40]).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    api.wait_for_line(BOUND, |line| line.contains("receiving an upload"));
     api.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    api.wait_for_line(BOUND, |line| line.contains("stop signal received"));
+    // The listener closes (just after that line): no new connections.
+    let deadline = std::time::Instant::now() + BOUND;
+    while TcpStream::connect(("127.0.0.1", api.port())).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(api.is_alive(), "the in-flight request holds the shutdown");
-    assert!(
-        TcpStream::connect(("127.0.0.1", api.port())).is_err(),
-        "no new connections after SIGTERM"
-    );
     stream.write_all(&body[40..]).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -267,4 +275,99 @@ fn contents_left_unreferenced_are_swept_at_start() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(left, "0", "{}", api.logs());
+}
+
+/// A multipart upload of one text file, as raw HTTP/1.1.
+fn raw_upload(name: &str, contents: &[u8]) -> Vec<u8> {
+    let boundary = "XBOUNDARYX";
+    let body = [
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n").into_bytes(),
+        contents.to_vec(),
+        format!("\r\n--{boundary}--\r\n").into_bytes(),
+    ]
+    .concat();
+    let head = format!(
+        "POST /api/files/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.into_bytes(), body].concat()
+}
+
+/// Poll `sql` (one value) until it returns `want`, at most 30 s; returns the last value.
+fn wait_for_value(pg: &Postgres, sql: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = pg.psql(sql);
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_abandoned_during_its_transaction_commits_and_leaves_no_open_transaction() {
+    use sqlx::{Connection as _, PgConnection};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let env = Env::start();
+    // Hold the row every write to `files` updates (its trigger), so that the upload's
+    // transaction is under way, and waiting, when its client leaves.
+    let mut holder = PgConnection::connect(&env.pg.url()).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT version FROM files_version FOR UPDATE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", env.api.port()))
+        .await
+        .unwrap();
+    client
+        .write_all(&raw_upload("left.txt", b"the client left"))
+        .await
+        .unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE application_name = 'file-analyzer-api' AND wait_event_type = 'Lock'";
+    assert_eq!(
+        wait_for_value(&env.pg, waiting, "1"),
+        "1",
+        "{}",
+        env.api.logs()
+    );
+
+    // The client goes away; the server, seeing the end of its input, drops the request and
+    // closes the connection without an answer.
+    client.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the abandoned connection")
+        .unwrap();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+
+    held.commit().await.unwrap();
+    // The whole body had arrived: the upload is stored all the same, in a transaction that
+    // ended (before the fix it was dropped half-way, and its connection could go back to
+    // the pool inside it).
+    assert_eq!(
+        wait_for_value(&env.pg, "SELECT count(*) FROM files", "1"),
+        "1",
+        "{}",
+        env.api.logs()
+    );
+    let in_transaction = "SELECT count(*) FROM pg_stat_activity \
+                          WHERE application_name = 'file-analyzer-api' \
+                          AND state LIKE 'idle in transaction%'";
+    assert_eq!(env.pg.psql(in_transaction), "0");
+
+    // Later uploads run in transactions of their own: their time is now, not a stale one.
+    let before = env.pg.psql("SELECT now()");
+    let record = env.upload_ok("later.txt", None, b"later".to_vec()).await;
+    let current = env.pg.psql(&format!(
+        "SELECT created_at >= '{before}'::timestamptz FROM files WHERE id = '{}'",
+        record["id"].as_str().unwrap()
+    ));
+    assert_eq!(current, "t", "{record}");
+    assert_eq!(env.pg.psql(in_transaction), "0");
 }

@@ -1,15 +1,22 @@
 //! The `file-analyzer-web` binary: configuration, JSON logs, graceful stop on SIGTERM.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_testkit::Server;
 
 use crate::fake_api::FakeApi;
 use crate::support::dead_url;
 
+/// Upper bound on every wait for an event (generous: the machine may be busy).
+const BOUND: Duration = Duration::from_secs(30);
+
 #[test]
 fn stops_on_sigterm_with_status_0_and_logs_json_lines() {
-    let mut server = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    let mut server = Server::spawn(
+        "file-analyzer-web",
+        [("API_URL", dead_url()), ("ACCESS_LOG", "all".into())],
+        "/health",
+    );
     let response = berth_testkit::http_get(server.port(), "/").expect("the server answers /");
     assert_eq!(response.status, 200, "{}", server.logs());
 
@@ -38,6 +45,46 @@ fn stops_on_sigterm_with_status_0_and_logs_json_lines() {
 }
 
 #[test]
+fn listens_on_the_host_address_it_is_given_and_on_all_interfaces_by_default() {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let local = Server::spawn(
+        "file-analyzer-web",
+        [("API_URL", dead_url()), ("HOST", "127.0.0.1".into())],
+        "/health",
+    );
+    assert_eq!(
+        berth_testkit::listening_addresses(local.port()),
+        vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        "loopback only"
+    );
+    let default = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    assert_eq!(
+        berth_testkit::listening_addresses(default.port()),
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+        "every interface, as a container on AWS needs"
+    );
+}
+
+#[test]
+fn by_default_only_refused_and_failed_requests_are_logged() {
+    let server = Server::spawn("file-analyzer-web", [("API_URL", dead_url())], "/health");
+    let home = berth_testkit::http_get(server.port(), "/").unwrap();
+    assert_eq!(home.status, 200);
+    let missing = berth_testkit::http_get(server.port(), "/nowhere").unwrap();
+    assert_eq!(missing.status, 404);
+    // The line is written before the answer is sent.
+    let requests: Vec<serde_json::Value> = server
+        .stdout()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 1, "{}", server.logs());
+    assert_eq!(requests[0]["path"], "/nowhere");
+}
+
+#[test]
 fn bad_configuration_exits_with_status_2() {
     let program = std::path::PathBuf::from(env!("CARGO_BIN_EXE_file-analyzer-web"));
     let mut server = Server::spawn_unchecked(&program, [("API_URL", "not a url")]);
@@ -63,19 +110,27 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     // A page whose API call is held open.
     let in_flight =
         tokio::spawn(async move { reqwest::get(format!("http://127.0.0.1:{port}/stats")).await });
+    let deadline = Instant::now() + BOUND;
     while !api
         .requests()
         .contains(&"GET /api/files/stats/summary".to_owned())
     {
+        assert!(Instant::now() < deadline, "the page never called the API");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     server.signal("TERM");
     // The listener closes: new connections are refused while the old one is served.
+    let deadline = Instant::now() + BOUND;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
         assert!(
             server.is_alive(),
             "the server quit with a request in flight"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the listener stayed open after SIGTERM\n{}",
+            server.logs()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -36,6 +36,11 @@ pub fn available() -> bool {
     Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()
 }
 
+/// Whether the browser test must run: under `CI=true` a missing browser fails it.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 impl Browser {
     pub async fn start() -> Browser {
         let port = berth_testkit::free_port();

@@ -30,6 +30,8 @@ pub struct FakeState {
     pub requests: Vec<String>,
     /// While this holds `false`, the statistics call waits (a request kept in flight).
     pub stats_gate: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The same for the file list.
+    pub list_gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Clone)]
@@ -111,6 +113,13 @@ impl FakeApi {
         open
     }
 
+    /// Makes the file list call wait until the returned sender says `true`.
+    pub fn hold_list(&self) -> tokio::sync::watch::Sender<bool> {
+        let (open, gate) = tokio::sync::watch::channel(false);
+        self.state.lock().unwrap().list_gate = Some(gate);
+        open
+    }
+
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -157,6 +166,10 @@ fn find(state: &FakeState, id: &str) -> Result<Stored, (StatusCode, &'static str
 }
 
 async fn list(State(state): Shared, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let gate = state.lock().unwrap().list_gate.clone();
+    if let Some(mut gate) = gate {
+        let _ = gate.wait_for(|open| *open).await;
+    }
     let state = state.lock().unwrap();
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50);
     let offset: usize = q.get("offset").and_then(|l| l.parse().ok()).unwrap_or(0);

@@ -4,7 +4,7 @@ use reqwest::header;
 use reqwest::multipart::{Form, Part};
 
 use crate::fake_api::{FakeApi, png};
-use crate::support::{client, dead_url, follow, start_web, text};
+use crate::support::{client, dead_url, follow, start_web, start_web_with, text};
 
 #[tokio::test]
 async fn file_list_shows_thumbnails_dimensions_and_pages() {
@@ -96,6 +96,29 @@ async fn home_and_health_answer_200_while_the_api_is_down() {
         );
         assert!(!words.contains("127.0.0.1"), "{path}: {words}");
     }
+}
+
+#[tokio::test]
+async fn home_shows_the_unavailable_banner_when_the_api_stalls_past_the_page_deadline() {
+    let api = FakeApi::start().await;
+    api.add("kept.png", "image/png", png(8, 8));
+    let stalled = api.hold_list();
+    let mut config = file_analyzer_web::Config::with_api_url(&api.base);
+    config.home_api_timeout = std::time::Duration::from_millis(50);
+    let web = start_web_with(config).await;
+
+    // The list call never answers while held: the page gives up at its own deadline.
+    let home = client().get(format!("{web}/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let words = text(&home.text().await.unwrap());
+    assert!(words.contains("File service unavailable"), "{words}");
+    assert!(!words.contains("kept.png"), "{words}");
+    assert!(api.requests().contains(&"GET /api/files".to_owned()));
+
+    stalled.send(true).unwrap();
+    let words = text(&get_html(format!("{web}/")).await);
+    assert!(!words.contains("File service unavailable"), "{words}");
+    assert!(words.contains("kept.png"), "{words}");
 }
 
 #[tokio::test]

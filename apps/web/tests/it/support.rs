@@ -3,11 +3,18 @@
 use file_analyzer_web::Config;
 use reqwest::header;
 
-/// Serves the frontend on 127.0.0.1:0 against `api_url`; returns its base URL.
+/// Serves the frontend on 127.0.0.1:0 against `api_url`; returns its base URL. `/` waits
+/// up to 10 s for the API, so that a busy test machine never shows the banner by accident.
 pub async fn start_web(api_url: &str) -> String {
+    let mut config = Config::with_api_url(api_url);
+    config.home_api_timeout = std::time::Duration::from_secs(10);
+    start_web_with(config).await
+}
+
+/// Serves the frontend on 127.0.0.1:0 with `config`; returns its base URL.
+pub async fn start_web_with(config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config::with_api_url(api_url);
     tokio::spawn(file_analyzer_web::serve(
         listener,
         config,
