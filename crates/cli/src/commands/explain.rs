@@ -55,6 +55,10 @@ fn header(stack: &Stack, env: &Environment, file: &str) -> String {
                 duration::format(service.deregistration_delay),
             ));
             }
+            out.push_str(&format!(
+                "#   log groups: at most {} MiB each on disk, oldest events dropped first (CloudWatch: no cap)\n",
+                local.log_group_max_mb
+            ));
         }
     }
     out

@@ -7,6 +7,7 @@
 //! Group and stream names are percent-encoded into file names (`/ecs/backend` →
 //! `%2Fecs%2Fbackend`), so any valid name maps to exactly one file and back.
 
+mod cap;
 mod filter;
 mod query;
 mod since;
@@ -97,13 +98,31 @@ pub fn stream_name(prefix: &str, container: &str, task_id: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct LogStore {
     root: PathBuf,
+    /// The most bytes a group keeps (see [`LogStore::with_group_cap`]).
+    group_cap: Option<u64>,
 }
 
 impl LogStore {
     pub fn open(state: &StateDir) -> Result<Self, LogError> {
         let root = state.logs();
         state_dir::create_private_dir(&root)?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            group_cap: None,
+        })
+    }
+
+    /// Caps every group at `bytes` on disk: the sinks of this store drop the group's oldest
+    /// events once it is over (see [`cap::enforce`] for how far over it can get).
+    pub fn with_group_cap(mut self, bytes: u64) -> Self {
+        self.group_cap = Some(bytes);
+        self
+    }
+
+    /// Drops `group`'s oldest events until it holds at most `bytes`; what was dropped.
+    pub fn apply_size_cap(&self, group: &str, bytes: u64) -> Result<RetentionReport, LogError> {
+        let dir = self.existing_group_dir(group)?;
+        cap::enforce(&dir.join(STREAMS_DIR), bytes)
     }
 
     /// Creates the group if needed and sets its retention (`None`: never expire).
@@ -152,7 +171,11 @@ impl LogStore {
     /// of their own, so a chatty task never waits for the disk.
     pub fn sink(&self, group: &str, stream: &str) -> Result<LogSink, LogError> {
         let path = self.stream_path(group, stream)?;
-        Ok(LogSink::spawn(path))
+        let cap = self.group_cap.map(|bytes| sink::GroupCap {
+            streams: self.group_dir(group).join(STREAMS_DIR),
+            bytes,
+        });
+        Ok(LogSink::spawn(path, cap))
     }
 
     /// Appends events to a stream directly (synchronously), in order.

@@ -38,10 +38,25 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// The size cap of the group a sink writes to.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCap {
+    pub streams: PathBuf,
+    pub bytes: u64,
+}
+
+impl GroupCap {
+    /// How much one sink writes between two checks of its group's size. Each writing task
+    /// checks on its own, so a group can be over its cap by this much per task between checks.
+    fn check_every(&self) -> u64 {
+        (self.bytes / 16).max(4096)
+    }
+}
+
 impl LogSink {
-    pub(super) fn spawn(path: PathBuf) -> Self {
+    pub(super) fn spawn(path: PathBuf, cap: Option<GroupCap>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(path.clone(), rx));
+        tokio::spawn(write_loop(path.clone(), cap, rx));
         Self { tx, path }
     }
 
@@ -154,8 +169,13 @@ pub(super) fn encode_event(buf: &mut Vec<u8>, timestamp: i64, message: &str) {
     let _ = write_line(buf, &event);
 }
 
-async fn write_loop(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn write_loop(
+    path: PathBuf,
+    cap: Option<GroupCap>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
     let mut buf = Vec::new();
+    let mut unchecked = 0u64;
     while let Some(first) = rx.recv().await {
         // Batch whatever is queued: one write per burst, not per line.
         let mut flushes = Vec::new();
@@ -169,8 +189,20 @@ async fn write_loop(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Command>) {
         }
         if !buf.is_empty() {
             let bytes = std::mem::take(&mut buf);
+            unchecked += bytes.len() as u64;
             let target = path.clone();
-            let written = tokio::task::spawn_blocking(move || append_locked(&target, &bytes)).await;
+            let check = cap
+                .clone()
+                .filter(|cap| unchecked >= cap.check_every())
+                .inspect(|_| unchecked = 0);
+            let written = tokio::task::spawn_blocking(move || {
+                append_locked(&target, &bytes)?;
+                if let Some(cap) = check {
+                    super::cap::enforce(&cap.streams, cap.bytes)?;
+                }
+                Ok::<_, super::LogError>(())
+            })
+            .await;
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::warn!(%error, "cannot write log events"),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use berth_spec::Stack;
+use berth_spec::{LocalEnvironment, Stack};
 
 use super::launcher::LogStreams;
 use crate::logs::{LogStore, stream_name};
@@ -39,10 +39,15 @@ impl LogStreams for StoreStreams {
     }
 }
 
-/// Opens the log store and creates every service's group (with its retention).
-pub fn log_streams(stack: &Stack, state: &StateDir) -> Option<Arc<dyn LogStreams>> {
+/// Opens the log store and creates every service's group (with its retention), each capped
+/// at the local environment's `log_group_max_mb`.
+pub fn log_streams(
+    stack: &Stack,
+    state: &StateDir,
+    local: &LocalEnvironment,
+) -> Option<Arc<dyn LogStreams>> {
     let store = match LogStore::open(state) {
-        Ok(store) => store,
+        Ok(store) => store.with_group_cap(u64::from(local.log_group_max_mb) << 20),
         Err(error) => {
             tracing::warn!(%error, "cannot open the log store: task output is discarded");
             return None;

@@ -201,7 +201,7 @@ pub async fn up(
         let launcher = Arc::new(StackLauncher {
             templates,
             secrets: Arc::new(StoreSecrets(params.clone())),
-            logs: super::logs::log_streams(stack, &state),
+            logs: super::logs::log_streams(stack, &state, local),
             state_file: Some(Arc::clone(&state_file)),
             user: TaskUser::for_this_berth().map_err(UpError::TaskUser)?,
         });
@@ -699,6 +699,10 @@ fn local_differences(stack: &Stack, environment: &Environment) -> Vec<String> {
         out.push(format!(
             "container health checks run at most every {}s; they probe the task's own port",
             local.health_check_interval.as_secs_f64()
+        ));
+        out.push(format!(
+            "each log group keeps at most {} MiB, oldest events dropped first (CloudWatch: no cap)",
+            local.log_group_max_mb
         ));
     }
     out.push("each task listens on its own port (PORT), not the container port".to_owned());

@@ -275,3 +275,84 @@ async fn follow_survives_retention_rewriting_a_stream() {
     // "kept" is not delivered twice.
     assert_eq!(next().await, "new");
 }
+
+/// The bytes a group's stream files hold on disk.
+fn group_bytes(root: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for group in fs::read_dir(root.join(".berth/logs")).unwrap() {
+        let streams = group.unwrap().path().join("streams");
+        for stream in fs::read_dir(streams).unwrap() {
+            total += stream.unwrap().metadata().unwrap().len();
+        }
+    }
+    total
+}
+
+/// Two tasks writing 1 MiB each into a group capped at 64 KiB: the group stays near its cap
+/// (at most one check interval over it per writing task) and what it keeps is the newest,
+/// from both streams.
+#[tokio::test]
+async fn a_group_over_its_size_cap_drops_its_oldest_events_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = 64 * 1024;
+    let logs = store(tmp.path()).with_group_cap(cap);
+    logs.create_group("/ecs/chatty", Some(30)).unwrap();
+    let sinks = [
+        logs.sink("/ecs/chatty", "ecs/app/t1").unwrap(),
+        logs.sink("/ecs/chatty", "ecs/app/t2").unwrap(),
+    ];
+    let line = "y".repeat(200);
+    for i in 0..5_000 {
+        for sink in &sinks {
+            sink.write_line(&format!("{i:05} {line}"));
+        }
+        if i % 100 == 0 {
+            // Let the writers batch and check as they would under a real task's output.
+            sinks[0].flush().await;
+        }
+    }
+    for sink in &sinks {
+        sink.flush().await;
+    }
+    let on_disk = group_bytes(tmp.path());
+    // Each sink checks after writing a sixteenth of the cap.
+    assert!(
+        on_disk <= cap + 2 * cap / 16 + 2 * 512,
+        "{on_disk} bytes on disk"
+    );
+    let events = collect(&logs, LogQuery::new("/ecs/chatty")).await;
+    assert!(!events.is_empty());
+    let first: u32 = events[0].message[..5].parse().unwrap();
+    let last: u32 = events.last().unwrap().message[..5].parse().unwrap();
+    assert_eq!(last, 4_999, "the newest event is kept");
+    assert!(
+        first > 4_000,
+        "the oldest events went first, kept from {first}"
+    );
+    for stream in ["ecs/app/t1", "ecs/app/t2"] {
+        assert!(
+            events.iter().any(|e| e.stream == stream),
+            "{stream} kept nothing"
+        );
+    }
+}
+
+/// `apply_size_cap` trims a group written without a cap, and says what it dropped.
+#[test]
+fn apply_size_cap_trims_a_group_to_its_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = store(tmp.path());
+    logs.create_group("/ecs/old", None).unwrap();
+    let message = "z".repeat(100);
+    let events: Vec<(i64, &str)> = (0..1_000).map(|t| (t, message.as_str())).collect();
+    logs.append("/ecs/old", "s/c/t", &events).unwrap();
+    let report = logs.apply_size_cap("/ecs/old", 40_000).unwrap();
+    assert!(report.events_deleted > 0);
+    assert!(group_bytes(tmp.path()) <= 40_000);
+    assert_eq!(
+        logs.apply_size_cap("/ecs/old", 40_000)
+            .unwrap()
+            .events_deleted,
+        0
+    );
+}

@@ -74,6 +74,10 @@ pub struct LocalEnvironment {
     pub unhealthy_threshold: u32,
     #[serde(with = "serde_duration")]
     pub deregistration_delay: Duration,
+    /// The most a log group keeps on disk locally, in MiB; the oldest events go first.
+    /// CloudWatch has no such cap (it bills per GB instead): a chatty task must not fill the
+    /// disk of the machine it runs on.
+    pub log_group_max_mb: u32,
 }
 
 /// An AWS account and Region to run in.

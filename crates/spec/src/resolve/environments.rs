@@ -19,6 +19,7 @@ pub(crate) fn default_local() -> LocalEnvironment {
         healthy_threshold: 2,
         unhealthy_threshold: 2,
         deregistration_delay: Duration::from_secs(5),
+        log_group_max_mb: 256,
     }
 }
 
@@ -155,6 +156,9 @@ fn local(env: &mut Table<'_, '_>, problems: &mut Problems) -> LocalEnvironment {
         Duration::from_secs(3600),
     ) {
         local.deregistration_delay = v.value;
+    }
+    if let Some(v) = env.u32(problems, "log_group_max_mb", 1, 1_048_576) {
+        local.log_group_max_mb = v.value;
     }
     local
 }
