@@ -1,7 +1,8 @@
 //! Services: the scheduler that keeps each service's desired count of healthy tasks.
 //!
-//! [`plan`] decides (pure, table-tested); [`ServiceController`] observes tasks and targets,
-//! asks the planner, and carries the actions out without choosing. The controller reaches
+//! [`plan`] decides (pure, table-tested), and [`shift`] walks the traffic-shifting
+//! strategies' stages (pure too); [`ServiceController`] observes tasks and targets, asks the
+//! planner, and carries the actions out without choosing. The controller reaches
 //! processes and the load balancer only through [`TaskLauncher`] and [`TargetRouter`], so it
 //! runs the same against the real runtime and against test doubles.
 //!
@@ -13,6 +14,7 @@ mod backoff;
 mod controller;
 pub mod events;
 mod plan;
+pub mod shift;
 mod state;
 
 pub use backoff::Backoff;
