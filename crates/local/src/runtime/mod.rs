@@ -271,6 +271,11 @@ impl Inner {
             .map(|(tg, service)| TargetGroupStatus {
                 target_group_name: tg.clone(),
                 service: service.clone(),
+                weights: self
+                    .router
+                    .as_ref()
+                    .map(|r| r.traffic_weights(tg))
+                    .unwrap_or_default(),
                 targets: self
                     .router
                     .as_ref()

@@ -16,6 +16,8 @@ use berth_local::balancer::{
     Algorithm, Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, ReasonCode,
     Rule, RuleRef, TargetGroupConfig, TargetHealth, TargetState, WeightedTargetGroup,
 };
+use berth_local::runtime::BalancerRouter;
+use berth_local::service::TargetRouter;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -1039,6 +1041,27 @@ async fn set_rule_weights_shifts_one_rule_and_a_retired_group_can_be_removed() {
         Err(BalancerError::UnknownTargetGroup { .. })
     ));
     assert!(get(&lb, "/").await.body.starts_with("green"));
+}
+
+/// What `berth status` shows of each target group's weight, read through the router.
+#[tokio::test]
+async fn the_router_reports_each_target_groups_weight_per_rule() {
+    let lb = balancer_with(vec![group("api"), group("web"), group("green")]).await;
+    let router = BalancerRouter::new(lb.clone());
+    let seen = |tg: &str| -> Vec<(String, u32, f64)> {
+        router
+            .traffic_weights(tg)
+            .into_iter()
+            .map(|w| (w.rule, w.weight, w.percent))
+            .collect()
+    };
+    assert_eq!(seen("api"), [("priority 10".to_owned(), 1, 100.0)]);
+    assert_eq!(seen("web"), [("default".to_owned(), 1, 100.0)]);
+    assert_eq!(seen("green"), []);
+    lb.set_rule_weights(RuleRef::Default, &weights([("web", 950), ("green", 50)]))
+        .unwrap();
+    assert_eq!(seen("web"), [("default".to_owned(), 950, 95.0)]);
+    assert_eq!(seen("green"), [("default".to_owned(), 50, 5.0)]);
 }
 
 #[tokio::test]
