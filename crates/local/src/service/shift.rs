@@ -120,6 +120,23 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The stage's name in ECS's `lifecycleStage` (S3.10); a step bake reports as
+    /// `BAKE_TIME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PreScaleUp => "PRE_SCALE_UP",
+            Self::ScaleUp => "SCALE_UP",
+            Self::PostScaleUp => "POST_SCALE_UP",
+            Self::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            Self::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
+            Self::PreProductionTrafficShift(_) => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            Self::ProductionTrafficShift(_) => "PRODUCTION_TRAFFIC_SHIFT",
+            Self::StepBake(_) | Self::BakeTime => "BAKE_TIME",
+            Self::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+            Self::CleanUp => "CLEAN_UP",
+        }
+    }
+
     /// Whether a lifecycle hook may attach to the stage (S3.11).
     pub fn takes_hooks(self) -> bool {
         !matches!(

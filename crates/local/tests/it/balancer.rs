@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 /// What a client cannot take: idle connections, the connection bound, huge heads.
 mod limits;
+/// Traffic-shifting deployments (blue/green, canary, linear) on the balancer.
+mod shift;
 /// The balancer against targets that speak raw HTTP/1.1 from a script.
 mod wire;
 
