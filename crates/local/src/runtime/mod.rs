@@ -19,7 +19,7 @@ pub use launcher::{
 pub use release::{Releases, StackReleases};
 pub use router::BalancerRouter;
 pub use state_file::{RunStateFile, StateWrite, StateWriter};
-pub use traffic::{ShiftOutcome, ShiftProgress, TrafficShift};
+pub use traffic::{DEFAULT_HOOK_TIMEOUT, ShiftOutcome, ShiftProgress, TrafficShift};
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -31,7 +32,13 @@ pub struct TrafficShift {
     pub strategy: Shifting,
     /// `sh -c` commands: exit status 0 approves the stage, anything else fails it.
     pub hooks: BTreeMap<String, String>,
+    /// How long a hook may run; past it the hook fails its stage and the deployment rolls
+    /// back (S3.12: `timeoutConfiguration`, default 1440 minutes, action ROLLBACK).
+    pub hook_timeout: Duration,
 }
+
+/// ECS's default hook timeout (S3.12).
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(1440 * 60);
 
 /// Where a run is, for watchers (status, tests): the stage, its hook, green's share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +122,10 @@ impl TrafficShift {
                     });
                     let command = &self.hooks[stage.name()];
                     tokio::select! {
-                        approved = run_hook(command, stage, production_green) => {
-                            hook = if approved { Hook::Succeeded } else { Hook::Failed };
-                        }
+                        verdict = tokio::time::timeout(
+                            self.hook_timeout,
+                            run_hook(command, stage, production_green),
+                        ) => hook = hook_verdict(stage, verdict.ok()),
                         // The hook is abandoned (its process killed): the next decision is
                         // the rollback.
                         () = rollback.cancelled() => hook = Hook::Running,
@@ -165,6 +173,19 @@ impl TrafficShift {
             }
         }
     }
+}
+
+/// The hook's state once it ended: `approved` is `None` when it timed out.
+fn hook_verdict(stage: Stage, approved: Option<bool>) -> Hook {
+    if approved == Some(true) {
+        return Hook::Succeeded;
+    }
+    tracing::warn!(
+        stage = stage.name(),
+        timed_out = approved.is_none(),
+        "the lifecycle hook failed its stage"
+    );
+    Hook::Failed
 }
 
 /// Runs one hook command; `true` when it exits 0. The stage and green's production share

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use berth_local::balancer::{Balancer, RuleRef};
-use berth_local::runtime::{ShiftOutcome, ShiftProgress, TrafficShift};
+use berth_local::runtime::{DEFAULT_HOOK_TIMEOUT, ShiftOutcome, ShiftProgress, TrafficShift};
 use berth_local::service::shift::{Hook, RollbackCause, Shifting, Stage};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,7 @@ fn shift(strategy: Shifting, hooks: &[(&str, String)]) -> TrafficShift {
             .iter()
             .map(|(stage, command)| ((*stage).to_owned(), command.clone()))
             .collect::<BTreeMap<_, _>>(),
+        hook_timeout: DEFAULT_HOOK_TIMEOUT,
     }
 }
 
@@ -289,4 +290,37 @@ async fn a_failing_hook_rolls_back_to_blue() {
     let (ok, failed) = load.finish().await;
     assert_eq!(failed, 0, "{failed} failed requests");
     assert!(ok > 0);
+}
+
+/// A hook that never answers fails its stage once its timeout is over, and the deployment
+/// rolls back (S3.12, action ROLLBACK). The hook blocks on a gate nobody opens.
+#[tokio::test]
+async fn a_hook_past_its_timeout_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(dir.path());
+    let (lb, _backends) = blue_and_green().await;
+    let plan = TrafficShift {
+        hook_timeout: Duration::from_millis(200),
+        ..shift(
+            Shifting::BlueGreen {
+                bake_time: Duration::ZERO,
+            },
+            &[("POST_PRODUCTION_TRAFFIC_SHIFT", gate.hook())],
+        )
+    };
+    let (progress, watch) = watch::channel(start());
+    let outcome = within(
+        "the run",
+        plan.run(
+            &lb,
+            std::future::ready(()),
+            &CancellationToken::new(),
+            &progress,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, ShiftOutcome::RolledBack(RollbackCause::HookFailed));
+    assert_eq!(watch.borrow().stage, Stage::PostProductionTrafficShift);
+    assert_eq!(green_count(&lb).await, 0, "all back to blue");
 }
