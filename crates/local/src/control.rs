@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept::{self, AcceptErrors};
 use crate::database::DatabaseStatusView;
-use crate::service::{BoxFuture, Deployment, ServiceStatus, TargetHealthView};
+use crate::service::{BoxFuture, Deployment, RuleWeight, ServiceStatus, TargetHealthView};
 use crate::state_dir::PRIVATE_DIR_MODE;
 
 /// Mode of the run directory: only its owner may enter.
@@ -94,12 +94,15 @@ pub struct WatchedService {
     pub deployments: Vec<Deployment>,
 }
 
-/// One target group and its targets' health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One target group, its weight in the listener rules and its targets' health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupStatus {
     pub target_group_name: String,
     pub service: String,
+    /// Every listener rule forwarding to it (a berth older than this reports none).
+    #[serde(default)]
+    pub weights: Vec<RuleWeight>,
     pub targets: Vec<TargetHealthView>,
 }
 

@@ -163,6 +163,23 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
     out.push('\n');
     out.push_str(&tasks.render(width, style));
 
+    // Each target group's share of the rules that forward to it (a traffic shift moves it).
+    let mut weights = Table::new(["TARGET GROUP", "RULE", "WEIGHT", "TRAFFIC"]);
+    for group in &status.target_groups {
+        for weight in &group.weights {
+            weights.row([
+                group.target_group_name.clone(),
+                weight.rule.clone(),
+                weight.weight.to_string(),
+                format!("{:.1}%", weight.percent),
+            ]);
+        }
+    }
+    if status.target_groups.iter().any(|g| !g.weights.is_empty()) {
+        out.push('\n');
+        out.push_str(&weights.render(width, style));
+    }
+
     let mut targets = Table::new(["TARGET GROUP", "TARGET", "STATE", "REASON", "DESCRIPTION"]);
     for group in &status.target_groups {
         for target in &group.targets {
@@ -216,8 +233,8 @@ mod tests {
     use berth_local::control::TargetGroupStatus;
     use berth_local::database::{DatabaseEvent, DatabaseState, DatabaseStatusView};
     use berth_local::service::{
-        Deployment, DeploymentConfiguration, ServiceEvent, ServiceStatus, ServiceTaskStatus,
-        TargetHealthView, TargetState,
+        Deployment, DeploymentConfiguration, RuleWeight, ServiceEvent, ServiceStatus,
+        ServiceTaskStatus, TargetHealthView, TargetState,
     };
     use berth_local::task::{StopCode, TaskId, TaskSnapshot, TaskStatus};
 
@@ -279,6 +296,11 @@ mod tests {
             target_groups: vec![TargetGroupStatus {
                 target_group_name: "backend-tg".into(),
                 service: "backend-service".into(),
+                weights: vec![RuleWeight {
+                    rule: "priority 10".into(),
+                    weight: 950,
+                    percent: 95.0,
+                }],
                 targets: vec![health],
             }],
             database: Some(DatabaseStatusView {
@@ -312,6 +334,8 @@ mod tests {
             "STOPPED",
             "unhealthy",
             "Target.Timeout",
+            "priority 10",
+            "95.0%",
             "has reached a steady state.",
             "health checks every 2s",
             "fileanalyzer",

@@ -71,6 +71,25 @@ impl Rule {
     }
 }
 
+/// Which rule of a listener an operation addresses: the default rule or the rule with a
+/// priority (priorities are unique per listener, S5.22, so they name a rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleRef {
+    /// The default rule, evaluated last.
+    Default,
+    /// The rule with this priority.
+    Priority(u32),
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default rule"),
+            Self::Priority(p) => write!(f, "rule {p}"),
+        }
+    }
+}
+
 /// A `forward` action: one target group, or several with weights (blue/green, canary).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {

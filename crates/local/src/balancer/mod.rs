@@ -35,13 +35,13 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use config::{
-    Algorithm, Forward, HealthCheckConfig, ListenerConfig, ListenerLimits, Matcher, Rule,
+    Algorithm, Forward, HealthCheckConfig, ListenerConfig, ListenerLimits, Matcher, Rule, RuleRef,
     TargetGroupConfig, WeightedTargetGroup,
 };
 pub use rules::path_matches;
 pub use state::{CheckResult, HealthStatus, ReasonCode, TargetState};
 
-use rules::RuleTable;
+use rules::{ListenerRules, RuleTable};
 use target_group::{Target, TargetGroup};
 
 /// How many health changes a slow subscriber may fall behind before it misses some.
@@ -131,6 +131,20 @@ pub enum BalancerError {
         /// The text given.
         matcher: String,
     },
+    /// An operation names a rule the listener does not have.
+    #[error("the listener has no {rule}")]
+    UnknownRule {
+        /// The rule asked for.
+        rule: RuleRef,
+    },
+    /// Removing a target group that a rule still forwards to (ELB's `ResourceInUse`).
+    #[error("target group `{name}` is still used by the {rule}")]
+    TargetGroupInUse {
+        /// The target group.
+        name: String,
+        /// The first rule that forwards to it.
+        rule: RuleRef,
+    },
     /// Deregistering a target that is not registered.
     #[error("target {target} is not registered in target group `{target_group}`")]
     TargetNotRegistered {
@@ -195,6 +209,9 @@ pub(crate) struct Shared {
     local_addr: SocketAddr,
     /// Read on every request without locking; replaced whole by `set_rules`.
     rules: ArcSwap<RuleTable<Arc<TargetGroup>>>,
+    /// What `rules` was compiled from; its lock serialises rule changes (taken before
+    /// `groups`).
+    source: Mutex<ListenerRules>,
     /// Control plane only: registration, rules, health reports.
     groups: Mutex<BTreeMap<String, Arc<TargetGroup>>>,
     events: broadcast::Sender<TargetHealthChange>,
@@ -211,6 +228,11 @@ impl Shared {
     fn groups(&self) -> MutexGuard<'_, BTreeMap<String, Arc<TargetGroup>>> {
         // The map is replaced entry by entry: a panic elsewhere cannot leave it torn.
         self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn source(&self) -> MutexGuard<'_, ListenerRules> {
+        // Replaced whole after a successful compile: a panic cannot leave it torn.
+        self.source.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn group(&self, name: &str) -> Result<Arc<TargetGroup>, BalancerError> {
@@ -272,9 +294,11 @@ impl Balancer {
             }
             groups.insert(group.name.clone(), Arc::new(TargetGroup::new(group)));
         }
-        let rules = RuleTable::compile(&config.rules, &config.default_action, |name| {
-            resolve(&groups, name)
-        })?;
+        let source = ListenerRules {
+            rules: config.rules,
+            default: config.default_action,
+        };
+        let rules = source.compile(|name| resolve(&groups, name))?;
         let listeners = proxy::bind_listeners(addr, limits.workers)
             .map_err(|source| BalancerError::Bind { addr, source })?;
         let local_addr = listeners[0]
@@ -284,6 +308,7 @@ impl Balancer {
         let shared = Arc::new(Shared {
             local_addr,
             rules: ArcSwap::from_pointee(rules),
+            source: Mutex::new(source),
             groups: Mutex::new(groups),
             events: broadcast::channel(EVENT_CAPACITY).0,
             stop: stop.clone(),
@@ -431,19 +456,87 @@ impl Balancer {
         }
     }
 
-    /// Replaces the listener's rules and default action atomically (blue/green, canary):
-    /// requests already routed keep their target, the next ones use the new rules. On error
-    /// the old rules stay.
+    /// Replaces the listener's rules and default action atomically: requests already routed
+    /// keep their target, the next ones use the new rules. On error the old rules stay.
     pub fn set_rules(
         &self,
         rules: Vec<Rule>,
         default_action: Forward,
     ) -> Result<(), BalancerError> {
+        self.change_rules(|source| {
+            *source = ListenerRules {
+                rules,
+                default: default_action,
+            };
+            Ok(())
+        })
+    }
+
+    /// Changes the weights of the named target groups in one rule's forward action (ELB's
+    /// `ModifyRule` on one rule, as a blue/green or canary shift does), adding the groups
+    /// the rule does not forward to yet. Every other rule is left as it is; on error nothing
+    /// changes.
+    pub fn set_rule_weights(
+        &self,
+        rule: RuleRef,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), BalancerError> {
+        self.change_rules(|source| source.set_weights(rule, weights))
+    }
+
+    /// Every rule's forward action with its weights: rules by priority, then the default.
+    pub fn rule_weights(&self) -> Vec<(RuleRef, Forward)> {
+        self.shared
+            .source()
+            .actions()
+            .into_iter()
+            .map(|(rule, action)| (rule, action.clone()))
+            .collect()
+    }
+
+    /// Edits the rules' source, compiles it and publishes the table, or keeps the old rules
+    /// if the edit or the compilation fails.
+    fn change_rules(
+        &self,
+        edit: impl FnOnce(&mut ListenerRules) -> Result<(), BalancerError>,
+    ) -> Result<(), BalancerError> {
+        let mut source = self.shared.source();
+        let mut changed = source.clone();
+        edit(&mut changed)?;
         let table = {
             let groups = self.shared.groups();
-            RuleTable::compile(&rules, &default_action, |name| resolve(&groups, name))?
+            changed.compile(|name| resolve(&groups, name))?
         };
         self.shared.rules.store(Arc::new(table));
+        *source = changed;
+        Ok(())
+    }
+
+    /// Removes a target group that no rule forwards to any more (the blue side once a
+    /// blue/green deployment is over): its health checks stop and its pooled connections
+    /// close. A group some rule still names, even at weight 0, is refused as ELB does.
+    pub fn remove_target_group(&self, name: &str) -> Result<(), BalancerError> {
+        let source = self.shared.source();
+        if let Some(rule) = source.user_of(name) {
+            return Err(BalancerError::TargetGroupInUse {
+                name: name.to_owned(),
+                rule,
+            });
+        }
+        let group =
+            self.shared
+                .groups()
+                .remove(name)
+                .ok_or_else(|| BalancerError::UnknownTargetGroup {
+                    name: name.to_owned(),
+                })?;
+        drop(source);
+        for target in group.targets().iter() {
+            target.checks.cancel();
+            // Also wakes whoever waits for this target to drain: it is gone with its group.
+            group.remove(target);
+            target.close_connections();
+        }
         Ok(())
     }
 

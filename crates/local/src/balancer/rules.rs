@@ -2,10 +2,11 @@
 //!
 //! The table is compiled once per [`super::Balancer::set_rules`] and read lock-free on every
 //! request; it is generic over what a forward action points at, so selection is testable
-//! without target groups.
+//! without target groups. [`ListenerRules`] is the source the table is compiled from, so one
+//! rule's weights can change (a traffic shift) without the caller restating the listener.
 
 use super::BalancerError;
-use super::config::{Forward, Rule};
+use super::config::{Forward, Rule, RuleRef, WeightedTargetGroup};
 
 /// Longest path pattern the ALB accepts (S5.26).
 const MAX_PATTERN_LEN: usize = 128;
@@ -197,6 +198,78 @@ impl<G> RuleTable<G> {
     }
 }
 
+/// A listener's rules as configured (the source of a [`RuleTable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListenerRules {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) default: Forward,
+}
+
+impl ListenerRules {
+    fn action_mut(&mut self, which: RuleRef) -> Result<&mut Forward, BalancerError> {
+        match which {
+            RuleRef::Default => Ok(&mut self.default),
+            RuleRef::Priority(priority) => self
+                .rules
+                .iter_mut()
+                .find(|rule| rule.priority == priority)
+                .map(|rule| &mut rule.action)
+                .ok_or(BalancerError::UnknownRule { rule: which }),
+        }
+    }
+
+    /// Sets the weight of each named target group in one rule's forward action, adding the
+    /// groups it does not forward to yet; the other groups keep their weights. Validation
+    /// (names, ranges, a positive total) is the compiler's, so the caller compiles before
+    /// keeping the result.
+    pub(crate) fn set_weights(
+        &mut self,
+        which: RuleRef,
+        weights: &[WeightedTargetGroup],
+    ) -> Result<(), BalancerError> {
+        let action = self.action_mut(which)?;
+        for wanted in weights {
+            match action
+                .target_groups
+                .iter_mut()
+                .find(|group| group.name == wanted.name)
+            {
+                Some(group) => group.weight = wanted.weight,
+                None => action.target_groups.push(wanted.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule's forward action, rules by priority then the default rule.
+    pub(crate) fn actions(&self) -> Vec<(RuleRef, &Forward)> {
+        let mut rules: Vec<&Rule> = self.rules.iter().collect();
+        rules.sort_by_key(|rule| rule.priority);
+        rules
+            .into_iter()
+            .map(|rule| (RuleRef::Priority(rule.priority), &rule.action))
+            .chain([(RuleRef::Default, &self.default)])
+            .collect()
+    }
+
+    /// The first rule forwarding to `target_group`, even with weight 0: ELB refuses to delete
+    /// a target group a rule still names.
+    pub(crate) fn user_of(&self, target_group: &str) -> Option<RuleRef> {
+        self.actions()
+            .into_iter()
+            .find(|(_, action)| action.target_groups.iter().any(|g| g.name == target_group))
+            .map(|(which, _)| which)
+    }
+
+    /// Compiles the table the request path reads.
+    pub(crate) fn compile<G>(
+        &self,
+        resolve: impl FnMut(&str) -> Result<G, BalancerError>,
+    ) -> Result<RuleTable<G>, BalancerError> {
+        RuleTable::compile(&self.rules, &self.default, resolve)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +412,126 @@ mod tests {
         // The random choice only ever returns groups with a positive weight.
         for _ in 0..200 {
             assert_ne!(action.choose(), "idle");
+        }
+    }
+
+    fn weights(action: &Forward) -> Vec<(&str, u32)> {
+        action
+            .target_groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.weight))
+            .collect()
+    }
+
+    fn listener() -> ListenerRules {
+        ListenerRules {
+            rules: vec![
+                Rule::forward(20, ["/api/*"], "api-blue"),
+                Rule::forward(10, ["/admin/*"], "admin"),
+            ],
+            default: Forward::to("web-blue"),
+        }
+    }
+
+    #[test]
+    fn set_weights_changes_one_rule_and_leaves_the_others() {
+        let tg = |name: &str, weight| WeightedTargetGroup {
+            name: name.to_owned(),
+            weight,
+        };
+        /// The rule changed, the weights asked, the rule's action expected after.
+        type Case = (RuleRef, Vec<WeightedTargetGroup>, Vec<(&'static str, u32)>);
+        let cases: Vec<Case> = vec![
+            // Green joins with weight 0: present, receives nothing yet.
+            (
+                RuleRef::Priority(20),
+                vec![tg("api-green", 0)],
+                vec![("api-blue", 1), ("api-green", 0)],
+            ),
+            // A canary split on the default rule, both named.
+            (
+                RuleRef::Default,
+                vec![tg("web-blue", 950), tg("web-green", 50)],
+                vec![("web-blue", 950), ("web-green", 50)],
+            ),
+            // Only one group named: the other keeps its weight.
+            (
+                RuleRef::Default,
+                vec![tg("web-blue", 0)],
+                vec![("web-blue", 0)],
+            ),
+        ];
+        for (which, asked, expected) in cases {
+            let before = listener();
+            let mut after = before.clone();
+            after.set_weights(which, &asked).unwrap();
+            for ((rule, action), (rule_before, action_before)) in
+                after.actions().into_iter().zip(before.actions())
+            {
+                assert_eq!(rule, rule_before);
+                if rule == which {
+                    assert_eq!(weights(action), expected, "{which} after {asked:?}");
+                } else {
+                    assert_eq!(action, action_before, "{rule} must not change");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_weights_on_a_missing_rule_is_an_error_and_bad_weights_fail_to_compile() {
+        let mut rules = listener();
+        assert!(matches!(
+            rules.set_weights(RuleRef::Priority(99), &[]),
+            Err(BalancerError::UnknownRule {
+                rule: RuleRef::Priority(99)
+            })
+        ));
+        assert_eq!(
+            rules,
+            listener(),
+            "a refused change leaves the rules as they were"
+        );
+        let resolve = |name: &str| Ok::<_, BalancerError>(name.to_owned());
+        for (name, weight) in [("web-blue", 0), ("web-blue", 1000)] {
+            let mut changed = listener();
+            changed
+                .set_weights(
+                    RuleRef::Default,
+                    &[WeightedTargetGroup {
+                        name: name.to_owned(),
+                        weight,
+                    }],
+                )
+                .unwrap();
+            assert!(
+                changed.compile(resolve).is_err(),
+                "{name}={weight} compiles"
+            );
+        }
+    }
+
+    #[test]
+    fn user_of_finds_the_first_rule_naming_a_group_even_at_weight_zero() {
+        let mut rules = listener();
+        rules
+            .set_weights(
+                RuleRef::Default,
+                &[WeightedTargetGroup {
+                    name: "web-green".to_owned(),
+                    weight: 0,
+                }],
+            )
+            .unwrap();
+        let cases = [
+            ("admin", Some(RuleRef::Priority(10))),
+            ("api-blue", Some(RuleRef::Priority(20))),
+            ("web-blue", Some(RuleRef::Default)),
+            ("web-green", Some(RuleRef::Default)),
+            ("unused", None),
+        ];
+        for (group, expected) in cases {
+            assert_eq!(rules.user_of(group), expected, "{group}");
         }
     }
 }

@@ -9,6 +9,7 @@ mod logs;
 mod release;
 mod router;
 mod state_file;
+mod traffic;
 mod up;
 
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
@@ -18,6 +19,7 @@ pub use launcher::{
 pub use release::{Releases, StackReleases};
 pub use router::BalancerRouter;
 pub use state_file::{RunStateFile, StateWrite, StateWriter};
+pub use traffic::{DEFAULT_HOOK_TIMEOUT, ShiftOutcome, ShiftProgress, TrafficShift};
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;
@@ -271,6 +273,11 @@ impl Inner {
             .map(|(tg, service)| TargetGroupStatus {
                 target_group_name: tg.clone(),
                 service: service.clone(),
+                weights: self
+                    .router
+                    .as_ref()
+                    .map(|r| r.traffic_weights(tg))
+                    .unwrap_or_default(),
                 targets: self
                     .router
                     .as_ref()

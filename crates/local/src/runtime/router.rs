@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::balancer::Balancer;
-use crate::service::{BoxFuture, BoxStream, TargetHealthView, TargetRouter};
+use crate::balancer::{Balancer, RuleRef};
+use crate::service::{BoxFuture, BoxStream, RuleWeight, TargetHealthView, TargetRouter};
 
 /// Drives a [`Balancer`]: registration, draining, target health.
 pub struct BalancerRouter {
@@ -49,6 +49,30 @@ impl TargetRouter for BalancerRouter {
                 state: t.state,
                 reason: t.reason.map(|r| r.as_str().to_owned()),
                 description: t.description,
+            })
+            .collect()
+    }
+
+    fn traffic_weights(&self, target_group: &str) -> Vec<RuleWeight> {
+        self.balancer
+            .rule_weights()
+            .into_iter()
+            .filter_map(|(rule, action)| {
+                let weight = action
+                    .target_groups
+                    .iter()
+                    .find(|g| g.name == target_group)?
+                    .weight;
+                // Compiled rules have a positive total (BalancerError::EmptyForward).
+                let total: u32 = action.target_groups.iter().map(|g| g.weight).sum();
+                Some(RuleWeight {
+                    rule: match rule {
+                        RuleRef::Default => "default".to_owned(),
+                        RuleRef::Priority(p) => format!("priority {p}"),
+                    },
+                    weight,
+                    percent: f64::from(weight) * 100.0 / f64::from(total.max(1)),
+                })
             })
             .collect()
     }

@@ -1,7 +1,8 @@
 //! Services: the scheduler that keeps each service's desired count of healthy tasks.
 //!
-//! [`plan`] decides (pure, table-tested); [`ServiceController`] observes tasks and targets,
-//! asks the planner, and carries the actions out without choosing. The controller reaches
+//! [`plan`] decides (pure, table-tested), and [`shift`] walks the traffic-shifting
+//! strategies' stages (pure too); [`ServiceController`] observes tasks and targets, asks the
+//! planner, and carries the actions out without choosing. The controller reaches
 //! processes and the load balancer only through [`TaskLauncher`] and [`TargetRouter`], so it
 //! runs the same against the real runtime and against test doubles.
 //!
@@ -13,6 +14,7 @@ mod backoff;
 mod controller;
 pub mod events;
 mod plan;
+pub mod shift;
 mod state;
 
 pub use backoff::Backoff;
@@ -20,8 +22,8 @@ pub use controller::{Revision, ServiceCommand, ServiceController, ServiceHandle,
 pub use plan::{Action, BreakerView, ServiceView, TaskView, plan};
 pub use state::{
     CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
-    RolloutState, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView,
-    TargetState, UnhealthyCause, new_deployment_id,
+    RolloutState, RuleWeight, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus,
+    TargetHealthView, TargetState, UnhealthyCause, new_deployment_id,
 };
 
 use std::future::Future;
@@ -57,6 +59,8 @@ pub trait TargetRouter: Send + Sync + 'static {
     /// deregistration delay has passed.
     fn wait_drained(&self, target_group: &str, target: SocketAddr) -> BoxFuture<'static, ()>;
     fn target_health(&self, target_group: &str) -> Vec<TargetHealthView>;
+    /// The listener rules that forward to `target_group`, with its weight in each.
+    fn traffic_weights(&self, target_group: &str) -> Vec<RuleWeight>;
     /// Yields after a target of `target_group` changed health (registrations included), and
     /// ends when the router is gone. Several changes may come as one item and an item may
     /// change nothing: the scheduler only takes it as a cue to read `target_health` again.

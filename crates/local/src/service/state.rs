@@ -142,6 +142,19 @@ pub struct TargetHealthView {
     pub description: Option<String>,
 }
 
+/// The share of one listener rule's traffic that a target group receives (`berth status`
+/// shows each target group's weight; blue/green, canary and linear move it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleWeight {
+    /// `default` or `priority N`.
+    pub rule: String,
+    /// The group's weight in the rule's forward action (0–999, S5.29).
+    pub weight: u32,
+    /// Its share of the rule's requests, 0–100.
+    pub percent: f64,
+}
+
 /// Why the scheduler decided a task is unhealthy; sticky once decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]

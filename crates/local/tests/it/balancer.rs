@@ -13,9 +13,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{self, post};
 use berth_local::balancer::{
-    Algorithm, Balancer, Forward, HealthCheckConfig, ListenerConfig, ReasonCode, Rule,
-    TargetGroupConfig, TargetHealth, TargetState,
+    Algorithm, Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, ReasonCode,
+    Rule, RuleRef, TargetGroupConfig, TargetHealth, TargetState, WeightedTargetGroup,
 };
+use berth_local::runtime::BalancerRouter;
+use berth_local::service::TargetRouter;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -30,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 /// What a client cannot take: idle connections, the connection bound, huge heads.
 mod limits;
+/// Traffic-shifting deployments (blue/green, canary, linear) on the balancer.
+mod shift;
 /// The balancer against targets that speak raw HTTP/1.1 from a script.
 mod wire;
 
@@ -948,6 +952,118 @@ async fn set_rules_switches_traffic_by_weight() {
     // A bad table is refused and the current one stays.
     assert!(lb.set_rules(vec![], Forward::to("missing")).is_err());
     assert!(get(&lb, "/").await.body.starts_with("green"));
+}
+
+fn weights<const N: usize>(pairs: [(&str, u32); N]) -> Vec<WeightedTargetGroup> {
+    pairs
+        .into_iter()
+        .map(|(name, weight)| WeightedTargetGroup {
+            name: name.to_owned(),
+            weight,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn set_rule_weights_shifts_one_rule_and_a_retired_group_can_be_removed() {
+    let lb = balancer_with(vec![group("api"), group("web"), group("green")]).await;
+    let [api, blue, green] =
+        healthy_backends_in(&lb, [("api", "api"), ("web", "blue"), ("green", "green")]).await;
+
+    // Green joins the default rule at weight 0: it is named but receives nothing.
+    lb.set_rule_weights(RuleRef::Default, &weights([("green", 0)]))
+        .unwrap();
+    for _ in 0..10 {
+        assert!(get(&lb, "/").await.body.starts_with("blue"));
+    }
+    assert_eq!(green.hits(), 0);
+
+    // All at once to green (blue/green): the `/api/*` rule is untouched.
+    lb.set_rule_weights(RuleRef::Default, &weights([("web", 0), ("green", 1)]))
+        .unwrap();
+    let blue_hits = blue.hits();
+    for _ in 0..10 {
+        assert!(get(&lb, "/").await.body.starts_with("green"));
+        assert!(get(&lb, "/api/x").await.body.starts_with("api"));
+    }
+    assert_eq!(blue.hits(), blue_hits);
+    assert_eq!(api.hits(), 10);
+    assert_eq!(
+        lb.rule_weights(),
+        vec![
+            (RuleRef::Priority(10), Forward::to("api")),
+            (
+                RuleRef::Default,
+                Forward::weighted([("web", 0), ("green", 1)])
+            ),
+        ]
+    );
+
+    // Refusals leave the routing as it was.
+    assert!(matches!(
+        lb.set_rule_weights(RuleRef::Priority(99), &weights([("green", 1)])),
+        Err(BalancerError::UnknownRule { .. })
+    ));
+    assert!(matches!(
+        lb.set_rule_weights(RuleRef::Default, &weights([("green", 0)])),
+        Err(BalancerError::EmptyForward)
+    ));
+    assert!(matches!(
+        lb.remove_target_group("web"),
+        Err(BalancerError::TargetGroupInUse {
+            rule: RuleRef::Default,
+            ..
+        })
+    ));
+    assert!(get(&lb, "/").await.body.starts_with("green"));
+
+    // Once no rule names blue, its group goes, with its targets and their health checks.
+    lb.set_rules(
+        vec![Rule::forward(10, ["/api/*"], "api")],
+        Forward::to("green"),
+    )
+    .unwrap();
+    lb.remove_target_group("web").unwrap();
+    assert!(
+        lb.target_health().iter().all(|t| t.target_group != "web"),
+        "{:?}",
+        lb.target_health()
+    );
+    within(
+        "waiting for a removed group's target",
+        lb.wait_drained("web", blue.addr),
+    )
+    .await;
+    assert!(matches!(
+        lb.remove_target_group("web"),
+        Err(BalancerError::UnknownTargetGroup { .. })
+    ));
+    assert!(matches!(
+        lb.set_rule_weights(RuleRef::Default, &weights([("web", 1)])),
+        Err(BalancerError::UnknownTargetGroup { .. })
+    ));
+    assert!(get(&lb, "/").await.body.starts_with("green"));
+}
+
+/// What `berth status` shows of each target group's weight, read through the router.
+#[tokio::test]
+async fn the_router_reports_each_target_groups_weight_per_rule() {
+    let lb = balancer_with(vec![group("api"), group("web"), group("green")]).await;
+    let router = BalancerRouter::new(lb.clone());
+    let seen = |tg: &str| -> Vec<(String, u32, f64)> {
+        router
+            .traffic_weights(tg)
+            .into_iter()
+            .map(|w| (w.rule, w.weight, w.percent))
+            .collect()
+    };
+    assert_eq!(seen("api"), [("priority 10".to_owned(), 1, 100.0)]);
+    assert_eq!(seen("web"), [("default".to_owned(), 1, 100.0)]);
+    assert_eq!(seen("green"), []);
+    lb.set_rule_weights(RuleRef::Default, &weights([("web", 950), ("green", 50)]))
+        .unwrap();
+    assert_eq!(seen("web"), [("default".to_owned(), 950, 95.0)]);
+    assert_eq!(seen("green"), [("default".to_owned(), 50, 5.0)]);
 }
 
 #[tokio::test]

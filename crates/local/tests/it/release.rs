@@ -196,6 +196,17 @@ async fn releases_under_load_fail_no_request() {
     let fx = Fixture::new();
     let runtime = fx.up().await;
     let web = runtime.services()[0].clone();
+    // `berth status` shows the service's target group with all of the default rule's traffic.
+    let groups = runtime.status().target_groups;
+    let weights: Vec<(&str, &str, f64)> = groups
+        .iter()
+        .flat_map(|g| {
+            g.weights
+                .iter()
+                .map(|w| (g.target_group_name.as_str(), w.rule.as_str(), w.percent))
+        })
+        .collect();
+    assert_eq!(weights, [("web-tg", "default", 100.0)], "{groups:?}");
     let load = Load::start(fx.port);
 
     // A good release: exit 0, every task replaced by revision 2.

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use berth_local::service::{
     Action, BoxFuture, BoxStream, BreakerView, CircuitBreaker, Deployment, DeploymentConfiguration,
-    DeploymentStatus, Revision, RolloutState, ServiceController, ServiceHandle, ServiceNotice,
-    ServiceSettings, ServiceView, TargetHealthView, TargetRouter, TargetState, TaskLauncher,
-    TaskView, UnhealthyCause, plan,
+    DeploymentStatus, Revision, RolloutState, RuleWeight, ServiceController, ServiceHandle,
+    ServiceNotice, ServiceSettings, ServiceView, TargetHealthView, TargetRouter, TargetState,
+    TaskLauncher, TaskView, UnhealthyCause, plan,
 };
 use berth_local::task::{
     DesiredStatus, HealthStatus, StopCode, Task, TaskId, TaskSpec, TaskStatus, free_port,
@@ -626,6 +626,9 @@ impl TargetRouter for FakeRouter {
                     .then(|| "Health checks failed with these codes: [500]".to_owned()),
             })
             .collect()
+    }
+    fn traffic_weights(&self, _tg: &str) -> Vec<RuleWeight> {
+        Vec::new()
     }
     fn health_changes(&self, _tg: &str) -> BoxStream<'static, ()> {
         futures_util::stream::unfold(self.changes.subscribe(), |mut rx| async move {

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use berth_local::cleanup::RunState;
 use berth_local::runtime::{NoSecrets, RunStateFile, Runtime, RuntimeParts, StackLauncher};
-use berth_local::service::{BoxFuture, BoxStream, TargetHealthView, TargetRouter, TargetState};
+use berth_local::service::{
+    BoxFuture, BoxStream, RuleWeight, TargetHealthView, TargetRouter, TargetState,
+};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
@@ -130,6 +132,9 @@ impl TargetRouter for RecordingRouter {
                 description: None,
             })
             .collect()
+    }
+    fn traffic_weights(&self, _tg: &str) -> Vec<RuleWeight> {
+        Vec::new()
     }
     fn health_changes(&self, _tg: &str) -> BoxStream<'static, ()> {
         futures_util::stream::unfold(self.changes.subscribe(), |mut rx| async move {
