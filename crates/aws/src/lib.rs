@@ -103,14 +103,14 @@ impl Engine {
             .await
             .map_err(error::call("sts:GetCallerIdentity"))?;
         let account_id = identity.account().unwrap_or("").to_owned();
-        if let Some(expected) = &aws.account_id {
-            if *expected != account_id {
-                return Err(Error::WrongAccount {
-                    environment: environment.to_owned(),
-                    expected: expected.clone(),
-                    actual: account_id,
-                });
-            }
+        if let Some(expected) = &aws.account_id
+            && *expected != account_id
+        {
+            return Err(Error::WrongAccount {
+                environment: environment.to_owned(),
+                expected: expected.clone(),
+                actual: account_id,
+            });
         }
         Ok(Engine {
             clients,

@@ -305,14 +305,14 @@ async fn converge_routes(cx: &Ctx<'_>, r: &Resource, table: &str) -> Result<()> 
         }
     }
     for a in &associations {
-        if let (Some(subnet), Some(association)) = (a.subnet_id(), a.route_table_association_id()) {
-            if !wanted.iter().any(|w| w == subnet) {
-                ec2.disassociate_route_table()
-                    .association_id(association)
-                    .send()
-                    .await
-                    .map_err(error::call("ec2:DisassociateRouteTable"))?;
-            }
+        if let (Some(subnet), Some(association)) = (a.subnet_id(), a.route_table_association_id())
+            && !wanted.iter().any(|w| w == subnet)
+        {
+            ec2.disassociate_route_table()
+                .association_id(association)
+                .send()
+                .await
+                .map_err(error::call("ec2:DisassociateRouteTable"))?;
         }
     }
     Ok(())

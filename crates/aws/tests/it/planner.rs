@@ -70,10 +70,10 @@ fn secrets_are_never_shown_nor_a_difference() {
     // An account whose SecureString differs from anything berth could know: no change.
     let mut actual = as_actual(&desired);
     for a in &mut actual {
-        if let Some(v) = a.attrs.get_mut("value") {
-            if *v == Value::Secret {
-                *v = Value::Text("something else".into());
-            }
+        if let Some(v) = a.attrs.get_mut("value")
+            && *v == Value::Secret
+        {
+            *v = Value::Text("something else".into());
         }
     }
     let changed = plan(&desired, &actual);
