@@ -1,4 +1,6 @@
 //! Runs the built `berth` binary: exit codes, output formats, init/validate/explain.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod local_stores;
 mod verbs;
