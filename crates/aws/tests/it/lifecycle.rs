@@ -165,3 +165,22 @@ async fn whole_lifecycle_against_moto() {
     crate::lifecycle_checks::nothing_left(&sdk).await;
     let _ = (MOTO_ACCOUNT, REGION);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_for_another_account_refuses_to_act() {
+    let moto = Moto::start();
+    let sdk = sdk_config(&moto).await;
+    let aws = berth_spec::AwsEnvironment {
+        region: REGION.into(),
+        profile: None,
+        account_id: Some("999999999999".into()),
+    };
+    let clients = berth_aws::Clients::from_sdk(&sdk);
+    let refused = Engine::with_clients("production", &aws, clients.clone()).await;
+    match refused {
+        Err(berth_aws::Error::WrongAccount { actual, .. }) => assert_eq!(actual, MOTO_ACCOUNT),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("acted on another account"),
+    }
+    assert!(clients.recorder.mutating().is_empty());
+}
