@@ -203,8 +203,8 @@ pub(crate) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
     }
 }
 
-/// Releases what no resource owns any more (Elastic IPs of a NAT gateway whose creation
-/// was interrupted).
+/// After `down`: releases the stack's Elastic IPs that no NAT gateway deletion released (an
+/// interrupted `up` or `down` leaves them).
 pub(crate) async fn sweep(cx: &Ctx<'_>) -> Result<()> {
     network::release_addresses(cx, None).await
 }

@@ -218,8 +218,8 @@ async fn address_of(cx: &Ctx<'_>, id: &str) -> Result<Option<String>> {
         .find_map(|a| a.allocation_id().map(str::to_owned)))
 }
 
-/// Releases the Elastic IPs of deleted NAT gateway `id`, or (`None`) every unassociated
-/// Elastic IP of the stack.
+/// Releases the Elastic IPs of deleted NAT gateway `id`, or (`None`, after `down` deleted
+/// every NAT gateway) every Elastic IP of the stack.
 pub(super) async fn release_addresses(cx: &Ctx<'_>, id: Option<&str>) -> Result<()> {
     let mut call =
         cx.c.ec2
@@ -232,12 +232,9 @@ pub(super) async fn release_addresses(cx: &Ctx<'_>, id: Option<&str>) -> Result<
         .send()
         .await
         .map_err(error::call("ec2:DescribeAddresses"))?;
+    // Called once the NAT gateways are gone: an association the API still shows belongs to
+    // a deleted gateway (moto keeps it), so every address goes.
     for a in out.addresses() {
-        // The sweep leaves addresses in use; a deleted NAT gateway's own address goes even
-        // where the API still shows the old association (moto does).
-        if id.is_none() && a.association_id().is_some() {
-            continue;
-        }
         if let Some(allocation) = a.allocation_id() {
             cx.c.ec2
                 .release_address()
