@@ -1,3 +1,214 @@
-//! The AWS engine (provisioning and releases through the ECS API).
+//! The AWS engine: provisions a stack's whole architecture on ECS Fargate through the AWS
+//! APIs (no CloudFormation, no state file).
 //!
-//! Empty until the AWS engine issue: no verb uses it yet, and none is shown in `berth --help`.
+//! ```text
+//!   Stack ──desired()──▶ resources ─┐
+//!                                   ├─ plan() (pure) ─▶ Plan ─ apply ─▶ SDK calls, DAG order
+//!   account ──discover()──▶ actual ─┘
+//! ```
+//!
+//! - [`desired`]: every resource of the stack with its attributes and dependencies (pure).
+//! - [`discover`](Engine::discover): finds the stack's resources by their `berth:stack` /
+//!   `berth:resource` tags (EC2) or unique names (the others). Read-only.
+//! - [`plan`]: the pure diff (create / update with the attributes old → new / delete), in
+//!   dependency order; secrets never shown. Nothing changed → an empty plan → no mutating
+//!   call.
+//! - [`Engine::apply`]: the dumb executor, independent steps in parallel; each step is safe
+//!   to repeat, so an interrupted run converges when run again.
+//!
+//! This is the only crate that knows AWS shapes. It never prints: progress goes out as
+//! [`Event`]s.
+
+mod apply;
+mod clients;
+pub mod desired;
+mod discover;
+mod discover_ecs;
+mod discover_elb;
+mod error;
+mod ops;
+pub mod plan;
+mod progress;
+mod resource;
+
+use std::sync::Mutex;
+
+use berth_spec::{AwsEnvironment, Stack};
+
+pub use clients::{Clients, Recorder, is_mutating};
+pub use desired::{Desired, Known, desired};
+pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
+pub use error::{Error, Result};
+pub use ops::Waits;
+pub use plan::{Action, Change, Plan, Step, destroy, plan};
+pub use progress::{Event, Progress, silent};
+pub use resource::{Actual, Attrs, Id, Kind, Resource, Spec, Value};
+
+/// How a run behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub waits: Waits,
+    /// Run independent steps at the same time (the default); `false` for the benchmark.
+    pub parallel: bool,
+    /// `down`: delete the RDS instance without a final snapshot.
+    pub skip_final_snapshot: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            waits: Waits::default(),
+            parallel: true,
+            skip_final_snapshot: false,
+        }
+    }
+}
+
+/// What a run left behind for the person to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// `http://<the ALB's DNS name>`, once it exists.
+    pub url: Option<String>,
+    /// What `down` kept (final snapshots).
+    pub kept: Vec<String>,
+    /// (service, repository) pairs not created for lack of an image.
+    pub waiting_for_image: Vec<(String, String)>,
+}
+
+/// A connection to one account and Region.
+pub struct Engine {
+    clients: Clients,
+    region: String,
+    account_id: String,
+}
+
+impl Engine {
+    /// Connects with the standard credential chain and checks the account: an environment
+    /// with `account_id` refuses any other.
+    pub async fn connect(environment: &str, aws: &AwsEnvironment) -> Result<Engine> {
+        let clients = Clients::from_env(&aws.region, aws.profile.as_deref()).await;
+        Engine::with_clients(environment, aws, clients).await
+    }
+
+    /// Connects through clients made elsewhere (the tests point them at moto).
+    pub async fn with_clients(
+        environment: &str,
+        aws: &AwsEnvironment,
+        clients: Clients,
+    ) -> Result<Engine> {
+        let identity = clients
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(error::call("sts:GetCallerIdentity"))?;
+        let account_id = identity.account().unwrap_or("").to_owned();
+        if let Some(expected) = &aws.account_id
+            && *expected != account_id
+        {
+            return Err(Error::WrongAccount {
+                environment: environment.to_owned(),
+                expected: expected.clone(),
+                actual: account_id,
+            });
+        }
+        Ok(Engine {
+            clients,
+            region: aws.region.clone(),
+            account_id,
+        })
+    }
+
+    /// Every call made so far (for the tests and the benchmark).
+    pub fn recorder(&self) -> &Recorder {
+        &self.clients.recorder
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// What the account holds of `stack`.
+    pub async fn discover(&self, stack: &Stack) -> Result<Snapshot> {
+        discover::discover(&self.clients, stack, &self.region, &self.account_id).await
+    }
+
+    /// Discovers, then plans `up` (pure from here).
+    pub async fn plan_up(&self, stack: &Stack) -> Result<(Snapshot, Desired, Plan)> {
+        let snapshot = self.discover(stack).await?;
+        let desired = desired(stack, &snapshot.known);
+        let plan = plan(&desired, &snapshot.actual);
+        Ok((snapshot, desired, plan))
+    }
+
+    /// Discovers, then plans `down`.
+    pub async fn plan_down(&self, stack: &Stack) -> Result<(Snapshot, Desired, Plan)> {
+        let snapshot = self.discover(stack).await?;
+        let desired = desired(stack, &snapshot.known);
+        let plan = destroy(&desired, &snapshot.actual);
+        Ok((snapshot, desired, plan))
+    }
+
+    /// Carries out an `up` plan from [`Engine::plan_up`].
+    pub async fn apply(
+        &self,
+        stack: &Stack,
+        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        options: Options,
+        progress: &Progress,
+    ) -> Result<Outcome> {
+        self.run(stack, (snapshot, desired, plan), options, progress, false)
+            .await
+    }
+
+    /// Carries out a `down` plan from [`Engine::plan_down`], then releases the stack's
+    /// Elastic IPs that no NAT gateway holds (left by an interrupted `up`).
+    pub async fn destroy(
+        &self,
+        stack: &Stack,
+        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        options: Options,
+        progress: &Progress,
+    ) -> Result<Outcome> {
+        self.run(stack, (snapshot, desired, plan), options, progress, true)
+            .await
+    }
+
+    async fn run(
+        &self,
+        stack: &Stack,
+        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        options: Options,
+        progress: &Progress,
+        destroying: bool,
+    ) -> Result<Outcome> {
+        let cx = ops::Ctx {
+            c: &self.clients,
+            stack,
+            known: &snapshot.known,
+            physical: Mutex::new(
+                snapshot
+                    .actual
+                    .iter()
+                    .map(|a| (a.id.clone(), a.physical.clone()))
+                    .collect(),
+            ),
+            outputs: Mutex::new(snapshot.known.outputs.clone()),
+            progress,
+            waits: options.waits,
+            skip_final_snapshot: options.skip_final_snapshot,
+            kept: Mutex::new(Vec::new()),
+        };
+        apply::run(&cx, plan, &desired.resources, snapshot, options.parallel).await?;
+        if destroying {
+            ops::sweep(&cx).await?;
+        }
+        let kept = cx.kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let url = cx.outputs().load_balancer_url.filter(|_| !destroying);
+        Ok(Outcome {
+            url,
+            kept,
+            waiting_for_image: plan.waiting_for_image.clone(),
+        })
+    }
+}

@@ -80,6 +80,9 @@ enum Command {
     Up(commands::up::Args),
     /// Show services, deployments, tasks, targets and recent events of the running stack.
     Status(commands::status::Args),
+    /// Show what `berth up` would create, change and delete on an AWS environment.
+    #[cfg(feature = "aws")]
+    Plan(commands::aws::PlanArgs),
     /// Change a service's desired count on the running stack.
     Scale(commands::scale::Args),
     /// Stop the running stack in order: drain, stop tasks, balancer, database.
@@ -106,6 +109,8 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Up(args) => commands::up::run(cx, args).await,
         Command::Status(args) => commands::status::run(cx, args).await,
         Command::Scale(args) => commands::scale::run(cx, args).await,
+        #[cfg(feature = "aws")]
+        Command::Plan(args) => commands::aws::plan(cx, args).await,
         Command::Down(args) => commands::down::run(cx, args).await,
         Command::Deploy(args) => commands::deploy::run(cx, args).await,
         Command::Rollback(args) => commands::rollback::run(cx, args).await,

@@ -9,10 +9,30 @@ use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// On an AWS environment: delete without asking.
+    #[arg(short, long)]
+    pub yes: bool,
 
-pub async fn run(cx: &Context, _args: Args) -> CliResult {
+    /// On an AWS environment: delete the RDS instance without a final snapshot.
+    #[arg(long)]
+    pub skip_final_snapshot: bool,
+}
+
+pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        let confirm = crate::commands::aws::Confirm { yes: args.yes };
+        return crate::commands::aws::down(
+            cx,
+            &stack,
+            environment,
+            confirm,
+            args.skip_final_snapshot,
+        )
+        .await;
+    }
     let run_dir = local_run_dir(cx, &stack)?;
     match ControlClient::connect(&run_dir).await {
         // Another user's berth: nothing here may be touched (not even its leftovers).

@@ -1,5 +1,6 @@
 //! One module per verb: `Args` (clap) and `run`.
 
+pub mod aws;
 pub mod build;
 pub mod deploy;
 pub mod deployments;

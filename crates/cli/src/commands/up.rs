@@ -36,6 +36,10 @@ pub struct Args {
     #[arg(short, long)]
     pub detach: bool,
 
+    /// On an AWS environment: apply the plan without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+
     /// Internal: this process is the detached berth.
     #[arg(long, hide = true)]
     pub detached_child: bool,
@@ -45,11 +49,8 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
     let environment = cx.environment(&stack)?;
     if environment.as_local().is_none() {
-        return Err(CliError::Usage(anyhow::anyhow!(
-            "environment `{}` runs on AWS: `berth up` runs the local runtime (use `berth deploy -e {}`)",
-            environment.name,
-            environment.name
-        )));
+        let confirm = crate::commands::aws::Confirm { yes: args.yes };
+        return crate::commands::aws::up(cx, &stack, environment, confirm).await;
     }
     let run_dir = local_run_dir(cx, &stack)?;
     if args.detached_child {

@@ -1,5 +1,7 @@
 //! Runs the built `berth` binary: exit codes, output formats, init/validate/explain.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod local_stores;
 mod running;
 mod verbs;

@@ -226,3 +226,30 @@ fn release_verbs_name_the_problem_with_the_right_exit_code() {
         );
     }
 }
+
+/// The default build has no AWS engine: an AWS environment says how to get one, and `plan`
+/// is not offered.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn aws_environment_without_the_feature_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(
+        dir.path(),
+        &[
+            "-f",
+            example().to_str().unwrap(),
+            "-e",
+            "production",
+            "up",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--features aws"),
+        "{}",
+        text(&out.stderr)
+    );
+    let help = text(&berth(dir.path(), &["--help"]).stdout);
+    assert!(!help.contains("plan"), "{help}");
+}

@@ -1,0 +1,723 @@
+//! The resources a stack asks for, with their attributes and dependencies (pure).
+//!
+//! Every name and value comes from the [`Stack`]; what only the account can tell (its id,
+//! the Availability Zones, the images in the repositories, the outputs of resources that
+//! exist) comes in through [`Known`], which discovery fills in.
+
+use std::collections::BTreeMap;
+
+use berth_spec::{
+    IngressSource, NatGateways, Outputs, ParameterType, ParameterValue, Reference, Stack, Template,
+};
+use serde_json::json;
+
+use crate::resource::{Attrs, Id, Kind, Resource, Spec, Value};
+
+/// The managed policy every execution role carries (pull from ECR, write to CloudWatch).
+pub const EXECUTION_POLICY_ARN: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+
+/// What the planner needs from the account besides the stack.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub region: String,
+    pub account_id: String,
+    /// The Region's Availability Zones, in order; the stack uses the first N.
+    pub azs: Vec<String>,
+    /// Per service: the image its task definition runs (the current one when the task
+    /// definition exists, else the newest in its repository); absent when there is none.
+    pub images: BTreeMap<String, String>,
+    /// The outputs of resources that already exist.
+    pub outputs: Outputs,
+}
+
+/// The desired resources, and the services left out because their repository is empty.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub resources: Vec<Resource>,
+    /// (service, repository) pairs waiting for a first image.
+    pub waiting_for_image: Vec<(String, String)>,
+}
+
+struct Builder(Vec<Resource>);
+
+impl Builder {
+    fn add(
+        &mut self,
+        id: impl Into<Id>,
+        kind: Kind,
+        name: impl Into<String>,
+        spec: Spec,
+    ) -> &mut Resource {
+        self.0.push(Resource {
+            id: id.into(),
+            kind,
+            name: name.into(),
+            attrs: Attrs::new(),
+            deps: Vec::new(),
+            spec,
+        });
+        self.0.last_mut().expect("just pushed")
+    }
+}
+
+impl Resource {
+    fn attr(&mut self, name: &'static str, value: impl Into<Value>) -> &mut Self {
+        self.attrs.insert(name, value.into());
+        self
+    }
+
+    fn dep(&mut self, id: impl Into<Id>) -> &mut Self {
+        let id = id.into();
+        if !self.deps.contains(&id) {
+            self.deps.push(id);
+        }
+        self
+    }
+}
+
+fn subnet_id(public: bool, index: usize) -> Id {
+    format!(
+        "subnet/{}-{}",
+        if public { "public" } else { "private" },
+        index + 1
+    )
+}
+
+/// The ARN of an SSM parameter of the stack.
+pub fn parameter_arn(known: &Known, name: &str) -> String {
+    let slash = if name.starts_with('/') { "" } else { "/" };
+    format!(
+        "arn:aws:ssm:{}:{}:parameter{slash}{name}",
+        known.region, known.account_id
+    )
+}
+
+/// The trust policy of every ECS task role.
+pub fn task_trust_policy() -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+    .to_string()
+}
+
+/// ECR's lifecycle policy that keeps the last `n` images.
+pub fn lifecycle_policy(n: u32) -> String {
+    json!({"rules": [{
+        "rulePriority": 1,
+        "description": format!("keep the last {n} images"),
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": n},
+        "action": {"type": "expire"}
+    }]})
+    .to_string()
+}
+
+fn join<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+    items
+        .into_iter()
+        .map(|s| s.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every resource of `stack`, in an order where dependencies come first.
+pub fn desired(stack: &Stack, known: &Known) -> Desired {
+    let mut b = Builder(Vec::new());
+    network(stack, known, &mut b);
+    security_groups(stack, &mut b);
+    iam(stack, known, &mut b);
+    for registry in &stack.registries {
+        b.add(
+            format!("repo/{}", registry.service),
+            Kind::Repository,
+            &registry.name,
+            Spec::Repository {
+                registry: registry.clone(),
+                lifecycle: lifecycle_policy(registry.keep_last),
+            },
+        )
+        .attr("scan_on_push", registry.scan_on_push.to_string())
+        .attr(
+            "tag_mutability",
+            if registry.immutable_tags {
+                "IMMUTABLE"
+            } else {
+                "MUTABLE"
+            },
+        )
+        .attr("keep_last", registry.keep_last.to_string());
+    }
+    for service in &stack.services {
+        let logs = &service.logs;
+        let r = b.add(
+            format!("logs/{}", service.name),
+            Kind::LogGroup,
+            &logs.group,
+            Spec::LogGroup {
+                retention_days: logs.retention_days,
+            },
+        );
+        r.attr(
+            "retention_days",
+            logs.retention_days
+                .map_or("never expire".into(), |d| d.to_string()),
+        );
+    }
+    database(stack, &mut b);
+    parameters(stack, known, &mut b);
+    b.add("cluster", Kind::Cluster, &stack.cluster, Spec::Cluster);
+    load_balancer(stack, &mut b);
+    let waiting_for_image = services(stack, known, &mut b);
+    Desired {
+        resources: b.0,
+        waiting_for_image,
+    }
+}
+
+fn network(stack: &Stack, known: &Known, b: &mut Builder) {
+    let net = &stack.network;
+    b.add(
+        "vpc",
+        Kind::Vpc,
+        &net.vpc_name,
+        Spec::Vpc {
+            cidr: net.cidr.to_string(),
+        },
+    )
+    .attr("cidr", net.cidr.to_string())
+    .attr("dns_hostnames", "true")
+    .attr("dns_support", "true");
+    b.add(
+        "igw",
+        Kind::InternetGateway,
+        format!("{}-igw", stack.name),
+        Spec::InternetGateway,
+    )
+    .attr("vpc", "vpc")
+    .dep("vpc");
+    let az = |i: usize| {
+        known
+            .azs
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{}{}", known.region, char::from(b'a' + i as u8)))
+    };
+    for (public, cidrs) in [(true, &net.public_subnets), (false, &net.private_subnets)] {
+        for (i, cidr) in cidrs.iter().enumerate() {
+            let kind = if public { "public" } else { "private" };
+            b.add(
+                subnet_id(public, i),
+                Kind::Subnet,
+                format!("{}-{kind}-{}", stack.name, az(i)),
+                Spec::Subnet {
+                    cidr: cidr.to_string(),
+                    az: az(i),
+                    public,
+                },
+            )
+            .attr("cidr", cidr.to_string())
+            .attr("availability_zone", az(i))
+            .dep("vpc");
+        }
+    }
+    let nats = match net.nat {
+        NatGateways::PerAz => net.public_subnets.len(),
+        NatGateways::Single => 1,
+        NatGateways::None => 0,
+    };
+    for i in 0..nats {
+        b.add(
+            format!("nat/{}", i + 1),
+            Kind::NatGateway,
+            format!("{}-nat-{}", stack.name, az(i)),
+            Spec::NatGateway {
+                subnet: subnet_id(true, i),
+            },
+        )
+        .attr("subnet", subnet_id(true, i))
+        .dep(subnet_id(true, i))
+        // A NAT gateway only routes once the VPC reaches the internet.
+        .dep("igw");
+    }
+    let public: Vec<Id> = (0..net.public_subnets.len())
+        .map(|i| subnet_id(true, i))
+        .collect();
+    let r = b.add(
+        "rtb/public",
+        Kind::RouteTable,
+        format!("{}-public", stack.name),
+        Spec::RouteTable {
+            target: "igw".into(),
+            subnets: public.clone(),
+        },
+    );
+    r.attr("default_route", "igw")
+        .attr("subnets", join(&public))
+        .dep("vpc")
+        .dep("igw");
+    for s in &public {
+        r.dep(s.clone());
+    }
+    if nats > 0 {
+        for i in 0..net.private_subnets.len() {
+            let nat = format!("nat/{}", i.min(nats - 1) + 1);
+            let subnet = subnet_id(false, i);
+            b.add(
+                format!("rtb/private-{}", i + 1),
+                Kind::RouteTable,
+                format!("{}-private-{}", stack.name, az(i)),
+                Spec::RouteTable {
+                    target: nat.clone(),
+                    subnets: vec![subnet.clone()],
+                },
+            )
+            .attr("default_route", nat.clone())
+            .attr("subnets", subnet.clone())
+            .dep("vpc")
+            .dep(nat)
+            .dep(subnet);
+        }
+    }
+}
+
+pub(crate) fn sg_id(role: berth_spec::SecurityGroupRole) -> Id {
+    match role {
+        berth_spec::SecurityGroupRole::Alb => "sg/alb",
+        berth_spec::SecurityGroupRole::Ecs => "sg/ecs",
+        berth_spec::SecurityGroupRole::Rds => "sg/rds",
+    }
+    .into()
+}
+
+fn security_groups(stack: &Stack, b: &mut Builder) {
+    use berth_spec::SecurityGroupRole as R;
+    for role in [R::Alb, R::Ecs, R::Rds] {
+        let Some(group) = stack.security_groups.get(role) else {
+            continue;
+        };
+        let r = b.add(
+            sg_id(role),
+            Kind::SecurityGroup,
+            &group.name,
+            Spec::SecurityGroup {
+                group: group.clone(),
+            },
+        );
+        r.attr("description", group.description.as_str())
+            .attr("ingress", join(ingress_rules(group)))
+            .dep("vpc");
+        for rule in &group.ingress {
+            if let IngressSource::Group(source) = rule.source {
+                r.dep(sg_id(source));
+            }
+        }
+    }
+}
+
+/// A group's inbound rules as the plan shows them (`3001 from sg/alb`), sorted.
+pub fn ingress_rules(group: &berth_spec::SecurityGroup) -> Vec<String> {
+    let mut rules: Vec<String> = group
+        .ingress
+        .iter()
+        .map(|rule| match &rule.source {
+            IngressSource::Cidr(cidr) => format!("{} from {cidr}", rule.port),
+            IngressSource::Group(role) => format!("{} from {}", rule.port, sg_id(*role)),
+        })
+        .collect();
+    rules.sort();
+    rules
+}
+
+fn iam(stack: &Stack, known: &Known, b: &mut Builder) {
+    let exec = &stack.iam.execution_role;
+    let arns: Vec<String> = exec
+        .parameters
+        .iter()
+        .map(|p| parameter_arn(known, p))
+        .collect();
+    // Read access limited to the stack's own parameters, by ARN: never `*`.
+    let policy = (!arns.is_empty()).then(|| {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": arns}]
+        })
+        .to_string()
+    });
+    role(
+        b,
+        "role/execution".into(),
+        &exec.name,
+        vec![EXECUTION_POLICY_ARN.into()],
+        policy,
+    );
+    for task in &stack.iam.task_roles {
+        let statements: Vec<_> = task
+            .statements
+            .iter()
+            .map(|s| json!({"Effect": "Allow", "Action": s.actions, "Resource": s.resources}))
+            .collect();
+        let policy = (!statements.is_empty())
+            .then(|| json!({"Version": "2012-10-17", "Statement": statements}).to_string());
+        role(
+            b,
+            format!("role/task/{}", task.service),
+            &task.name,
+            Vec::new(),
+            policy,
+        );
+    }
+}
+
+fn role(b: &mut Builder, id: Id, name: &str, managed: Vec<String>, policy: Option<String>) {
+    let r = b.add(
+        id,
+        Kind::Role,
+        name,
+        Spec::Role {
+            trust: task_trust_policy(),
+            managed: managed.clone(),
+            policy: policy.clone(),
+        },
+    );
+    r.attr("trust", "ecs-tasks.amazonaws.com")
+        .attr("managed_policies", join(&managed))
+        .attr("inline_policy", policy.unwrap_or_default());
+}
+
+fn database(stack: &Stack, b: &mut Builder) {
+    let Some(database) = &stack.database else {
+        return;
+    };
+    let Some(db) = database.managed() else {
+        return;
+    };
+    let private: Vec<Id> = (0..stack.network.private_subnets.len())
+        .map(|i| subnet_id(false, i))
+        .collect();
+    let r = b.add(
+        "db-subnet-group",
+        Kind::DbSubnetGroup,
+        &db.subnet_group,
+        Spec::DbSubnetGroup {
+            subnets: private.clone(),
+        },
+    );
+    r.attr("subnets", join(&private));
+    for s in &private {
+        r.dep(s.clone());
+    }
+    let password_parameter = database.password_parameter.clone().unwrap_or_default();
+    let r = b.add(
+        "db",
+        Kind::Database,
+        &db.identifier,
+        Spec::Database {
+            db: db.clone(),
+            name: database.name.clone(),
+            port: database.port,
+            password_parameter: password_parameter.clone(),
+        },
+    );
+    r.attr("engine", db.engine.as_str())
+        .attr("engine_version", db.version.as_str())
+        .attr("instance_class", db.instance_class.as_str())
+        .attr("allocated_storage", db.allocated_storage.to_string())
+        .attr("storage_type", db.storage_type.as_str())
+        .attr(
+            "backup_retention_days",
+            db.backup_retention_days.to_string(),
+        )
+        .attr("multi_az", db.multi_az.to_string())
+        .attr("storage_encrypted", db.storage_encrypted.to_string())
+        .attr("publicly_accessible", "false")
+        .attr("db_name", database.name.as_str())
+        .attr("port", database.port.to_string())
+        .attr("master_username", db.username.as_str())
+        .attr("master_password", Value::Secret)
+        .attr("security_groups", "sg/rds")
+        .dep("db-subnet-group")
+        .dep("sg/rds");
+    if !password_parameter.is_empty() {
+        r.dep(format!("param/{password_parameter}"));
+    }
+}
+
+fn parameters(stack: &Stack, known: &Known, b: &mut Builder) {
+    let managed_db = stack.database.as_ref().and_then(|d| d.managed()).is_some();
+    for parameter in &stack.parameters {
+        // The operator sets these (`berth param put`): berth neither creates nor shows them.
+        if matches!(parameter.value, ParameterValue::Operator) {
+            continue;
+        }
+        let r = b.add(
+            format!("param/{}", parameter.name),
+            Kind::Parameter,
+            &parameter.name,
+            Spec::Parameter {
+                parameter: parameter.clone(),
+            },
+        );
+        r.attr(
+            "type",
+            match parameter.kind {
+                ParameterType::String => "String",
+                ParameterType::SecureString => "SecureString",
+            },
+        );
+        if let Some(description) = &parameter.description {
+            r.attr("description", description.as_str());
+        }
+        let value = match &parameter.value {
+            ParameterValue::Template { template } => {
+                // Outputs of resources not created yet make the value pending, and the
+                // parameter waits for them.
+                for reference in template.references() {
+                    match reference {
+                        berth_spec::Reference::DatabaseHost
+                        | berth_spec::Reference::DatabasePort
+                            if managed_db =>
+                        {
+                            r.dep("db");
+                        }
+                        berth_spec::Reference::LoadBalancerUrl
+                        | berth_spec::Reference::LoadBalancerDnsName => {
+                            r.dep("alb");
+                        }
+                        berth_spec::Reference::Parameter(name) => {
+                            r.dep(format!("param/{name}"));
+                        }
+                        _ => {}
+                    }
+                }
+                match render(stack, &known.outputs, template) {
+                    Some(value) => Value::Text(value),
+                    None => Value::Pending(template.to_string()),
+                }
+            }
+            _ => Value::Secret,
+        };
+        r.attr("value", value);
+    }
+}
+
+/// A String parameter's value with the outputs known so far; `None` while one is missing.
+pub(crate) fn render(stack: &Stack, outputs: &Outputs, template: &Template) -> Option<String> {
+    // The database's name is in the file: known before anything exists.
+    let mut outputs = outputs.clone();
+    if outputs.database_name.is_none() {
+        outputs.database_name = stack.database.as_ref().map(|d| d.name.clone());
+    }
+    template
+        .render(|reference| match reference {
+            Reference::Parameter(name) => match &stack.parameter(name)?.value {
+                ParameterValue::Template { template } => render(stack, &outputs, template),
+                _ => None,
+            },
+            other => outputs.get(other),
+        })
+        .ok()
+}
+
+fn load_balancer(stack: &Stack, b: &mut Builder) {
+    let lb = &stack.load_balancer;
+    let public: Vec<Id> = (0..stack.network.public_subnets.len())
+        .map(|i| subnet_id(true, i))
+        .collect();
+    let r = b.add(
+        "alb",
+        Kind::LoadBalancer,
+        &lb.name,
+        Spec::LoadBalancer {
+            subnets: public.clone(),
+            idle_timeout_secs: lb.idle_timeout.as_secs(),
+        },
+    );
+    r.attr("scheme", "internet-facing")
+        .attr("type", "application")
+        .attr("subnets", join(&public))
+        .attr("security_groups", "sg/alb")
+        .attr("idle_timeout", lb.idle_timeout.as_secs().to_string())
+        .dep("sg/alb")
+        .dep("rtb/public");
+    for s in &public {
+        r.dep(s.clone());
+    }
+    for service in &stack.services {
+        let hc = &service.health_check;
+        b.add(
+            format!("tg/{}", service.name),
+            Kind::TargetGroup,
+            &service.target_group,
+            Spec::TargetGroup {
+                service: Box::new(service.clone()),
+            },
+        )
+        .attr("protocol", "HTTP")
+        .attr("port", service.port.to_string())
+        .attr("target_type", "ip")
+        .attr("health_check_path", hc.path.as_str())
+        .attr("health_check_interval", hc.interval.as_secs().to_string())
+        .attr("health_check_timeout", hc.timeout.as_secs().to_string())
+        .attr("healthy_threshold", hc.healthy_threshold.to_string())
+        .attr("unhealthy_threshold", hc.unhealthy_threshold.to_string())
+        .attr("matcher", hc.matcher.as_str())
+        .attr(
+            "deregistration_delay",
+            service.deregistration_delay.as_secs().to_string(),
+        )
+        .dep("vpc");
+    }
+    let Some(default) = stack.default_service() else {
+        return;
+    };
+    let rules: Vec<(u32, String, Id)> = stack
+        .listener_rules()
+        .iter()
+        .map(|r| {
+            (
+                r.priority,
+                r.path.to_owned(),
+                format!("tg/{}", r.target.service),
+            )
+        })
+        .collect();
+    let r = b.add(
+        "listener/http",
+        Kind::Listener,
+        format!("{}:{}", lb.name, lb.http_port),
+        Spec::Listener {
+            port: lb.http_port,
+            default_target_group: format!("tg/{}", default.name),
+            rules: rules.clone(),
+        },
+    );
+    r.attr("port", lb.http_port.to_string())
+        .attr("protocol", "HTTP")
+        .attr("default_action", format!("forward to tg/{}", default.name))
+        .attr("rules", rules_text(&rules))
+        .dep("alb");
+    for service in &stack.services {
+        r.dep(format!("tg/{}", service.name));
+    }
+}
+
+/// Listener rules as the plan shows them (`100 /api/* -> tg/backend`), sorted as text.
+pub fn rules_text(rules: &[(u32, String, Id)]) -> String {
+    let mut rules: Vec<String> = rules
+        .iter()
+        .map(|(p, path, tg)| format!("{p} {path} -> {tg}"))
+        .collect();
+    rules.sort();
+    join(rules)
+}
+
+fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, String)> {
+    let mut waiting = Vec::new();
+    for service in &stack.services {
+        let Some(image) = known.images.get(&service.name) else {
+            waiting.push((service.name.clone(), service.repository.clone()));
+            continue;
+        };
+        let secrets: Vec<(String, String)> = service
+            .secrets
+            .iter()
+            .map(|(var, name)| (var.clone(), parameter_arn(known, name)))
+            .collect();
+        let task_role = stack.iam.task_role(&service.name).map(|r| r.name.clone());
+        let r = b.add(
+            format!("taskdef/{}", service.name),
+            Kind::TaskDefinition,
+            &service.task_family,
+            Spec::TaskDefinition {
+                service: Box::new(service.clone()),
+                image: image.clone(),
+                secrets: secrets.clone(),
+            },
+        );
+        r.attr("requires", "FARGATE")
+            .attr("network_mode", "awsvpc")
+            .attr("cpu", service.cpu.to_string())
+            .attr("memory", service.memory.to_string())
+            .attr("container", service.container_name.as_str())
+            .attr("image", image.as_str())
+            .attr("port", service.port.to_string())
+            .attr(
+                "environment",
+                join(service.environment.iter().map(|(k, v)| format!("{k}={v}"))),
+            )
+            .attr(
+                "secrets",
+                join(secrets.iter().map(|(k, arn)| format!("{k}={arn}"))),
+            )
+            .attr("log_group", service.logs.group.as_str())
+            .attr("execution_role", stack.iam.execution_role.name.as_str())
+            .attr("task_role", task_role.unwrap_or_default())
+            .dep("role/execution")
+            .dep(format!("logs/{}", service.name));
+        if stack.iam.task_role(&service.name).is_some() {
+            r.dep(format!("role/task/{}", service.name));
+        }
+        for name in service.secrets.values() {
+            if stack
+                .parameter(name)
+                .is_some_and(|p| !matches!(p.value, ParameterValue::Operator))
+            {
+                r.dep(format!("param/{name}"));
+            }
+        }
+        let d = &service.deployment;
+        let private: Vec<Id> = (0..stack.network.private_subnets.len())
+            .map(|i| subnet_id(false, i))
+            .collect();
+        let r = b.add(
+            format!("service/{}", service.name),
+            Kind::Service,
+            &service.service_name,
+            Spec::Service {
+                service: Box::new(service.clone()),
+            },
+        );
+        r.attr("launch_type", "FARGATE")
+            .attr("task_definition", service.task_family.as_str())
+            .attr("desired_count", service.desired_count.to_string())
+            .attr("subnets", join(&private))
+            .attr("security_groups", "sg/ecs")
+            .attr("assign_public_ip", "DISABLED")
+            .attr("target_group", format!("tg/{}", service.name))
+            .attr(
+                "minimum_healthy_percent",
+                d.minimum_healthy_percent.to_string(),
+            )
+            .attr("maximum_percent", d.maximum_percent.to_string())
+            .attr(
+                "circuit_breaker",
+                format!(
+                    "enable={} rollback={}",
+                    d.circuit_breaker.enable, d.circuit_breaker.rollback
+                ),
+            )
+            .attr(
+                "health_check_grace_period",
+                d.health_check_grace_period.as_secs().to_string(),
+            )
+            .dep("cluster")
+            .dep(format!("taskdef/{}", service.name))
+            .dep("listener/http")
+            .dep("sg/ecs");
+        for s in &private {
+            r.dep(s.clone());
+        }
+        for rtb in 0..stack.network.private_subnets.len() {
+            let id = format!("rtb/private-{}", rtb + 1);
+            if b.0.iter().any(|x| x.id == id) {
+                b.0.last_mut().expect("the service").dep(id);
+            }
+        }
+    }
+    waiting
+}

@@ -1,0 +1,787 @@
+//! Finds the stack's resources in the account: EC2 resources by their `berth:stack` and
+//! `berth:resource` tags, the others by their unique names (checked against the tag where
+//! the service keeps tags). Read-only: only Describe/Get/List calls.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, Tag};
+use berth_spec::{Outputs, ParameterValue, Stack};
+
+use crate::clients::Clients;
+use crate::desired::Known;
+use crate::error::{self, Error, Result};
+use crate::resource::{Actual, Attrs, Kind, Value};
+
+pub const STACK_TAG: &str = "berth:stack";
+pub const RESOURCE_TAG: &str = "berth:resource";
+
+/// What the account holds of a stack.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub known: Known,
+    pub actual: Vec<Actual>,
+}
+
+impl Snapshot {
+    pub fn get(&self, id: &str) -> Option<&Actual> {
+        self.actual.iter().find(|a| a.id == id)
+    }
+}
+
+fn actual(id: &str, kind: Kind, name: &str, physical: &str, attrs: Attrs) -> Actual {
+    Actual {
+        id: id.to_owned(),
+        kind,
+        name: name.to_owned(),
+        physical: physical.to_owned(),
+        attrs,
+    }
+}
+
+fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+fn attrs<const N: usize>(pairs: [(&'static str, String); N]) -> Attrs {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::Text(v)))
+        .collect()
+}
+
+/// Attributes that list other resources: their physical ids are replaced by logical ids
+/// and the list is sorted, as `desired` writes them.
+const REFERENCE_ATTRS: [&str; 9] = [
+    "default_action",
+    "rules",
+    "vpc",
+    "subnet",
+    "subnets",
+    "default_route",
+    "ingress",
+    "security_groups",
+    "target_group",
+];
+
+fn relabel(text: &str, map: &BTreeMap<String, String>) -> String {
+    let mut items: Vec<String> = text
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.split(' ')
+                .map(|word| map.get(word).map_or(word, String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    items.sort();
+    items.join(", ")
+}
+
+/// Reads the account's view of `stack`.
+pub async fn discover(
+    c: &Clients,
+    stack: &Stack,
+    region: &str,
+    account_id: &str,
+) -> Result<Snapshot> {
+    // Boxed: the SDK's futures are large, and nested joins of them overflow a thread's
+    // stack in debug builds.
+    let (mut ec2, others, azs) = tokio::try_join!(
+        Box::pin(ec2(c, &stack.name)),
+        Box::pin(named(c, stack)),
+        Box::pin(availability_zones(c)),
+    )?;
+    let (mut rest, images, outputs) = others;
+    ec2.append(&mut rest);
+    let map: BTreeMap<String, String> = ec2
+        .iter()
+        .map(|a| (a.physical.clone(), a.id.clone()))
+        .collect();
+    for a in &mut ec2 {
+        for key in REFERENCE_ATTRS {
+            if let Some(Value::Text(text)) = a.attrs.get_mut(key) {
+                *text = relabel(text, &map);
+            }
+        }
+    }
+    Ok(Snapshot {
+        known: Known {
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            azs,
+            images,
+            outputs,
+        },
+        actual: ec2,
+    })
+}
+
+async fn availability_zones(c: &Clients) -> Result<Vec<String>> {
+    let out = c
+        .ec2
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeAvailabilityZones"))?;
+    let mut azs: Vec<String> = out
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name().map(str::to_owned))
+        .collect();
+    azs.sort();
+    Ok(azs)
+}
+
+fn stack_filter(stack: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{STACK_TAG}"))
+        .values(stack)
+        .build()
+}
+
+async fn ec2(c: &Clients, stack: &str) -> Result<Vec<Actual>> {
+    let mut out = Vec::new();
+    let vpcs = c
+        .ec2
+        .describe_vpcs()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeVpcs"))?;
+    for vpc in vpcs.vpcs() {
+        let (Some(id), Some(vpc_id)) = (tag(vpc.tags(), RESOURCE_TAG), vpc.vpc_id()) else {
+            continue;
+        };
+        let attr = |a| {
+            c.ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(a)
+                .send()
+        };
+        let hostnames = attr(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+            .await
+            .map_err(error::call("ec2:DescribeVpcAttribute"))?;
+        let support = attr(aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport)
+            .await
+            .map_err(error::call("ec2:DescribeVpcAttribute"))?;
+        let flag = |v: Option<&aws_sdk_ec2::types::AttributeBooleanValue>| {
+            v.and_then(|v| v.value()).unwrap_or(false).to_string()
+        };
+        out.push(actual(
+            id,
+            Kind::Vpc,
+            tag(vpc.tags(), "Name").unwrap_or(""),
+            vpc_id,
+            attrs([
+                ("cidr", vpc.cidr_block().unwrap_or("").to_owned()),
+                ("dns_hostnames", flag(hostnames.enable_dns_hostnames())),
+                ("dns_support", flag(support.enable_dns_support())),
+            ]),
+        ));
+    }
+    let igws = c
+        .ec2
+        .describe_internet_gateways()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeInternetGateways"))?;
+    for igw in igws.internet_gateways() {
+        let (Some(id), Some(igw_id)) = (tag(igw.tags(), RESOURCE_TAG), igw.internet_gateway_id())
+        else {
+            continue;
+        };
+        let vpc = igw
+            .attachments()
+            .iter()
+            .filter_map(|a| a.vpc_id())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(actual(
+            id,
+            Kind::InternetGateway,
+            tag(igw.tags(), "Name").unwrap_or(""),
+            igw_id,
+            attrs([("vpc", vpc)]),
+        ));
+    }
+    let subnets = c
+        .ec2
+        .describe_subnets()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeSubnets"))?;
+    for s in subnets.subnets() {
+        let (Some(id), Some(subnet_id)) = (tag(s.tags(), RESOURCE_TAG), s.subnet_id()) else {
+            continue;
+        };
+        out.push(actual(
+            id,
+            Kind::Subnet,
+            tag(s.tags(), "Name").unwrap_or(""),
+            subnet_id,
+            attrs([
+                ("cidr", s.cidr_block().unwrap_or("").to_owned()),
+                (
+                    "availability_zone",
+                    s.availability_zone().unwrap_or("").to_owned(),
+                ),
+            ]),
+        ));
+    }
+    let nats = c
+        .ec2
+        .describe_nat_gateways()
+        .filter(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeNatGateways"))?;
+    for n in nats.nat_gateways() {
+        use aws_sdk_ec2::types::NatGatewayState as S;
+        if matches!(n.state(), Some(S::Deleted | S::Deleting | S::Failed)) {
+            continue;
+        }
+        let (Some(id), Some(nat_id)) = (tag(n.tags(), RESOURCE_TAG), n.nat_gateway_id()) else {
+            continue;
+        };
+        out.push(actual(
+            id,
+            Kind::NatGateway,
+            tag(n.tags(), "Name").unwrap_or(""),
+            nat_id,
+            attrs([("subnet", n.subnet_id().unwrap_or("").to_owned())]),
+        ));
+    }
+    let tables = c
+        .ec2
+        .describe_route_tables()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeRouteTables"))?;
+    for t in tables.route_tables() {
+        let (Some(id), Some(table_id)) = (tag(t.tags(), RESOURCE_TAG), t.route_table_id()) else {
+            continue;
+        };
+        let target = t
+            .routes()
+            .iter()
+            .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+            .and_then(|r| r.gateway_id().or(r.nat_gateway_id()))
+            .unwrap_or("")
+            .to_owned();
+        let subnets = t
+            .associations()
+            .iter()
+            .filter_map(|a| a.subnet_id())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(actual(
+            id,
+            Kind::RouteTable,
+            tag(t.tags(), "Name").unwrap_or(""),
+            table_id,
+            attrs([("default_route", target), ("subnets", subnets)]),
+        ));
+    }
+    let groups = c
+        .ec2
+        .describe_security_groups()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(error::call("ec2:DescribeSecurityGroups"))?;
+    for g in groups.security_groups() {
+        let (Some(id), Some(group_id)) = (tag(g.tags(), RESOURCE_TAG), g.group_id()) else {
+            continue;
+        };
+        let mut ingress = Vec::new();
+        for p in g.ip_permissions() {
+            let port = p.from_port().unwrap_or(0);
+            for r in p.ip_ranges() {
+                ingress.push(format!("{port} from {}", r.cidr_ip().unwrap_or("")));
+            }
+            for pair in p.user_id_group_pairs() {
+                ingress.push(format!("{port} from {}", pair.group_id().unwrap_or("")));
+            }
+        }
+        out.push(actual(
+            id,
+            Kind::SecurityGroup,
+            g.group_name().unwrap_or(""),
+            group_id,
+            attrs([
+                ("description", g.description().unwrap_or("").to_owned()),
+                ("ingress", ingress.join(", ")),
+            ]),
+        ));
+    }
+    Ok(out)
+}
+
+/// Resources found by name, the images per service and the stack's outputs.
+async fn named(
+    c: &Clients,
+    stack: &Stack,
+) -> Result<(Vec<Actual>, BTreeMap<String, String>, Outputs)> {
+    let (iam, ecr, logs, ssm, rds, ecs, elb) = tokio::try_join!(
+        Box::pin(roles(c, stack)),
+        Box::pin(repositories(c, stack)),
+        Box::pin(log_groups(c, stack)),
+        Box::pin(parameters(c, stack)),
+        Box::pin(database(c, stack)),
+        Box::pin(ecs(c, stack)),
+        Box::pin(crate::discover_elb::load_balancer(c, stack)),
+    )?;
+    let (mut out, images_in_repos) = ecr;
+    let (ecs, running_images) = ecs;
+    let (rds, db_outputs) = rds;
+    let (elb, lb_outputs) = elb;
+    for mut list in [iam, logs, ssm, rds, ecs, elb] {
+        out.append(&mut list);
+    }
+    // The current image where a task definition exists, else the repository's newest.
+    let mut images = images_in_repos;
+    images.extend(running_images);
+    let outputs = Outputs {
+        database_host: db_outputs.as_ref().map(|(h, _)| h.clone()),
+        database_port: db_outputs.as_ref().map(|(_, p)| *p),
+        database_name: stack.database.as_ref().map(|d| d.name.clone()),
+        load_balancer_url: lb_outputs.as_ref().map(|dns| format!("http://{dns}")),
+        load_balancer_dns_name: lb_outputs,
+    };
+    Ok((out, images, outputs))
+}
+
+/// A policy document as IAM returns it (URL-encoded) or as written: canonical JSON.
+pub(crate) fn canonical_policy(doc: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(doc).decode_utf8_lossy();
+    serde_json::from_str::<serde_json::Value>(&decoded)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| decoded.into_owned())
+}
+
+async fn roles(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
+    let mut wanted = vec![(
+        "role/execution".to_owned(),
+        stack.iam.execution_role.name.clone(),
+    )];
+    for t in &stack.iam.task_roles {
+        wanted.push((format!("role/task/{}", t.service), t.name.clone()));
+    }
+    let mut out = Vec::new();
+    for (id, name) in wanted {
+        let role = match c.iam.get_role().role_name(&name).send().await {
+            Ok(r) => r,
+            Err(e) if error::code(&e) == Some("NoSuchEntity") => continue,
+            Err(e) => return Err(error::call("iam:GetRole")(e)),
+        };
+        let Some(role) = role.role() else { continue };
+        if !role
+            .tags()
+            .iter()
+            .any(|t| t.key() == STACK_TAG && t.value() == stack.name)
+        {
+            return Err(Error::Foreign {
+                kind: "iam role",
+                name,
+                stack: stack.name.clone(),
+            });
+        }
+        let trust = role
+            .assume_role_policy_document()
+            .map(canonical_policy)
+            .unwrap_or_default();
+        let managed = c
+            .iam
+            .list_attached_role_policies()
+            .role_name(&name)
+            .send()
+            .await
+            .map_err(error::call("iam:ListAttachedRolePolicies"))?;
+        let mut managed: Vec<&str> = managed
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .collect();
+        managed.sort();
+        let inline = match c
+            .iam
+            .get_role_policy()
+            .role_name(&name)
+            .policy_name(crate::ops::INLINE_POLICY)
+            .send()
+            .await
+        {
+            Ok(p) => canonical_policy(p.policy_document()),
+            Err(e) if error::code(&e) == Some("NoSuchEntity") => String::new(),
+            Err(e) => return Err(error::call("iam:GetRolePolicy")(e)),
+        };
+        out.push(actual(
+            &id,
+            Kind::Role,
+            &name,
+            role.arn(),
+            attrs([
+                (
+                    "trust",
+                    if trust.contains("ecs-tasks.amazonaws.com") {
+                        "ecs-tasks.amazonaws.com".to_owned()
+                    } else {
+                        trust
+                    },
+                ),
+                ("managed_policies", managed.join(", ")),
+                ("inline_policy", inline),
+            ]),
+        ));
+    }
+    Ok(out)
+}
+
+async fn repositories(
+    c: &Clients,
+    stack: &Stack,
+) -> Result<(Vec<Actual>, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    let mut images = BTreeMap::new();
+    for registry in &stack.registries {
+        let repos = match c
+            .ecr
+            .describe_repositories()
+            .repository_names(&registry.name)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if error::code(&e) == Some("RepositoryNotFoundException") => continue,
+            Err(e) => return Err(error::call("ecr:DescribeRepositories")(e)),
+        };
+        let Some(repo) = repos.repositories().first() else {
+            continue;
+        };
+        let keep_last = match c
+            .ecr
+            .get_lifecycle_policy()
+            .repository_name(&registry.name)
+            .send()
+            .await
+        {
+            Ok(p) => p
+                .lifecycle_policy_text()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                .and_then(|v| v["rules"][0]["selection"]["countNumber"].as_u64())
+                .map_or(String::new(), |n| n.to_string()),
+            Err(e) if error::code(&e) == Some("LifecyclePolicyNotFoundException") => String::new(),
+            Err(e) => return Err(error::call("ecr:GetLifecyclePolicy")(e)),
+        };
+        let scan = repo
+            .image_scanning_configuration()
+            .map(|s| s.scan_on_push())
+            .unwrap_or(false);
+        let uri = repo.repository_uri().unwrap_or("");
+        out.push(actual(
+            &format!("repo/{}", registry.service),
+            Kind::Repository,
+            &registry.name,
+            repo.repository_arn().unwrap_or(""),
+            attrs([
+                ("scan_on_push", scan.to_string()),
+                (
+                    "tag_mutability",
+                    repo.image_tag_mutability()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_default(),
+                ),
+                ("keep_last", keep_last),
+            ]),
+        ));
+        let found = c
+            .ecr
+            .describe_images()
+            .repository_name(&registry.name)
+            .send()
+            .await
+            .map_err(error::call("ecr:DescribeImages"))?;
+        let newest = found
+            .image_details()
+            .iter()
+            .max_by_key(|d| d.image_pushed_at().map(|t| (t.secs(), t.subsec_nanos())));
+        if let Some(d) = newest {
+            let image = match d.image_tags().first() {
+                Some(tag) => format!("{uri}:{tag}"),
+                None => format!("{uri}@{}", d.image_digest().unwrap_or("")),
+            };
+            images.insert(registry.service.clone(), image);
+        }
+    }
+    Ok((out, images))
+}
+
+async fn log_groups(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
+    let mut out = Vec::new();
+    for service in &stack.services {
+        let name = &service.logs.group;
+        let found = c
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .send()
+            .await
+            .map_err(error::call("logs:DescribeLogGroups"))?;
+        let Some(group) = found
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name.as_str()))
+        else {
+            continue;
+        };
+        out.push(actual(
+            &format!("logs/{}", service.name),
+            Kind::LogGroup,
+            name,
+            group.arn().unwrap_or(name),
+            attrs([(
+                "retention_days",
+                group
+                    .retention_in_days()
+                    .map_or("never expire".to_owned(), |d| d.to_string()),
+            )]),
+        ));
+    }
+    Ok(out)
+}
+
+async fn parameters(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
+    let names: Vec<&str> = stack
+        .parameters
+        .iter()
+        .filter(|p| !matches!(p.value, ParameterValue::Operator))
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    // GetParameters takes at most 10 names.
+    for chunk in names.chunks(10) {
+        let found = c
+            .ssm
+            .get_parameters()
+            .set_names(Some(chunk.iter().map(|s| s.to_string()).collect()))
+            .with_decryption(false)
+            .send()
+            .await
+            .map_err(error::call("ssm:GetParameters"))?;
+        for p in found.parameters() {
+            let name = p.name().unwrap_or("");
+            let secure = p.r#type() == Some(&aws_sdk_ssm::types::ParameterType::SecureString);
+            let mut a = attrs([(
+                "type",
+                p.r#type()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+            )]);
+            a.insert(
+                "value",
+                if secure {
+                    Value::Secret
+                } else {
+                    Value::Text(p.value().unwrap_or("").to_owned())
+                },
+            );
+            out.push(actual(
+                &format!("param/{name}"),
+                Kind::Parameter,
+                name,
+                p.arn().unwrap_or(name),
+                a,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+async fn database(c: &Clients, stack: &Stack) -> Result<(Vec<Actual>, Option<(String, u16)>)> {
+    let Some(db) = stack.database.as_ref().and_then(|d| d.managed()) else {
+        return Ok((Vec::new(), None));
+    };
+    let mut out = Vec::new();
+    match c
+        .rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(&db.subnet_group)
+        .send()
+        .await
+    {
+        Ok(found) => {
+            if let Some(g) = found.db_subnet_groups().first() {
+                let subnets = g
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| s.subnet_identifier())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(actual(
+                    "db-subnet-group",
+                    Kind::DbSubnetGroup,
+                    &db.subnet_group,
+                    g.db_subnet_group_arn().unwrap_or(&db.subnet_group),
+                    attrs([("subnets", subnets)]),
+                ));
+            }
+        }
+        Err(e) if error::code(&e) == Some("DBSubnetGroupNotFoundFault") => {}
+        Err(e) => return Err(error::call("rds:DescribeDBSubnetGroups")(e)),
+    }
+    let mut outputs = None;
+    match c
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&db.identifier)
+        .send()
+        .await
+    {
+        Ok(found) => {
+            if let Some(i) = found
+                .db_instances()
+                .first()
+                .filter(|i| i.db_instance_status() != Some("deleting"))
+            {
+                let groups = i
+                    .vpc_security_groups()
+                    .iter()
+                    .filter_map(|g| g.vpc_security_group_id())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Some(ep) = i.endpoint() {
+                    outputs = Some((
+                        ep.address().unwrap_or("").to_owned(),
+                        ep.port()
+                            .and_then(|p| u16::try_from(p).ok())
+                            .unwrap_or(5432),
+                    ));
+                }
+                let mut a = attrs([
+                    ("engine", i.engine().unwrap_or("").to_owned()),
+                    (
+                        "instance_class",
+                        i.db_instance_class().unwrap_or("").to_owned(),
+                    ),
+                    (
+                        "allocated_storage",
+                        i.allocated_storage().unwrap_or(0).to_string(),
+                    ),
+                    ("storage_type", i.storage_type().unwrap_or("").to_owned()),
+                    (
+                        "backup_retention_days",
+                        i.backup_retention_period().unwrap_or(0).to_string(),
+                    ),
+                    ("multi_az", i.multi_az().unwrap_or(false).to_string()),
+                    (
+                        "storage_encrypted",
+                        i.storage_encrypted().unwrap_or(false).to_string(),
+                    ),
+                    (
+                        "publicly_accessible",
+                        i.publicly_accessible().unwrap_or(false).to_string(),
+                    ),
+                    ("security_groups", groups),
+                ]);
+                a.insert("master_password", Value::Secret);
+                out.push(actual(
+                    "db",
+                    Kind::Database,
+                    &db.identifier,
+                    i.db_instance_arn().unwrap_or(&db.identifier),
+                    a,
+                ));
+            }
+        }
+        Err(e) if error::code(&e) == Some("DBInstanceNotFound") => {}
+        Err(e) => return Err(error::call("rds:DescribeDBInstances")(e)),
+    }
+    Ok((out, outputs))
+}
+
+/// The cluster, task definitions and services; the images the task definitions run.
+async fn ecs(c: &Clients, stack: &Stack) -> Result<(Vec<Actual>, BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    let mut images = BTreeMap::new();
+    let clusters = c
+        .ecs
+        .describe_clusters()
+        .clusters(&stack.cluster)
+        .send()
+        .await
+        .map_err(error::call("ecs:DescribeClusters"))?;
+    let cluster = clusters
+        .clusters()
+        .iter()
+        .find(|cl| cl.status() == Some("ACTIVE"));
+    if let Some(cl) = cluster {
+        out.push(actual(
+            "cluster",
+            Kind::Cluster,
+            &stack.cluster,
+            cl.cluster_arn().unwrap_or(&stack.cluster),
+            Attrs::new(),
+        ));
+    }
+    for service in &stack.services {
+        let td = match c
+            .ecs
+            .describe_task_definition()
+            .task_definition(&service.task_family)
+            .send()
+            .await
+        {
+            Ok(td) => td,
+            Err(e) if error::code(&e) == Some("ClientException") => continue,
+            Err(e) => return Err(error::call("ecs:DescribeTaskDefinition")(e)),
+        };
+        let Some(td) = td.task_definition() else {
+            continue;
+        };
+        if td.status() != Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active) {
+            continue;
+        }
+        if let Some(a) = crate::discover_ecs::task_definition(service, td) {
+            if let Some(Value::Text(image)) = a.attrs.get("image") {
+                images.insert(service.name.clone(), image.clone());
+            }
+            out.push(a);
+        }
+    }
+    if cluster.is_some() {
+        let names: Vec<String> = stack
+            .services
+            .iter()
+            .map(|s| s.service_name.clone())
+            .collect();
+        let found = c
+            .ecs
+            .describe_services()
+            .cluster(&stack.cluster)
+            .set_services(Some(names))
+            .send()
+            .await
+            .map_err(error::call("ecs:DescribeServices"))?;
+        for s in found.services() {
+            if s.status() != Some("ACTIVE") {
+                continue;
+            }
+            let Some(service) = stack
+                .services
+                .iter()
+                .find(|x| Some(x.service_name.as_str()) == s.service_name())
+            else {
+                continue;
+            };
+            out.push(crate::discover_ecs::service(service, s));
+        }
+    }
+    Ok((out, images))
+}

@@ -1,0 +1,277 @@
+//! Discovery of the load balancer, its target groups and its HTTP listener, by name.
+
+use berth_spec::Stack;
+
+use crate::clients::Clients;
+use crate::discover::STACK_TAG;
+use crate::error::{self, Error, Result};
+use crate::resource::{Actual, Attrs, Kind, Value};
+
+fn text(pairs: Vec<(&'static str, String)>) -> Attrs {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::Text(v)))
+        .collect()
+}
+
+async fn attribute(c: &Clients, tg_or_lb: (&str, bool), key: &str) -> Result<String> {
+    let (arn, is_lb) = tg_or_lb;
+    let pairs: Vec<(String, String)> = if is_lb {
+        c.elb
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .send()
+            .await
+            .map_err(error::call(
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            ))?
+            .attributes()
+            .iter()
+            .map(|a| {
+                (
+                    a.key().unwrap_or("").to_owned(),
+                    a.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    } else {
+        c.elb
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(error::call(
+                "elasticloadbalancing:DescribeTargetGroupAttributes",
+            ))?
+            .attributes()
+            .iter()
+            .map(|a| {
+                (
+                    a.key().unwrap_or("").to_owned(),
+                    a.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    Ok(pairs
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default())
+}
+
+/// The ALB (with its DNS name, the stack's output), target groups and listener.
+pub(crate) async fn load_balancer(
+    c: &Clients,
+    stack: &Stack,
+) -> Result<(Vec<Actual>, Option<String>)> {
+    let mut out = Vec::new();
+    let lb_name = &stack.load_balancer.name;
+    let mut dns = None;
+    let mut lb_arn = None;
+    match c.elb.describe_load_balancers().names(lb_name).send().await {
+        Ok(found) => {
+            if let Some(lb) = found.load_balancers().first() {
+                let arn = lb.load_balancer_arn().unwrap_or("").to_owned();
+                check_tag(c, &arn, "load balancer", lb_name, &stack.name).await?;
+                let mut subnets: Vec<&str> = lb
+                    .availability_zones()
+                    .iter()
+                    .filter_map(|z| z.subnet_id())
+                    .collect();
+                subnets.sort();
+                let idle = attribute(c, (&arn, true), "idle_timeout.timeout_seconds").await?;
+                out.push(Actual {
+                    id: "alb".into(),
+                    kind: Kind::LoadBalancer,
+                    name: lb_name.clone(),
+                    physical: arn.clone(),
+                    attrs: text(vec![
+                        (
+                            "scheme",
+                            lb.scheme()
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default(),
+                        ),
+                        (
+                            "type",
+                            lb.r#type()
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default(),
+                        ),
+                        ("subnets", subnets.join(", ")),
+                        ("security_groups", lb.security_groups().join(", ")),
+                        ("idle_timeout", idle),
+                    ]),
+                });
+                dns = lb.dns_name().map(str::to_owned);
+                lb_arn = Some(arn);
+            }
+        }
+        Err(e) if error::code(&e) == Some("LoadBalancerNotFound") => {}
+        Err(e) => return Err(error::call("elasticloadbalancing:DescribeLoadBalancers")(e)),
+    }
+    for service in &stack.services {
+        let found = match c
+            .elb
+            .describe_target_groups()
+            .names(&service.target_group)
+            .send()
+            .await
+        {
+            Ok(f) => f,
+            Err(e) if error::code(&e) == Some("TargetGroupNotFound") => continue,
+            Err(e) => return Err(error::call("elasticloadbalancing:DescribeTargetGroups")(e)),
+        };
+        let Some(tg) = found.target_groups().first() else {
+            continue;
+        };
+        let arn = tg.target_group_arn().unwrap_or("").to_owned();
+        let delay = attribute(c, (&arn, false), "deregistration_delay.timeout_seconds").await?;
+        let num = |v: Option<i32>| v.map(|v| v.to_string()).unwrap_or_default();
+        out.push(Actual {
+            id: format!("tg/{}", service.name),
+            kind: Kind::TargetGroup,
+            name: service.target_group.clone(),
+            physical: arn,
+            attrs: text(vec![
+                (
+                    "protocol",
+                    tg.protocol()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                ),
+                ("port", num(tg.port())),
+                (
+                    "target_type",
+                    tg.target_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "health_check_path",
+                    tg.health_check_path().unwrap_or("").to_owned(),
+                ),
+                (
+                    "health_check_interval",
+                    num(tg.health_check_interval_seconds()),
+                ),
+                (
+                    "health_check_timeout",
+                    num(tg.health_check_timeout_seconds()),
+                ),
+                ("healthy_threshold", num(tg.healthy_threshold_count())),
+                ("unhealthy_threshold", num(tg.unhealthy_threshold_count())),
+                (
+                    "matcher",
+                    tg.matcher()
+                        .and_then(|m| m.http_code())
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+                ("deregistration_delay", delay),
+            ]),
+        });
+    }
+    if let Some(arn) = lb_arn {
+        let listeners = c
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(&arn)
+            .send()
+            .await
+            .map_err(error::call("elasticloadbalancing:DescribeListeners"))?;
+        let port = i32::from(stack.load_balancer.http_port);
+        if let Some(l) = listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+        {
+            let listener_arn = l.listener_arn().unwrap_or("").to_owned();
+            let default = l
+                .default_actions()
+                .first()
+                .and_then(|a| a.target_group_arn())
+                .unwrap_or("");
+            let rules = c
+                .elb
+                .describe_rules()
+                .listener_arn(&listener_arn)
+                .send()
+                .await
+                .map_err(error::call("elasticloadbalancing:DescribeRules"))?;
+            let rules: Vec<String> = rules
+                .rules()
+                .iter()
+                .filter(|r| !r.is_default().unwrap_or(false))
+                .map(|r| {
+                    let path = r
+                        .conditions()
+                        .iter()
+                        .flat_map(|c| {
+                            c.path_pattern_config()
+                                .map(|p| p.values().to_vec())
+                                .unwrap_or_else(|| c.values().to_vec())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let tg = r
+                        .actions()
+                        .first()
+                        .and_then(|a| a.target_group_arn())
+                        .unwrap_or("");
+                    format!("{} {path} -> {tg}", r.priority().unwrap_or(""))
+                })
+                .collect();
+            out.push(Actual {
+                id: "listener/http".into(),
+                kind: Kind::Listener,
+                name: format!("{}:{}", lb_name, stack.load_balancer.http_port),
+                physical: listener_arn,
+                attrs: text(vec![
+                    ("port", port.to_string()),
+                    (
+                        "protocol",
+                        l.protocol()
+                            .map(|p| p.as_str().to_owned())
+                            .unwrap_or_default(),
+                    ),
+                    ("default_action", format!("forward to {default}")),
+                    ("rules", rules.join(", ")),
+                ]),
+            });
+        }
+    }
+    Ok((out, dns))
+}
+
+/// A load balancer named like the stack's must carry the stack's tag.
+async fn check_tag(
+    c: &Clients,
+    arn: &str,
+    kind: &'static str,
+    name: &str,
+    stack: &str,
+) -> Result<()> {
+    let tags = c
+        .elb
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .map_err(error::call("elasticloadbalancing:DescribeTags"))?;
+    let ours = tags
+        .tag_descriptions()
+        .iter()
+        .flat_map(|d| d.tags())
+        .any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack));
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::Foreign {
+            kind,
+            name: name.to_owned(),
+            stack: stack.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! The AWS engine's tests: the pure planner (snapshots) and the whole lifecycle against moto.
+
+mod convergence;
+mod lifecycle;
+mod lifecycle_checks;
+mod planner;
+mod support;
