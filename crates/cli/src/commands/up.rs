@@ -180,9 +180,15 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     let (tx, mut rx) = mpsc::unbounded_channel::<RuntimeEvent>();
     let printing = {
         let printer = printer.clone();
+        // Ends at `Stopped`, or when every sender is gone (a failed start). Not only the
+        // latter: the runtime keeps a sender (its releases report deploy progress through
+        // it) for as long as it lives, so waiting for them all would never return.
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 printer.event(&event);
+                if event == RuntimeEvent::Stopped {
+                    return;
+                }
             }
         })
     };
