@@ -365,3 +365,40 @@ fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// A detached berth that cannot start (its port is taken) exits, and its `berth up -d`
+/// reports it, instead of the two waiting on each other for the start lock.
+#[test]
+fn a_detached_berth_that_cannot_start_exits_and_its_up_says_so() {
+    let stack = Stack::new();
+    let toml = std::fs::read_to_string(stack.path().join("berth.toml")).unwrap();
+    let listen = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    let _taken = std::net::TcpListener::bind(listen).unwrap();
+    let mut up = stack
+        .command(&["up", "-d"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exit = None;
+    let exited = wait_for(|| {
+        exit = up.try_wait().unwrap();
+        exit.is_some()
+    });
+    if !exited {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+    assert!(
+        exited,
+        "`berth up -d` still waits for a berth that could not start"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exit.unwrap().code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the detached berth exited"), "{stderr}");
+}
