@@ -7,7 +7,7 @@
 //! leaves a stale lock.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -67,11 +67,9 @@ impl StartLock {
             .map_err(io_error)?;
         let file = match Flock::lock(file, how) {
             Ok(file) => file,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+            Err((file, Errno::EWOULDBLOCK)) => {
                 return Err(StartLockError::Held {
-                    pid: text.trim().parse().ok(),
+                    pid: holder_pid(&file),
                 });
             }
             Err((_, errno)) => return Err(io_error(errno.into())),
@@ -95,8 +93,33 @@ impl StartLock {
     }
 }
 
+/// The pid the holder recorded. A holder that has only just taken the lock (of a file it
+/// created) writes its pid a moment later: an empty file is read again, for at most
+/// [`HOLDER_PATIENCE`], before giving up on naming it.
+fn holder_pid(file: &File) -> Option<u32> {
+    use std::os::unix::fs::FileExt;
+    let start = std::time::Instant::now();
+    loop {
+        let mut buffer = [0u8; 16];
+        let read = file.read_at(&mut buffer, 0).unwrap_or(0);
+        if read > 0 || start.elapsed() >= HOLDER_PATIENCE {
+            return std::str::from_utf8(&buffer[..read])
+                .ok()?
+                .trim()
+                .parse()
+                .ok();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// How long a loser waits for a new holder to record its pid.
+const HOLDER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileExt;
+
     use super::*;
 
     #[test]
@@ -110,5 +133,23 @@ mod tests {
         }
         drop(first);
         StartLock::acquire(dir.path()).unwrap();
+    }
+
+    /// A holder that has locked the new file but not yet written its pid is still named.
+    #[test]
+    fn a_holder_that_has_not_written_its_pid_yet_is_named_once_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join(START_LOCK)).unwrap();
+        let holder = Flock::lock(file, FlockArg::LockExclusive).unwrap();
+        let path = dir.path().to_owned();
+        let loser = std::thread::spawn(move || StartLock::acquire(&path));
+        // The holder's window between its lock and its write, long enough for the loser to
+        // find the file empty (the loser waits up to HOLDER_PATIENCE, far longer).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        holder.write_all_at(b"4243      \n", 0).unwrap();
+        match loser.join().unwrap() {
+            Err(StartLockError::Held { pid }) => assert_eq!(pid, Some(4243)),
+            other => panic!("expected the lock to be held, got {other:?}"),
+        }
     }
 }

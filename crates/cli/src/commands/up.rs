@@ -57,8 +57,12 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         // Our own session: the terminal that started `berth up -d` can close.
         let _ = nix::unistd::setsid();
         // The start lock passes from the `berth up -d` that started us (it holds it until we
-        // are up, or until it is interrupted) to us, for as long as we run.
-        let lock = tokio::task::spawn_blocking(move || StartLock::acquire_waiting(&run_dir));
+        // are up, or until it is interrupted) to us, for as long as we run. A thread of its
+        // own, not `spawn_blocking`: when we fail to start while `berth up -d` still holds
+        // the lock, the tokio runtime would wait on drop for that flock, and `berth up -d`
+        // for us to exit. A plain thread still waiting dies with the process; once it has
+        // the lock, dropping its handle releases it.
+        let lock = std::thread::spawn(move || StartLock::acquire_waiting(&run_dir));
         let result = foreground(cx, &stack, false).await;
         drop(lock);
         return result;
@@ -180,9 +184,15 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     let (tx, mut rx) = mpsc::unbounded_channel::<RuntimeEvent>();
     let printing = {
         let printer = printer.clone();
+        // Ends at `Stopped`, or when every sender is gone (a failed start). Not only the
+        // latter: the runtime keeps a sender (its releases report deploy progress through
+        // it) for as long as it lives, so waiting for them all would never return.
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 printer.event(&event);
+                if event == RuntimeEvent::Stopped {
+                    return;
+                }
             }
         })
     };

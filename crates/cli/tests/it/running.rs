@@ -299,3 +299,106 @@ fn status_after_berth_was_killed_names_its_orphans_and_the_cleanup() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("start it with `berth up`"), "{stderr}");
 }
+
+/// Once `berth down` returns, the detached berth has exited: it keeps neither the start
+/// lock nor a process slot after the stack is stopped.
+#[test]
+fn after_down_the_detached_berth_exits() {
+    let stack = Stack::new();
+    let output = stack.berth(&["up", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let berth_pid = stack.status_json()["pid"].as_u64().unwrap();
+    let output = stack.berth(&["down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let exited = wait_for(|| !alive(berth_pid));
+    if !exited {
+        // Not left behind for the next test run.
+        let _ = Command::new("kill")
+            .args(["-9", &berth_pid.to_string()])
+            .status();
+    }
+    assert!(
+        exited,
+        "the detached berth (pid {berth_pid}) still runs after `berth down`"
+    );
+}
+
+/// A foreground `berth up` stopped by `berth down` exits, with status 0.
+#[test]
+fn after_down_a_foreground_berth_exits() {
+    let stack = Stack::new();
+    let mut up = stack
+        .command(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the stack to be steady", || {
+        let output = stack.berth(&["status", "--output", "json"]);
+        output.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&output.stdout)
+                .is_ok_and(|s| s["services"][0]["steadyState"] == true)
+    });
+    let output = stack.berth(&["down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut exit = None;
+    let exited = wait_for(|| {
+        exit = up.try_wait().unwrap();
+        exit.is_some()
+    });
+    if !exited {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+    assert!(exited, "the foreground berth still runs after `berth down`");
+    assert!(exit.unwrap().success(), "{exit:?}");
+}
+
+/// Whether `condition` holds within PATIENCE (for a test that cleans up before it fails).
+fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !condition() {
+        if start.elapsed() >= PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// A detached berth that cannot start (its port is taken) exits, and its `berth up -d`
+/// reports it, instead of the two waiting on each other for the start lock.
+#[test]
+fn a_detached_berth_that_cannot_start_exits_and_its_up_says_so() {
+    let stack = Stack::new();
+    let toml = std::fs::read_to_string(stack.path().join("berth.toml")).unwrap();
+    let listen = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    let _taken = std::net::TcpListener::bind(listen).unwrap();
+    let mut up = stack
+        .command(&["up", "-d"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exit = None;
+    let exited = wait_for(|| {
+        exit = up.try_wait().unwrap();
+        exit.is_some()
+    });
+    if !exited {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+    assert!(
+        exited,
+        "`berth up -d` still waits for a berth that could not start"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exit.unwrap().code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the detached berth exited"), "{stderr}");
+}

@@ -499,7 +499,8 @@ async fn berth_detached_killed_and_recovered() {
         eventually("leftover tasks to be gone", || process_gone(*pid)).await;
     }
     let status = fx.status_json();
-    assert_ne!(status["pid"].as_u64().unwrap() as u32, first_berth);
+    let second_berth = status["pid"].as_u64().unwrap() as u32;
+    assert_ne!(second_berth, first_berth);
     let fresh = task_pids(&status);
     assert_eq!(fresh.len(), 4, "desired counts from the stack file again");
     assert!(fresh.iter().all(|pid| !leftovers.contains(pid)));
@@ -514,6 +515,11 @@ async fn berth_detached_killed_and_recovered() {
     for pid in fresh {
         eventually("tasks to be gone after down", || process_gone(pid)).await;
     }
+    // The detached berth itself exits too (it stayed, stopped, in its runtime once).
+    eventually("the detached berth to exit after down", || {
+        process_gone(second_berth)
+    })
+    .await;
     assert!(
         TcpListener::bind(fx.listen()).is_ok(),
         "the listener port is free"
