@@ -33,7 +33,6 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-#[ignore = "written at the deadline and not yet run: run with --ignored, then drop this"]
 fn plan_up_down_on_aws_through_the_cli() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
@@ -100,7 +99,6 @@ fn plan_up_down_on_aws_through_the_cli() {
 }
 
 #[test]
-#[ignore = "written at the deadline and not yet run: run with --ignored, then drop this"]
 fn missing_credentials_name_the_call_and_what_to_do() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
