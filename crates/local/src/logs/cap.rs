@@ -66,21 +66,24 @@ pub(super) fn enforce(streams_dir: &Path, cap: u64) -> Result<RetentionReport, L
 }
 
 /// The first timestamp to keep so that the events before it hold at least `to_free` bytes:
-/// every event older than it goes, in every stream. `None` when nothing needs to go.
+/// every event older than it goes, in every stream, but never the newest millisecond's.
+/// `None` when nothing needs to go.
 fn cutoff(mut events: Vec<(i64, u64)>, to_free: u64) -> Option<i64> {
     if to_free == 0 {
         return None;
     }
     events.sort_unstable_by_key(|&(timestamp, _)| timestamp);
+    // The newest millisecond is never dropped, so a group always keeps its latest events.
+    let newest = events.last()?.0;
     let mut freed = 0u64;
     for (timestamp, bytes) in events {
         freed += bytes;
-        if freed >= to_free {
+        if freed >= to_free || timestamp == newest {
             // Events sharing this millisecond go together: the cut is the next one.
-            return Some(timestamp.saturating_add(1));
+            return Some(timestamp.saturating_add(1).min(newest));
         }
     }
-    Some(i64::MAX)
+    None
 }
 
 #[cfg(test)]
@@ -94,6 +97,10 @@ mod tests {
         assert_eq!(cutoff(events.clone(), 5), Some(11));
         assert_eq!(cutoff(events.clone(), 10), Some(11));
         assert_eq!(cutoff(events.clone(), 11), Some(21));
-        assert_eq!(cutoff(events, 100), Some(i64::MAX));
+        assert_eq!(
+            cutoff(events, 100),
+            Some(40),
+            "the newest millisecond stays"
+        );
     }
 }
