@@ -98,16 +98,24 @@ impl StartLock {
 /// [`HOLDER_PATIENCE`], before giving up on naming it.
 fn holder_pid(file: &File) -> Option<u32> {
     use std::os::unix::fs::FileExt;
+    wait_for_pid(
+        || {
+            let mut buffer = [0u8; 16];
+            let read = file.read_at(&mut buffer, 0).unwrap_or(0);
+            buffer[..read].to_vec()
+        },
+        HOLDER_PATIENCE,
+    )
+}
+
+/// Reads the lock file's contents until they are not empty or `patience` has passed, then
+/// parses them as a pid.
+fn wait_for_pid(mut read: impl FnMut() -> Vec<u8>, patience: std::time::Duration) -> Option<u32> {
     let start = std::time::Instant::now();
     loop {
-        let mut buffer = [0u8; 16];
-        let read = file.read_at(&mut buffer, 0).unwrap_or(0);
-        if read > 0 || start.elapsed() >= HOLDER_PATIENCE {
-            return std::str::from_utf8(&buffer[..read])
-                .ok()?
-                .trim()
-                .parse()
-                .ok();
+        let contents = read();
+        if !contents.is_empty() || start.elapsed() >= patience {
+            return std::str::from_utf8(&contents).ok()?.trim().parse().ok();
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -118,8 +126,6 @@ const HOLDER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::FileExt;
-
     use super::*;
 
     #[test]
@@ -135,21 +141,38 @@ mod tests {
         StartLock::acquire(dir.path()).unwrap();
     }
 
-    /// A holder that has locked the new file but not yet written its pid is still named.
+    /// A holder that has locked the new file but not yet written its pid is still named: the
+    /// loser reads the empty file again until the pid is there.
     #[test]
     fn a_holder_that_has_not_written_its_pid_yet_is_named_once_it_has() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::create(dir.path().join(START_LOCK)).unwrap();
-        let holder = Flock::lock(file, FlockArg::LockExclusive).unwrap();
-        let path = dir.path().to_owned();
-        let loser = std::thread::spawn(move || StartLock::acquire(&path));
-        // The holder's window between its lock and its write, long enough for the loser to
-        // find the file empty (the loser waits up to HOLDER_PATIENCE, far longer).
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        holder.write_all_at(b"4243      \n", 0).unwrap();
-        match loser.join().unwrap() {
-            Err(StartLockError::Held { pid }) => assert_eq!(pid, Some(4243)),
-            other => panic!("expected the lock to be held, got {other:?}"),
-        }
+        let mut reads = 0;
+        let pid = wait_for_pid(
+            || {
+                reads += 1;
+                if reads < 4 {
+                    Vec::new()
+                } else {
+                    b"4243      \n".to_vec()
+                }
+            },
+            HOLDER_PATIENCE,
+        );
+        assert_eq!(pid, Some(4243));
+        assert_eq!(reads, 4);
+    }
+
+    /// A holder that never writes its pid is not named, and the loser stops waiting.
+    #[test]
+    fn a_holder_that_never_writes_its_pid_is_unnamed_after_the_patience() {
+        let mut reads = 0;
+        let pid = wait_for_pid(
+            || {
+                reads += 1;
+                Vec::new()
+            },
+            std::time::Duration::ZERO,
+        );
+        assert_eq!(pid, None);
+        assert_eq!(reads, 1);
     }
 }
