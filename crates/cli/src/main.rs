@@ -8,6 +8,7 @@
 mod commands;
 mod context;
 mod error;
+mod github_workflows;
 mod output;
 
 use std::path::PathBuf;
@@ -95,6 +96,10 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// List a service's deployments, newest first, with their outcome.
     Deployments(commands::deployments::Args),
+    /// Write the CI/CD workflows of the stack file's `[ci.github]`. Hidden until the verbs
+    /// its workflows call (`build --push`, `deploy -e` on AWS) work.
+    #[command(hide = true)]
+    Ci(commands::ci::Args),
 }
 
 async fn dispatch(cx: &Context, command: Command) -> CliResult {
@@ -115,6 +120,7 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Deploy(args) => commands::deploy::run(cx, args).await,
         Command::Rollback(args) => commands::rollback::run(cx, args).await,
         Command::Deployments(args) => commands::deployments::run(cx, args).await,
+        Command::Ci(args) => commands::ci::run(cx, args).await,
     }
 }
 

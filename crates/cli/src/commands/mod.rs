@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod build;
+pub mod ci;
 pub mod deploy;
 pub mod deployments;
 pub mod down;

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+mod ci;
 mod local_stores;
 mod running;
 mod verbs;

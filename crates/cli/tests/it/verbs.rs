@@ -5,7 +5,7 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/file-analyzer/berth.toml")
 }
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
+pub fn berth(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(args)
         .current_dir(dir)
@@ -17,7 +17,7 @@ fn berth(dir: &Path, args: &[&str]) -> Output {
         .expect("berth runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

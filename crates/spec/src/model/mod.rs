@@ -3,6 +3,7 @@
 //! Nothing here borrows from the file or carries spans; validation already happened.
 //! Types serialize (for `berth explain`) with durations in the file's own notation.
 
+mod ci;
 mod environment;
 mod infra;
 mod outputs;
@@ -10,6 +11,7 @@ mod parameter;
 mod service;
 mod stack;
 
+pub use ci::GithubCi;
 pub use environment::{AwsEnvironment, Environment, EnvironmentKind, LocalEnvironment, Runtime};
 pub use infra::{
     Cidr, Database, DatabaseKind, ExecutionRole, Https, Iam, Ingress, IngressSource, LoadBalancer,

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{
-    Database, Environment, HealthCheck, Iam, LoadBalancer, Network, Parameter, Registry,
+    Database, Environment, GithubCi, HealthCheck, Iam, LoadBalancer, Network, Parameter, Registry,
     SecurityGroups, Service,
 };
 
@@ -29,6 +29,8 @@ pub struct Stack {
     pub services: Vec<Service>,
     /// In file order.
     pub parameters: Vec<Parameter>,
+    /// `[ci.github]`, when the stack deploys from GitHub Actions.
+    pub ci: Option<GithubCi>,
 }
 
 /// Where a listener rule forwards.

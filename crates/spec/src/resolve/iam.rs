@@ -105,7 +105,7 @@ pub(crate) fn iam(
     }
 }
 
-fn role_name(problems: &mut Problems, name: &Sp<String>) {
+pub(crate) fn role_name(problems: &mut Problems, name: &Sp<String>) {
     let ok = name.value.len() <= 64
         && name
             .value

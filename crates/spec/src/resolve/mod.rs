@@ -4,6 +4,7 @@
 //! secrets) run in [`checks`] once every section is read, so one run reports everything.
 
 mod checks;
+mod ci;
 mod database;
 mod deployment;
 mod environments;
@@ -55,6 +56,7 @@ pub(crate) fn resolve(
     let iam = iam::iam(&mut top, problems, &name, &services, &parameters);
     let security_groups =
         security_groups::security_groups(&mut top, problems, &name, &services, database.as_ref());
+    let ci = ci::ci(&mut top, problems, &name, &environments, &services);
     top.finish(problems);
     checks::default_service(&mut services, default_service.as_ref(), problems);
 
@@ -83,6 +85,7 @@ pub(crate) fn resolve(
             load_balancer,
             services: services.iter().map(|s| s.service.clone()).collect(),
             parameters: parameters.iter().map(|p| p.parameter.clone()).collect(),
+            ci,
         },
         services,
         parameters,

@@ -222,3 +222,32 @@ build = { context = "../src", command = "make", artifact = "out/web" }
     assert_eq!(build.context, Path::new("/src"));
     assert_eq!(build.artifact, Path::new("/src/out/web"));
 }
+
+/// `[ci.github]`: the roles are derived from the stack's name, the branch defaults to main,
+/// and the environment to the stack's only AWS environment.
+#[test]
+fn ci_github_defaults() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[environments.production]
+runtime = "aws"
+region = "us-east-1"
+[services.api]
+port = 3001
+[ci.github]
+repository = "acme/demo"
+install = "cargo install --locked berth-cli --features aws"
+paths = { api = ["apps/api/**", "Cargo.lock"] }
+"#,
+    );
+    let ci = stack.ci.expect("a [ci.github] section");
+    assert_eq!(ci.repository, "acme/demo");
+    assert_eq!(ci.branch, "main");
+    assert_eq!(ci.environment, "production");
+    assert_eq!(ci.deploy_role, "demo-github-deploy");
+    assert_eq!(ci.plan_role, "demo-github-plan");
+    assert_eq!(ci.runs_on, "ubuntu-24.04");
+    assert_eq!(ci.paths["api"], ["apps/api/**", "Cargo.lock"]);
+}
