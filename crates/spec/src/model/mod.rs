@@ -22,6 +22,6 @@ pub use parameter::{
 };
 pub use service::{
     Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Logs, Route,
-    ScalingTarget, Service, Strategy,
+    ScalingTarget, Service, Strategy, TrafficWiring,
 };
 pub use stack::{ListenerRule, RuleTarget, Stack};

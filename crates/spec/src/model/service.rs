@@ -136,6 +136,28 @@ pub struct Deployment {
     /// SIGTERM → SIGKILL delay (Fargate: 2 s to 120 s).
     #[serde(with = "serde_duration")]
     pub stop_timeout: Duration,
+    /// What the traffic-shifting strategies need besides their percents and bakes; `None`
+    /// for `rolling`.
+    pub traffic: Option<TrafficWiring>,
+}
+
+/// A blue/green, canary or linear deployment's wiring (ECS-SEMANTICS S3.7, S3.11–S3.12),
+/// so that the AWS engine can use the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrafficWiring {
+    /// The green side's target group (`advancedConfiguration.alternateTargetGroupArn`);
+    /// `<target_group>-alt` unless given. The two groups swap roles at each deployment.
+    pub alternate_target_group: String,
+    /// The test listener's port: on AWS a second listener with a rule that reaches green
+    /// before production traffic moves (`testListenerRule`); locally a second port of the
+    /// balancer, a free one when `None`.
+    pub test_listener_port: Option<u16>,
+    /// Lifecycle hooks: ECS stage name (`POST_TEST_TRAFFIC_SHIFT`) → a `sh -c` command whose
+    /// exit status 0 approves the stage; anything else fails it and rolls back (S3.13).
+    pub hooks: BTreeMap<String, String>,
+    /// How long a hook may run before it fails its stage (S3.12, action ROLLBACK).
+    #[serde(with = "serde_duration")]
+    pub hook_timeout: Duration,
 }
 
 /// The ECS deployment strategy and its parameters.

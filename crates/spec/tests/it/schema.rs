@@ -98,6 +98,82 @@ deployment = { strategy = "blue_green", minimum_healthy_percent = 50, circuit_br
     );
 }
 
+/// S3.7, S3.11, S3.12: the traffic-shifting wiring is checked where it is written, and
+/// refused under `rolling`, which would ignore it.
+#[test]
+fn traffic_shifting_keys_are_checked_and_do_not_apply_to_rolling() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "a"
+[services.a]
+port = 1
+deployment = { alternate_target_group = "a-green", test_listener_port = 9000, hooks = { pre_scale_up = "true" }, hook_timeout = "5m" }
+[services.b]
+port = 2
+[services.b.deployment]
+strategy = "canary"
+alternate_target_group = "b-tg"
+test_listener_port = 0
+hook_timeout = "30s"
+hooks = { bake_time = "true", post_test_trafic_shift = "true", production_traffic_shift = "" }
+"#;
+    let error = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
+    let found: Vec<(&str, String, usize)> = error
+        .problems()
+        .iter()
+        .filter(|p| p.code != "berth::not_supported_yet")
+        .map(|p| (p.code, p.message.clone(), p.line))
+        .collect();
+    let misplaced = |key: &str| {
+        (
+            "berth::misplaced_key",
+            format!("`{key}` does not apply to the \"rolling\" strategy"),
+            8,
+        )
+    };
+    assert_eq!(
+        found,
+        [
+            misplaced("alternate_target_group"),
+            misplaced("test_listener_port"),
+            misplaced("hooks"),
+            misplaced("hook_timeout"),
+            (
+                "berth::bad_value",
+                "the alternate target group must differ from the service's target group".into(),
+                13
+            ),
+            (
+                "berth::out_of_range",
+                "`services.b.deployment.test_listener_port` must be between 1 and 65535".into(),
+                14
+            ),
+            (
+                "berth::out_of_range",
+                "`services.b.deployment.hook_timeout` must be between 1m and 14d".into(),
+                15
+            ),
+            (
+                "berth::bad_value",
+                "a lifecycle hook cannot attach to `bake_time`".into(),
+                16
+            ),
+            (
+                "berth::unknown_key",
+                "unknown key `post_test_trafic_shift` in `services.b.deployment.hooks`".into(),
+                16
+            ),
+            (
+                "berth::empty",
+                "`services.b.deployment.hooks.production_traffic_shift` cannot be empty".into(),
+                16
+            ),
+        ]
+    );
+}
+
 #[test]
 fn rolling_with_its_bounds_and_circuit_breaker() {
     let stack = parse(
