@@ -16,6 +16,10 @@ pub struct Args {
     /// building.
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,
+    /// Deploy with this strategy once, instead of the stack file's (its parameters when the
+    /// file names the same strategy, ECS's defaults otherwise).
+    #[arg(long, value_parser = ["rolling", "blue_green", "canary", "linear"])]
+    pub strategy: Option<String>,
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
@@ -44,6 +48,7 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         service: service.service_name.clone(),
         stack_file,
         image: args.image,
+        strategy: args.strategy,
     };
     let response = client
         .request(&request)

@@ -187,6 +187,53 @@ pub enum Strategy {
     },
 }
 
+impl Strategy {
+    /// The strategy named `kind` (`rolling`, `blue_green`, `canary`, `linear`) with ECS's
+    /// defaults (S3.3–S3.6): what `berth deploy --strategy` uses when the stack file names
+    /// another strategy.
+    pub fn defaults(kind: &str) -> Option<Strategy> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        Some(match kind {
+            "rolling" => Strategy::Rolling,
+            "blue_green" => Strategy::BlueGreen {
+                bake_time: 5 * MINUTE,
+            },
+            "canary" => Strategy::Canary {
+                percent: 5.0,
+                canary_bake: 10 * MINUTE,
+                bake_time: 5 * MINUTE,
+            },
+            "linear" => Strategy::Linear {
+                step_percent: 10.0,
+                step_bake: 6 * MINUTE,
+                bake_time: 5 * MINUTE,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The name the stack file gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Strategy::Rolling => "rolling",
+            Strategy::BlueGreen { .. } => "blue_green",
+            Strategy::Canary { .. } => "canary",
+            Strategy::Linear { .. } => "linear",
+        }
+    }
+}
+
+impl Service {
+    /// The green side's target group: the stack file's `alternate_target_group`, or
+    /// `<target_group>-alt`.
+    pub fn alternate_target_group(&self) -> String {
+        self.deployment.traffic.as_ref().map_or_else(
+            || crate::resolve::deployment::derived_alternate(&self.target_group),
+            |t| t.alternate_target_group.clone(),
+        )
+    }
+}
+
 /// The deployment circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CircuitBreaker {

@@ -43,7 +43,7 @@ const HOOK_STAGES: [&str; 7] = [
 const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(1440 * 60);
 
 /// `<target_group>-alt`, shortened to the 32 characters a target group name may have.
-fn derived_alternate(target_group: &str) -> String {
+pub(crate) fn derived_alternate(target_group: &str) -> String {
     let keep = target_group.len().min(32 - "-alt".len());
     format!("{}-alt", target_group[..keep].trim_end_matches('-'))
 }
@@ -118,21 +118,32 @@ pub(crate) fn read_deployment(
     let linear_bake = d.duration(problems, "linear_bake", Duration::ZERO, 1440 * MINUTE);
     let wiring = read_wiring(d, problems);
     let kind = strategy.as_ref().map_or("rolling", |s| s.value);
-    let bake = bake_time.as_ref().map_or(5 * MINUTE, |b| b.value);
-    deployment.strategy = match kind {
-        "rolling" => Strategy::Rolling,
-        "blue_green" => Strategy::BlueGreen { bake_time: bake },
-        "canary" => Strategy::Canary {
-            percent: canary_percent.as_ref().map_or(5.0, |p| p.value),
-            canary_bake: canary_bake.as_ref().map_or(10 * MINUTE, |b| b.value),
-            bake_time: bake,
+    let bake = bake_time.as_ref().map(|b| b.value);
+    deployment.strategy = match Strategy::defaults(kind) {
+        Some(Strategy::Rolling) => Strategy::Rolling,
+        Some(Strategy::BlueGreen { bake_time }) => Strategy::BlueGreen {
+            bake_time: bake.unwrap_or(bake_time),
         },
-        "linear" => Strategy::Linear {
-            step_percent: linear_step.as_ref().map_or(10.0, |p| p.value),
-            step_bake: linear_bake.as_ref().map_or(6 * MINUTE, |b| b.value),
-            bake_time: bake,
+        Some(Strategy::Canary {
+            percent,
+            canary_bake: cb,
+            bake_time,
+        }) => Strategy::Canary {
+            percent: canary_percent.as_ref().map_or(percent, |p| p.value),
+            canary_bake: canary_bake.as_ref().map_or(cb, |b| b.value),
+            bake_time: bake.unwrap_or(bake_time),
         },
-        other => {
+        Some(Strategy::Linear {
+            step_percent,
+            step_bake,
+            bake_time,
+        }) => Strategy::Linear {
+            step_percent: linear_step.as_ref().map_or(step_percent, |p| p.value),
+            step_bake: linear_bake.as_ref().map_or(step_bake, |b| b.value),
+            bake_time: bake.unwrap_or(bake_time),
+        },
+        None => {
+            let other = kind;
             let span = strategy
                 .as_ref()
                 .map(|s| s.span.clone())
@@ -161,13 +172,6 @@ pub(crate) fn read_deployment(
         }
     };
     let known = ["rolling", "blue_green", "canary", "linear"].contains(&kind);
-    if let (Some(strategy), true) = (&strategy, known && kind != "rolling") {
-        problems.push(not_supported_yet(
-            format!("the \"{kind}\" strategy"),
-            strategy.span.clone(),
-            "use strategy = \"rolling\" (the default) until it is",
-        ));
-    }
     let shifting: &[&str] = &["blue_green", "canary", "linear"];
     if known && kind != "rolling" {
         deployment.traffic = Some(TrafficWiring {

@@ -5,7 +5,7 @@
 
 mod checks;
 mod database;
-mod deployment;
+pub(crate) mod deployment;
 mod environments;
 mod health;
 mod iam;
