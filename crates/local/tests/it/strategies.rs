@@ -14,18 +14,25 @@ use crate::support::within;
 
 /// Green's upload limit, as its `/upload` page shows it in bytes.
 const GREEN_LIMIT: &str = "7340032";
+/// The next release's, for the deployment after that.
+const NEXT_LIMIT: &str = "5242880";
 /// Requests per measured share: green's count for share p is binomial(400, p); the bands
 /// below are at least 5 standard deviations wide.
 const REQUESTS: usize = 400;
 
 /// Green's count among `REQUESTS` requests to `port`; every one must answer 200.
 async fn green_count(port: u16) -> usize {
+    count_showing(port, GREEN_LIMIT).await
+}
+
+/// How many of `REQUESTS` requests to `port` reached a task showing `limit`.
+async fn count_showing(port: u16, limit: &'static str) -> usize {
     tokio::task::spawn_blocking(move || {
         let mut green = 0;
         for _ in 0..REQUESTS {
             let reply = http_get(port, "/upload").expect("the balancer answers");
             assert_eq!(reply.status, 200, "{}", reply.text());
-            if reply.text().contains(GREEN_LIMIT) {
+            if reply.text().contains(limit) {
                 green += 1;
             }
         }
@@ -99,12 +106,13 @@ async fn stage(service: &ServiceHandle, stage: &str) {
     .await;
 }
 
-/// S3.6, S3.8, S3.10: a canary deployment under load sends its configured share to green
-/// after its first shift and all of it after the second, the test listener reaches green
-/// before production traffic moves, and blue is drained and stopped once it completes; no
-/// request fails meanwhile.
+/// S3.4–S3.6, S3.8, S3.10, S3.19: a canary deployment under load sends its configured
+/// share to green after its first shift and all of it after the second, the test listener
+/// reaches green before production traffic moves, and blue is drained and stopped once it
+/// completes; then a linear deployment, from the alternate target group back to the first,
+/// sends each step's share; no request fails meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn canary_shifts_its_share_then_the_rest_and_retires_blue() {
+async fn canary_and_linear_shift_their_share_at_each_step_and_retire_blue() {
     let fx = Fixture::new();
     let runtime = fx.up().await;
     let web = runtime.services()[0].clone();
@@ -174,8 +182,38 @@ deployment = {{ strategy = "canary", canary_percent = 20, canary_bake = "0s", ba
         "{groups:?}"
     );
 
+    // Linear, 40% a step: 40%, 80%, then 100% (S3.5); the groups swap roles (S3.19).
+    fx.edit(&format!(
+        r#"environment = {{ MAX_FILE_SIZE = "{NEXT_LIMIT}" }}
+deployment = {{ strategy = "linear", linear_step_percent = 40, linear_bake = "0s", bake_time = "0s", hooks = {{ production_traffic_shift = '{}' }} }}"#,
+        gate.hook()
+    ));
+    let deploy = tokio::spawn({
+        let stack_file = fx.stack_file.clone();
+        async move { berth_async(&stack_file, &["deploy", "web"]).await }
+    });
+    for (percent, band) in [("40.0", 110..=210), ("80.0", 280..=360)] {
+        assert_eq!(gate.reached().await, percent);
+        let green = count_showing(fx.port, NEXT_LIMIT).await;
+        assert!(
+            band.contains(&green),
+            "at {percent}% green got {green} of {REQUESTS}"
+        );
+        gate.go().await;
+    }
+    assert_eq!(gate.reached().await, "100.0");
+    assert_eq!(count_showing(fx.port, NEXT_LIMIT).await, REQUESTS);
+    gate.go().await;
+    let out = within("berth deploy to end", deploy).await.unwrap();
+    assert!(out.status.success(), "deploy: {}", text(&out.stderr));
+    settled(&web).await;
+    assert_eq!(revisions_running(&web), ["web-task:3", "web-task:3"]);
+    assert_eq!(web.status().target_group.as_deref(), Some("web-tg"));
+
     let (ok, failed, failures) = load.finish();
-    eprintln!("requests during the canary deployment: {ok} answered 2xx, {failed} failed");
+    eprintln!(
+        "requests during the canary and linear deployments: {ok} answered 2xx, {failed} failed"
+    );
     assert_eq!(failed, 0, "failed requests: {failures:?}");
     runtime.shutdown().await;
 }
