@@ -220,9 +220,9 @@ deployment = {{ strategy = "linear", linear_step_percent = 40, linear_bake = "0s
 
 /// S3.8, S3.13, S2.15: blue/green switches all production traffic at once and `berth
 /// rollback` during its bake returns it to blue at once and stops green; a failing hook
-/// rolls back the same way; no request fails meanwhile.
+/// rolls back the same way, and so does the circuit breaker; no request fails meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_rolls_back_during_its_bake_and_on_a_failing_hook() {
+async fn blue_green_rolls_back_during_its_bake_on_a_failing_hook_and_by_the_breaker() {
     let fx = Fixture::new();
     let runtime = fx.up().await;
     let web = runtime.services()[0].clone();
@@ -270,6 +270,23 @@ deployment = {{ strategy = "blue_green", bake_time = "60m", hooks = {{ post_test
     settled(&web).await;
     assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
     assert_eq!(green_count(fx.port).await, 0);
+
+    // Green's tasks exit at start: the circuit breaker fails the deployment during
+    // SCALE_UP, before any traffic moved, and blue keeps serving (S2.6, S3.8).
+    fx.edit(
+        r#"environment = { MAX_FILE_SIZE = "lots" }
+deployment = { strategy = "blue_green", bake_time = "60m" }"#,
+    );
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr)
+            .contains("FAILED: ECS deployment circuit breaker: tasks failed to start."),
+        "{}",
+        text(&out.stderr)
+    );
+    settled(&web).await;
+    assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
 
     let (ok, failed, failures) = load.finish();
     eprintln!("requests during the blue/green deployments: {ok} answered 2xx, {failed} failed");
