@@ -4,7 +4,7 @@
 use berth_local::control::{Request, Response};
 
 use crate::commands::rollout::follow;
-use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::commands::running::RunningService;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
@@ -24,15 +24,13 @@ pub struct Args {
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     // The file is checked here, so its problems are shown as diagnostics (exit 2).
-    let stack = cx.load_stack()?;
-    let service = find_service(cx, &stack, &args.service)?;
+    let mut running = RunningService::connect(cx, &args.service).await?;
+    let service = &running.service;
     let stack_file = std::path::absolute(&cx.file).map_err(|e| {
         CliError::Usage(
             anyhow::Error::new(e).context(format!("cannot resolve {}", cx.file.display())),
         )
     })?;
-    let run_dir = local_run_dir(cx, &stack)?;
-    let mut client = connect(&run_dir).await?;
     if !cx.output.is_json() {
         let what = match (&args.image, &service.build) {
             (Some(tag), _) => format!("image tag {tag}"),
@@ -50,12 +48,8 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         image: args.image,
         strategy: args.strategy,
     };
-    let response = client
-        .request(&request)
-        .await
-        .map_err(|e| CliError::Failed(e.into()))?;
-    match response {
-        Response::Deploying(started) => follow(cx, &mut client, started).await,
+    match running.request(&request).await? {
+        Response::Deploying(started) => follow(cx, &mut running.client, started).await,
         Response::Error { message } => Err(CliError::Failed(anyhow::anyhow!(message))),
         other => Err(CliError::Failed(anyhow::anyhow!(
             "berth answered the deploy request with {other:?}"
