@@ -218,6 +218,14 @@ deployment = {{ strategy = "linear", linear_step_percent = 40, linear_bake = "0s
     runtime.shutdown().await;
 }
 
+/// `berth deploy` exited 1 saying `why`, and the service settled on revision 1 (blue).
+async fn rolled_back_to_blue(out: &std::process::Output, why: &str, web: &ServiceHandle) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    settled(web).await;
+    assert_eq!(revisions_running(web), ["web-task:1", "web-task:1"]);
+}
+
 /// S3.8, S3.13, S2.15: blue/green switches all production traffic at once and `berth
 /// rollback` during its bake returns it to blue at once and stops green; a failing hook
 /// rolls back the same way, and so does the circuit breaker; no request fails meanwhile.
@@ -246,14 +254,7 @@ deployment = {{ strategy = "blue_green", bake_time = "60m" }}"#
     );
     assert_eq!(green_count(fx.port).await, 0, "all back on blue");
     let out = within("berth deploy to end", deploy).await.unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stderr).contains("stopped: rolling back to deploymentId"),
-        "{}",
-        text(&out.stderr)
-    );
-    settled(&web).await;
-    assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
+    rolled_back_to_blue(&out, "stopped: rolling back to deploymentId", &web).await;
 
     // A hook that fails its stage: the release never gets production traffic.
     fx.edit(&format!(
@@ -261,14 +262,12 @@ deployment = {{ strategy = "blue_green", bake_time = "60m" }}"#
 deployment = {{ strategy = "blue_green", bake_time = "60m", hooks = {{ post_test_traffic_shift = "exit 1" }} }}"#
     ));
     let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stderr).contains("the POST_TEST_TRAFFIC_SHIFT lifecycle hook failed"),
-        "{}",
-        text(&out.stderr)
-    );
-    settled(&web).await;
-    assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
+    rolled_back_to_blue(
+        &out,
+        "the POST_TEST_TRAFFIC_SHIFT lifecycle hook failed",
+        &web,
+    )
+    .await;
     assert_eq!(green_count(fx.port).await, 0);
 
     // Green's tasks exit at start: the circuit breaker fails the deployment during
@@ -278,15 +277,8 @@ deployment = {{ strategy = "blue_green", bake_time = "60m", hooks = {{ post_test
 deployment = { strategy = "blue_green", bake_time = "60m" }"#,
     );
     let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stderr)
-            .contains("FAILED: ECS deployment circuit breaker: tasks failed to start."),
-        "{}",
-        text(&out.stderr)
-    );
-    settled(&web).await;
-    assert_eq!(revisions_running(&web), ["web-task:1", "web-task:1"]);
+    let reason = "FAILED: ECS deployment circuit breaker: tasks failed to start.";
+    rolled_back_to_blue(&out, reason, &web).await;
 
     let (ok, failed, failures) = load.finish();
     eprintln!("requests during the blue/green deployments: {ok} answered 2xx, {failed} failed");
