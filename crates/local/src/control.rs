@@ -49,6 +49,9 @@ pub enum Request {
         stack_file: PathBuf,
         /// A tag already in the registry, instead of building.
         image: Option<String>,
+        /// `rolling`, `blue_green`, `canary` or `linear`, for this deployment only.
+        #[serde(default)]
+        strategy: Option<String>,
     },
     Rollback {
         service: String,
@@ -137,6 +140,7 @@ pub trait ControlHandler: Send + Sync + 'static {
         service: &'a str,
         stack_file: &'a Path,
         image: Option<&'a str>,
+        strategy: Option<&'a str>,
     ) -> BoxFuture<'a, Result<DeployStarted, String>>;
     fn rollback<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<DeployStarted, String>>;
     fn deployments(&self, service: &str) -> Result<Vec<Deployment>, String>;
@@ -292,9 +296,10 @@ async fn answer(request: Request, handler: &dyn ControlHandler) -> Response {
             service,
             stack_file,
             image,
+            strategy,
         } => or_error(
             handler
-                .deploy(&service, &stack_file, image.as_deref())
+                .deploy(&service, &stack_file, image.as_deref(), strategy.as_deref())
                 .await
                 .map(Response::Deploying),
         ),

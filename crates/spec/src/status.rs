@@ -84,8 +84,7 @@ impl fmt::Display for RolloutState {
     }
 }
 
-/// How a deployment replaces tasks (S3.1). Only `Rolling` runs today; the others are here so
-/// that the status (and `berth status --output json`) has room for them.
+/// How a deployment replaces tasks (S3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeploymentStrategy {
@@ -94,6 +93,17 @@ pub enum DeploymentStrategy {
     BlueGreen,
     Linear,
     Canary,
+}
+
+impl fmt::Display for DeploymentStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Rolling => "ROLLING",
+            Self::BlueGreen => "BLUE_GREEN",
+            Self::Linear => "LINEAR",
+            Self::Canary => "CANARY",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use berth_local::control::{Request, Response};
 
 use crate::commands::rollout::follow;
-use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::commands::running::RunningService;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
@@ -16,19 +16,21 @@ pub struct Args {
     /// building.
     #[arg(long, value_name = "TAG")]
     pub image: Option<String>,
+    /// Deploy with this strategy once, instead of the stack file's (its parameters when the
+    /// file names the same strategy, ECS's defaults otherwise).
+    #[arg(long, value_parser = ["rolling", "blue_green", "canary", "linear"])]
+    pub strategy: Option<String>,
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     // The file is checked here, so its problems are shown as diagnostics (exit 2).
-    let stack = cx.load_stack()?;
-    let service = find_service(cx, &stack, &args.service)?;
+    let mut running = RunningService::connect(cx, &args.service).await?;
+    let service = &running.service;
     let stack_file = std::path::absolute(&cx.file).map_err(|e| {
         CliError::Usage(
             anyhow::Error::new(e).context(format!("cannot resolve {}", cx.file.display())),
         )
     })?;
-    let run_dir = local_run_dir(cx, &stack)?;
-    let mut client = connect(&run_dir).await?;
     if !cx.output.is_json() {
         let what = match (&args.image, &service.build) {
             (Some(tag), _) => format!("image tag {tag}"),
@@ -44,13 +46,10 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         service: service.service_name.clone(),
         stack_file,
         image: args.image,
+        strategy: args.strategy,
     };
-    let response = client
-        .request(&request)
-        .await
-        .map_err(|e| CliError::Failed(e.into()))?;
-    match response {
-        Response::Deploying(started) => follow(cx, &mut client, started).await,
+    match running.request(&request).await? {
+        Response::Deploying(started) => follow(cx, &mut running.client, started).await,
         Response::Error { message } => Err(CliError::Failed(anyhow::anyhow!(message))),
         other => Err(CliError::Failed(anyhow::anyhow!(
             "berth answered the deploy request with {other:?}"

@@ -4,7 +4,7 @@ use berth_local::control::{Request, Response};
 use berth_local::service::Deployment;
 use berth_spec::status::RolloutState;
 
-use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::commands::running::RunningService;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::output::Table;
@@ -16,17 +16,14 @@ pub struct Args {
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
-    let stack = cx.load_stack()?;
-    let service = find_service(cx, &stack, &args.service)?;
-    let run_dir = local_run_dir(cx, &stack)?;
-    let mut client = connect(&run_dir).await?;
+    let mut running = RunningService::connect(cx, &args.service).await?;
     let request = Request::Deployments {
-        service: service.service_name.clone(),
+        service: running.service.service_name.clone(),
     };
-    let response = client
-        .request(&request)
-        .await
-        .map_err(|e| CliError::Failed(e.into()))?;
+    let response = running.request(&request).await?;
+    if let Response::Error { message } = response {
+        return Err(CliError::Failed(anyhow::anyhow!(message)));
+    }
     let Response::Deployments { deployments } = response else {
         return Err(CliError::Failed(anyhow::anyhow!(
             "berth answered the deployments request with {response:?}"

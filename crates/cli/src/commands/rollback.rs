@@ -4,7 +4,7 @@
 use berth_local::control::{Request, Response};
 
 use crate::commands::rollout::follow;
-use crate::commands::running::{connect, find_service, local_run_dir};
+use crate::commands::running::RunningService;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 
@@ -15,19 +15,12 @@ pub struct Args {
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
-    let stack = cx.load_stack()?;
-    let service = find_service(cx, &stack, &args.service)?;
-    let run_dir = local_run_dir(cx, &stack)?;
-    let mut client = connect(&run_dir).await?;
+    let mut running = RunningService::connect(cx, &args.service).await?;
     let request = Request::Rollback {
-        service: service.service_name.clone(),
+        service: running.service.service_name.clone(),
     };
-    let response = client
-        .request(&request)
-        .await
-        .map_err(|e| CliError::Failed(e.into()))?;
-    match response {
-        Response::Deploying(started) => follow(cx, &mut client, started).await,
+    match running.request(&request).await? {
+        Response::Deploying(started) => follow(cx, &mut running.client, started).await,
         // Nothing to roll back to: the request cannot be met as asked.
         Response::Error { message } => Err(CliError::Usage(anyhow::anyhow!(message))),
         other => Err(CliError::Failed(anyhow::anyhow!(

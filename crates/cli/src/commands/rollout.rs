@@ -116,15 +116,17 @@ async fn watch(
     }
 }
 
-/// `backend:2 2/2 running, 0 pending · backend:1 (ACTIVE) 1 running`.
+/// `backend:2 2/2 running, 0 pending · backend:1 (ACTIVE) 1 running`, after the stage of a
+/// blue/green, canary or linear deployment (`BAKE_TIME · ...`).
 fn progress(watched: &WatchedService, deployment: &Deployment) -> String {
-    let mut parts = vec![format!(
+    let mut parts: Vec<String> = deployment.lifecycle_stage.iter().cloned().collect();
+    parts.push(format!(
         "{} {}/{} running, {} pending",
         deployment.task_definition,
         deployment.running_count,
         deployment.desired_count,
         deployment.pending_count
-    )];
+    ));
     for other in &watched.status.deployments {
         if other.id != deployment.id {
             parts.push(format!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use berth_local::cleanup::{Leftovers, Recovery, leftovers};
-use berth_local::control::{ControlClient, ControlError};
+use berth_local::control::{ControlClient, ControlError, Request, Response};
 use berth_spec::{Service, Stack};
 
 use crate::context::Context;
@@ -73,6 +73,32 @@ pub fn report_recovery(cx: &Context, recovery: &Recovery) {
                 ""
             }
         ));
+    }
+}
+
+/// A service of the stack file and a connection to the berth running the stack: what
+/// `deploy`, `rollback` and `deployments` start from.
+pub struct RunningService {
+    pub service: Service,
+    pub client: ControlClient,
+}
+
+impl RunningService {
+    /// Loads the stack file (its problems are diagnostics, exit 2), finds the service `name`
+    /// and connects to the berth running the stack.
+    pub async fn connect(cx: &Context, name: &str) -> Result<Self, CliError> {
+        let stack = cx.load_stack()?;
+        let service = find_service(cx, &stack, name)?.clone();
+        let client = connect(&local_run_dir(cx, &stack)?).await?;
+        Ok(Self { service, client })
+    }
+
+    /// Sends one request; a lost berth fails the operation.
+    pub async fn request(&mut self, request: &Request) -> Result<Response, CliError> {
+        self.client
+            .request(request)
+            .await
+            .map_err(|e| CliError::Failed(e.into()))
     }
 }
 

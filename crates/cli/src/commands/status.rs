@@ -108,6 +108,8 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
         "PENDING",
         "FAILED",
         "ROLLOUT",
+        "STRATEGY",
+        "STAGE",
         "REASON",
     ]);
     for service in &status.services {
@@ -121,6 +123,8 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
                 d.pending_count.to_string(),
                 d.failed_tasks.to_string(),
                 d.rollout_state.to_string(),
+                d.strategy.to_string(),
+                d.lifecycle_stage.clone().unwrap_or_else(|| "-".to_owned()),
                 d.rollout_state_reason.clone(),
             ]);
         }
@@ -233,8 +237,8 @@ mod tests {
     use berth_local::control::TargetGroupStatus;
     use berth_local::database::{DatabaseEvent, DatabaseState, DatabaseStatusView};
     use berth_local::service::{
-        Deployment, DeploymentConfiguration, RuleWeight, ServiceEvent, ServiceStatus,
-        ServiceTaskStatus, TargetHealthView, TargetState,
+        Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy, RuleWeight,
+        ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
     };
     use berth_local::task::{StopCode, TaskId, TaskSnapshot, TaskStatus};
 
@@ -257,7 +261,13 @@ mod tests {
             reason: Some("Target.Timeout".into()),
             description: Some("Request timed out".into()),
         };
-        let deployment = Deployment::new_primary("backend-task:1".into(), "img".into(), 1);
+        let mut deployment = Deployment::new_primary("backend-task:2".into(), "img".into(), 1);
+        deployment.strategy = DeploymentStrategy::Canary;
+        deployment.lifecycle_stage = Some("BAKE_TIME".into());
+        let blue = Deployment {
+            status: DeploymentStatus::Active,
+            ..Deployment::new_primary("backend-task:1".into(), "img".into(), 1)
+        };
         StatusReport {
             stack: "ecs-production".into(),
             environment: "local".into(),
@@ -273,7 +283,7 @@ mod tests {
                 health_check_grace_period_seconds: 0,
                 deployment_configuration: DeploymentConfiguration::default(),
                 steady_state: false,
-                deployments: vec![deployment],
+                deployments: vec![deployment, blue],
                 tasks: vec![
                     ServiceTaskStatus {
                         task: running,
@@ -336,6 +346,9 @@ mod tests {
             "Target.Timeout",
             "priority 10",
             "95.0%",
+            "ACTIVE",
+            "CANARY",
+            "BAKE_TIME",
             "has reached a steady state.",
             "health checks every 2s",
             "fileanalyzer",

@@ -12,14 +12,15 @@ mod state_file;
 mod traffic;
 mod up;
 
+pub use crate::service::shift::{ShiftOutcome, ShiftProgress};
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
     LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates, missing_parameters,
 };
-pub use release::{Releases, StackReleases};
+pub use release::{Release, Releases, StackReleases};
 pub use router::BalancerRouter;
 pub use state_file::{RunStateFile, StateWrite, StateWriter};
-pub use traffic::{DEFAULT_HOOK_TIMEOUT, ShiftOutcome, ShiftProgress, TrafficShift};
+pub use traffic::{DEFAULT_HOOK_TIMEOUT, StackShifter, TrafficShift};
 pub use up::{Progress, UpError, UpOptions, log_stream_name, run_dir, state_dir, up};
 
 use std::path::PathBuf;
@@ -131,6 +132,8 @@ struct Inner {
     releases: Option<Arc<dyn Releases>>,
     router: Option<Arc<dyn TargetRouter>>,
     target_groups: Vec<(String, String)>,
+    /// Each service's alternate (green) target group, with the service.
+    alternate_groups: Vec<(String, String)>,
     local_differences: Vec<String>,
     postgres: Option<RunPostgres>,
     database: Option<RunningDatabase>,
@@ -158,6 +161,17 @@ impl Runtime {
             .iter()
             .filter_map(|s| Some((s.target_group.clone()?, s.name.clone())))
             .collect();
+        // Green's groups show once a traffic-shifting deployment used them.
+        let alternate_groups = parts
+            .services
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.traffic.as_ref()?.alternate_target_group.clone(),
+                    s.name.clone(),
+                ))
+            })
+            .collect();
         let (notices, notices_rx) = broadcast::channel(1024);
         tokio::spawn(forward_notices(notices_rx, events.clone()));
         let services = parts
@@ -183,6 +197,7 @@ impl Runtime {
             releases: parts.releases,
             router: parts.router,
             target_groups,
+            alternate_groups,
             local_differences: parts.local_differences,
             postgres: parts.postgres,
             database: parts.database,
@@ -267,9 +282,15 @@ impl Runtime {
 
 impl Inner {
     fn status(&self) -> StatusReport {
+        let alternates = self.alternate_groups.iter().filter(|(tg, _)| {
+            self.router.as_ref().is_some_and(|r| {
+                !r.traffic_weights(tg).is_empty() || !r.target_health(tg).is_empty()
+            })
+        });
         let target_groups = self
             .target_groups
             .iter()
+            .chain(alternates)
             .map(|(tg, service)| TargetGroupStatus {
                 target_group_name: tg.clone(),
                 service: service.clone(),
@@ -321,18 +342,18 @@ impl Inner {
         service: &str,
         stack_file: &std::path::Path,
         image: Option<&str>,
+        strategy: Option<&str>,
     ) -> Result<DeployStarted, String> {
         let handle = self.service(service)?;
         let releases = self
             .releases
             .as_ref()
             .ok_or("this berth cannot make new revisions")?;
-        let revision = releases.register(stack_file, service, image).await?;
-        let task_definition = revision.task_definition.clone();
-        let deployment_id = handle
-            .deploy(revision)
-            .await
-            .ok_or_else(|| format!("service {service} is shutting down"))?;
+        let release = releases
+            .register(stack_file, service, image, strategy)
+            .await?;
+        let task_definition = release.revision.task_definition.clone();
+        let deployment_id = handle.deploy_with(release.revision, release.shift).await?;
         Ok(DeployStarted {
             service: service.to_owned(),
             deployment_id,
@@ -454,8 +475,9 @@ impl ControlHandler for Runtime {
         service: &'a str,
         stack_file: &'a std::path::Path,
         image: Option<&'a str>,
+        strategy: Option<&'a str>,
     ) -> BoxFuture<'a, Result<DeployStarted, String>> {
-        Box::pin(self.inner.deploy(service, stack_file, image))
+        Box::pin(self.inner.deploy(service, stack_file, image, strategy))
     }
 
     fn rollback<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<DeployStarted, String>> {

@@ -1,6 +1,7 @@
 //! Revisions for `berth deploy`: the stack file read as it is now, the service built (or an
 //! image already in the registry picked by tag), registered as `<family>:<n>` with the
-//! launcher, so that the scheduler can roll it out and roll back to an earlier one.
+//! launcher, so that the scheduler can roll it out and roll back to an earlier one; and the
+//! strategy to deploy it with, from the same file (or `--strategy`, once).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -8,22 +9,78 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::launcher::StackLauncher;
+use super::traffic::DEFAULT_HOOK_TIMEOUT;
 use super::up::{ImageRef, Progress, build_image, local_environment, task_template};
 use crate::registry::{LATEST, Registry};
+use crate::service::shift::{ShiftPlan, Shifting};
 use crate::service::{BoxFuture, Revision};
 use crate::state_dir::StateDir;
+use berth_spec::{Service, Strategy};
+
+/// A registered revision and how to deploy it.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub revision: Revision,
+    /// `None`: a rolling deployment.
+    pub shift: Option<ShiftPlan>,
+}
 
 /// Makes new revisions of a running stack's services.
 pub trait Releases: Send + Sync + 'static {
     /// Reads `stack_file`, builds `service` if it has a build (or resolves `image`, a tag in
-    /// the registry), and registers the result as the service's next revision. The error is
-    /// the whole cause chain, for the user.
+    /// the registry), and registers the result as the service's next revision, to deploy with
+    /// the file's strategy or `strategy`. The error is the whole cause chain, for the user.
     fn register<'a>(
         &'a self,
         stack_file: &'a Path,
         service: &'a str,
         image: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Revision, String>>;
+        strategy: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Release, String>>;
+}
+
+/// The traffic-shifting plan for `service` from its stack file, with `--strategy` applied: the
+/// file's parameters when it names the same strategy, ECS's defaults otherwise.
+pub fn shift_plan(service: &Service, strategy: Option<&str>) -> Result<Option<ShiftPlan>, String> {
+    let file = &service.deployment.strategy;
+    let chosen = match strategy {
+        None => file.clone(),
+        Some(kind) if kind == file.kind() => file.clone(),
+        Some(kind) => Strategy::defaults(kind).ok_or_else(|| {
+            format!(
+                "\"{kind}\" is not a deployment strategy: rolling, blue_green, canary or linear"
+            )
+        })?,
+    };
+    let strategy = match chosen {
+        Strategy::Rolling => return Ok(None),
+        Strategy::BlueGreen { bake_time } => Shifting::BlueGreen { bake_time },
+        Strategy::Canary {
+            percent,
+            canary_bake,
+            bake_time,
+        } => Shifting::Canary {
+            percent,
+            canary_bake,
+            bake_time,
+        },
+        Strategy::Linear {
+            step_percent,
+            step_bake,
+            bake_time,
+        } => Shifting::Linear {
+            step_percent,
+            step_bake,
+            bake_time,
+        },
+    };
+    let wiring = service.deployment.traffic.as_ref();
+    Ok(Some(ShiftPlan {
+        strategy,
+        hooks: wiring.map(|w| w.hooks.clone()).unwrap_or_default(),
+        hook_timeout: wiring.map_or(DEFAULT_HOOK_TIMEOUT, |w| w.hook_timeout),
+        test_listener_port: wiring.and_then(|w| w.test_listener_port),
+    }))
 }
 
 /// [`Releases`] of the embedded runtime.
@@ -43,7 +100,8 @@ impl StackReleases {
         stack_file: &Path,
         service: &str,
         image: Option<&str>,
-    ) -> Result<Revision, String> {
+        strategy: Option<&str>,
+    ) -> Result<Release, String> {
         let stack = berth_spec::load(stack_file).map_err(|e| chain(&e))?;
         if stack.name != self.stack {
             return Err(format!(
@@ -62,6 +120,7 @@ impl StackReleases {
             .iter()
             .find(|s| s.service_name == service || s.name == service)
             .ok_or_else(|| format!("{} has no service `{service}`", stack_file.display()))?;
+        let shift = shift_plan(svc, strategy)?;
         let registry = Registry::open(&self.state).map_err(|e| chain(&e))?;
         let built = match (image, &svc.build) {
             (Some(tag), _) => registry
@@ -89,9 +148,12 @@ impl StackReleases {
         self.launcher
             .templates
             .insert(task_definition.clone(), task_template(svc, image, local));
-        Ok(Revision {
-            task_definition,
-            image: reference,
+        Ok(Release {
+            revision: Revision {
+                task_definition,
+                image: reference,
+            },
+            shift,
         })
     }
 }
@@ -102,8 +164,9 @@ impl Releases for StackReleases {
         stack_file: &'a Path,
         service: &'a str,
         image: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Revision, String>> {
-        Box::pin(self.make(stack_file, service, image))
+        strategy: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Release, String>> {
+        Box::pin(self.make(stack_file, service, image, strategy))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The embedded load balancer as the scheduler's [`TargetRouter`].
 
 use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
 
 use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
@@ -8,14 +9,42 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::balancer::{Balancer, RuleRef};
 use crate::service::{BoxFuture, BoxStream, RuleWeight, TargetHealthView, TargetRouter};
 
-/// Drives a [`Balancer`]: registration, draining, target health.
+/// Drives a [`Balancer`]: registration, draining, target health. Test listeners
+/// (`runtime::traffic`) are mirrors: every target registered or deregistered in a target
+/// group is in theirs too, when they have one of that name; health, draining and weights are
+/// the main balancer's.
 pub struct BalancerRouter {
     balancer: Balancer,
+    mirrors: Mutex<Vec<Balancer>>,
 }
 
 impl BalancerRouter {
     pub fn new(balancer: Balancer) -> Self {
-        Self { balancer }
+        Self {
+            balancer,
+            mirrors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn mirrors(&self) -> Vec<Balancer> {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn add_mirror(&self, mirror: Balancer) {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(mirror);
+    }
+
+    pub fn remove_mirror(&self, mirror: &Balancer) {
+        self.mirrors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|m| m.local_addr() != mirror.local_addr());
     }
 }
 
@@ -24,12 +53,19 @@ impl TargetRouter for BalancerRouter {
         if let Err(error) = self.balancer.register(target_group, target) {
             tracing::warn!(%error, target_group, %target, "cannot register target");
         }
+        for mirror in self.mirrors() {
+            // A mirror without this group does not route to it.
+            let _ = mirror.register(target_group, target);
+        }
     }
 
     fn deregister(&self, target_group: &str, target: SocketAddr) {
         // Already gone (drained, never registered) is what we want anyway.
         if let Err(error) = self.balancer.deregister(target_group, target) {
             tracing::debug!(%error, target_group, %target, "deregistration did nothing");
+        }
+        for mirror in self.mirrors() {
+            let _ = mirror.deregister(target_group, target);
         }
     }
 

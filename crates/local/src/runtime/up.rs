@@ -16,9 +16,11 @@ use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
 use super::release::StackReleases;
 use super::router::BalancerRouter;
+use super::traffic::StackShifter;
 use super::{RunStateFile, Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
 use crate::balancer::{
-    Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, Rule, TargetGroupConfig,
+    Balancer, BalancerError, Forward, HealthCheckConfig, ListenerConfig, Rule, RuleRef,
+    TargetGroupConfig,
 };
 use crate::cleanup::{CleanupError, Recovery, left_behind, leftovers_message, recover};
 use crate::params::{ParamError, ParamStore, ParameterType};
@@ -26,7 +28,7 @@ use crate::registry::{
     BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
     run_build,
 };
-use crate::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings};
+use crate::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings, ServiceTraffic};
 use crate::state_dir::{FsError, StateDir};
 use crate::task::{ContainerHealthCheck, SecretValue, TaskId, TaskUser, TaskUserError};
 
@@ -213,10 +215,14 @@ pub async fn up(
             progress: progress.clone(),
             revisions: Default::default(),
         };
+        let router = Arc::new(BalancerRouter::new(balancer.clone()));
         let services = stack
             .services
             .iter()
-            .map(|service| service_settings(service, &images[&service.name]))
+            .map(|service| {
+                let traffic = service_traffic(stack, environment, service, &balancer, &router);
+                service_settings(service, &images[&service.name], Some(traffic))
+            })
             .collect();
 
         let mut shutdown_steps: Vec<(String, ShutdownStep)> = Vec::new();
@@ -240,7 +246,7 @@ pub async fn up(
             services,
             launcher,
             releases: Some(Arc::new(releases)),
-            router: Some(Arc::new(BalancerRouter::new(balancer))),
+            router: Some(router),
             local_differences: local_differences(stack, environment),
             postgres: database.as_ref().and_then(RunningDatabase::run_record),
             database: database.clone(),
@@ -397,28 +403,64 @@ fn listener_config(stack: &Stack, environment: &Environment) -> ListenerConfig {
     let target_groups = stack
         .services
         .iter()
-        .map(|service| {
-            let check = stack.effective_health_check(service, environment);
-            let mut config = TargetGroupConfig::new(service.target_group.clone());
-            config.health_check = HealthCheckConfig {
-                path: check.path.clone(),
-                interval: check.interval,
-                timeout: check.timeout,
-                healthy_threshold: check.healthy_threshold,
-                unhealthy_threshold: check.unhealthy_threshold,
-                matcher: check.matcher.parse().unwrap_or_default(),
-            };
-            config.deregistration_delay =
-                stack.effective_deregistration_delay(service, environment);
-            config.request_timeout = stack.load_balancer.idle_timeout;
-            config
-        })
+        .map(|service| target_group_config(stack, environment, service))
         .collect();
     ListenerConfig {
         rules,
         default_action,
         target_groups,
         idle_timeout: stack.load_balancer.idle_timeout,
+    }
+}
+
+/// A service's target group as the stack and the environment set it up.
+fn target_group_config(
+    stack: &Stack,
+    environment: &Environment,
+    service: &Service,
+) -> TargetGroupConfig {
+    let check = stack.effective_health_check(service, environment);
+    let mut config = TargetGroupConfig::new(service.target_group.clone());
+    config.health_check = HealthCheckConfig {
+        path: check.path.clone(),
+        interval: check.interval,
+        timeout: check.timeout,
+        healthy_threshold: check.healthy_threshold,
+        unhealthy_threshold: check.unhealthy_threshold,
+        matcher: check.matcher.parse().unwrap_or_default(),
+    };
+    config.deregistration_delay = stack.effective_deregistration_delay(service, environment);
+    config.request_timeout = stack.load_balancer.idle_timeout;
+    config
+}
+
+/// What shifts a service's traffic: every listener rule forwarding to it and its target
+/// group's settings, for green's group.
+fn service_traffic(
+    stack: &Stack,
+    environment: &Environment,
+    service: &Service,
+    balancer: &Balancer,
+    router: &Arc<BalancerRouter>,
+) -> ServiceTraffic {
+    let mut rules: Vec<RuleRef> = stack
+        .listener_rules()
+        .into_iter()
+        .filter(|rule| rule.target.target_group == service.target_group)
+        .map(|rule| RuleRef::Priority(rule.priority))
+        .collect();
+    let default = stack.default_service().or_else(|| stack.services.first());
+    if default.is_some_and(|d| d.name == service.name) {
+        rules.push(RuleRef::Default);
+    }
+    ServiceTraffic {
+        alternate_target_group: service.alternate_target_group(),
+        shifter: Arc::new(StackShifter {
+            balancer: balancer.clone(),
+            router: Arc::clone(router),
+            rules,
+            target_group: target_group_config(stack, environment, service),
+        }),
     }
 }
 
@@ -651,8 +693,13 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-fn service_settings(service: &Service, image: &ImageRef) -> ServiceSettings {
+fn service_settings(
+    service: &Service,
+    image: &ImageRef,
+    traffic: Option<ServiceTraffic>,
+) -> ServiceSettings {
     ServiceSettings {
+        traffic,
         name: service.service_name.clone(),
         desired_count: service.desired_count,
         configuration: DeploymentConfiguration {

@@ -17,14 +17,17 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use super::backoff::{Backoff, REPORT_AFTER};
-use super::plan::{Action, BreakerView, ServiceView, TaskView, plan};
+use super::plan::{Action, BreakerView, ServiceView, ShiftingView, TaskView, plan};
+use super::shift::{RollbackCause, ShiftOutcome, ShiftPlan, ShiftProgress, Shifting, Stage};
 use super::state::{
-    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, RolloutState,
-    ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
-    UnhealthyCause,
+    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
+    RolloutState, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus, TargetHealthView,
+    TargetState, UnhealthyCause,
 };
-use super::{TargetRouter, TaskLauncher, events};
+use super::{ShiftRun, TargetRouter, TaskLauncher, TrafficShifter, events};
 use crate::task::{StopCode, Task, TaskId, TaskSnapshot, TaskStatus, reasons};
 
 /// How long a task must have run before being healthy counts (resets the start back-off,
@@ -56,6 +59,24 @@ pub struct ServiceSettings {
     pub image: String,
     /// Watches the deployments `berth deploy` and rollbacks start (not the first one).
     pub circuit_breaker: CircuitBreaker,
+    /// What blue/green, canary and linear deployments need; `None`: only rolling ones.
+    pub traffic: Option<ServiceTraffic>,
+}
+
+/// A load-balanced service's second target group and what shifts traffic between the two.
+#[derive(Clone)]
+pub struct ServiceTraffic {
+    /// The other target group: the two swap roles at each traffic-shifting deployment.
+    pub alternate_target_group: String,
+    pub shifter: Arc<dyn TrafficShifter>,
+}
+
+impl std::fmt::Debug for ServiceTraffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceTraffic")
+            .field("alternate_target_group", &self.alternate_target_group)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A revision to deploy: what its tasks run.
@@ -72,9 +93,13 @@ pub struct Revision {
 pub enum ServiceCommand {
     /// Change `desiredCount` (updates the PRIMARY deployment in place, S1.30).
     Scale(u32),
-    /// Start a new deployment of `revision`, even an unchanged one (S1.28); replies with its
-    /// id.
-    Deploy(Revision, oneshot::Sender<String>),
+    /// Start a new deployment of `revision`, even an unchanged one (S1.28), rolling or
+    /// shifting traffic; replies with its id.
+    Deploy(
+        Revision,
+        Option<ShiftPlan>,
+        oneshot::Sender<Result<String, String>>,
+    ),
     /// Stop the deployment in progress and roll back (StopServiceDeployment ROLLBACK,
     /// S2.15), or on a settled service deploy the last release before the running one.
     /// Replies with the rollback deployment's id.
@@ -90,6 +115,8 @@ struct Tracked {
     deployment: String,
     /// The revision it runs (`<family>:<n>`).
     task_definition: String,
+    /// The target group it registers in (blue's or green's during a traffic shift).
+    target_group: Option<String>,
     unhealthy: Option<UnhealthyCause>,
     registered: bool,
     /// The scheduler (or the user) asked it to stop: its exit is not a crash.
@@ -130,6 +157,33 @@ struct Record {
     backoff: Backoff,
     reported_throttle: bool,
     reported_stuck: bool,
+    /// The target group production traffic goes to: new tasks register here, except green's.
+    serving: Option<String>,
+    /// The traffic-shifting deployment under way.
+    shift: Option<ActiveShift>,
+}
+
+/// A blue/green, canary or linear deployment under way; its stages run in a
+/// [`TrafficShifter`] task that reports its outcome to the controller loop.
+#[derive(Debug)]
+struct ActiveShift {
+    /// The PRIMARY (green) deployment and the one it replaces (blue).
+    green_deployment: String,
+    blue_deployment: String,
+    green_target_group: String,
+    progress: watch::Receiver<ShiftProgress>,
+    green_ready: watch::Sender<bool>,
+    rollback: CancellationToken,
+    /// `berth rollback` callers, answered with the rollback deployment once traffic is back.
+    waiting: Vec<oneshot::Sender<Result<String, String>>>,
+    /// Why the deployment is stopped, when something other than a hook stopped it.
+    failure: Option<String>,
+}
+
+impl ActiveShift {
+    fn stage(&self) -> Stage {
+        self.progress.borrow().stage
+    }
 }
 
 impl Record {
@@ -243,9 +297,12 @@ pub struct ServiceController {
     shared: Arc<Shared>,
     launcher: Arc<dyn TaskLauncher>,
     commands: mpsc::UnboundedReceiver<ServiceCommand>,
-    /// What wakes the controller: the status changes of its tasks and the target health
-    /// changes of its target group.
+    /// What wakes the controller: the status changes of its tasks, the target health
+    /// changes of its target groups and a traffic shift's progress.
     changes: SelectAll<BoxStream<'static, ()>>,
+    /// How traffic-shifting runs end: (green deployment, outcome).
+    outcomes: mpsc::UnboundedReceiver<(String, Result<ShiftOutcome, String>)>,
+    outcomes_tx: mpsc::UnboundedSender<(String, Result<ShiftOutcome, String>)>,
 }
 
 /// A handle on a running service controller.
@@ -281,6 +338,8 @@ impl ServiceController {
             backoff: Backoff::default(),
             reported_throttle: false,
             reported_stuck: false,
+            serving: settings.target_group.clone(),
+            shift: None,
         };
         let shared = Arc::new(Shared {
             name: settings.name.clone(),
@@ -294,12 +353,18 @@ impl ServiceController {
         let mut changes = SelectAll::new();
         if let (Some(router), Some(tg)) = (&shared.router, &settings.target_group) {
             changes.push(router.health_changes(tg));
+            if let Some(traffic) = &settings.traffic {
+                changes.push(router.health_changes(&traffic.alternate_target_group));
+            }
         }
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
         let controller = Self {
             shared: shared.clone(),
             launcher,
             commands: rx,
             changes,
+            outcomes,
+            outcomes_tx,
         };
         let join = tokio::spawn(controller.run());
         ServiceHandle {
@@ -321,13 +386,10 @@ impl ServiceController {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(ServiceCommand::Scale(count)) => self.scale(count),
-                    Some(ServiceCommand::Deploy(revision, reply)) => {
-                        let id = self.deploy(revision, false, None);
-                        let _ = reply.send(id);
+                    Some(ServiceCommand::Deploy(revision, shifting, reply)) => {
+                        let _ = reply.send(self.deploy_command(revision, shifting));
                     }
-                    Some(ServiceCommand::Rollback(reply)) => {
-                        let _ = reply.send(self.rollback());
-                    }
+                    Some(ServiceCommand::Rollback(reply)) => self.rollback_command(reply),
                     Some(ServiceCommand::Shutdown(reply)) => {
                         self.shutdown().await;
                         let _ = reply.send(());
@@ -344,8 +406,189 @@ impl ServiceController {
                     // A burst (a task going DEPROVISIONING → STOPPED) is one round.
                     while let Some(Some(())) = self.changes.next().now_or_never() {}
                 }
+                Some((id, outcome)) = self.outcomes.recv() => self.finish_shift(&id, outcome),
                 () = deadline => {}
             }
+        }
+    }
+
+    /// `berth deploy`: a rolling deployment, or a traffic-shifting one run by the
+    /// [`TrafficShifter`] from the serving target group to the other one (S3.8).
+    fn deploy_command(
+        &mut self,
+        revision: Revision,
+        shifting: Option<ShiftPlan>,
+    ) -> Result<String, String> {
+        let name = self.shared.name.clone();
+        let (traffic, blue_target_group, blue_deployment) = {
+            let record = self.shared.lock();
+            if record.shift.is_some() {
+                return Err(format!(
+                    "a traffic-shifting deployment of service {name} is under way: wait for it to end, or stop it with `berth rollback`"
+                ));
+            }
+            (
+                record.settings.traffic.clone(),
+                record.serving.clone(),
+                record.deployments[0].id.clone(),
+            )
+        };
+        let Some(plan) = shifting else {
+            return Ok(self.deploy(revision, false, None));
+        };
+        let (Some(traffic), Some(blue), Some(primary)) = (
+            traffic,
+            blue_target_group,
+            self.shared.lock().settings.target_group.clone(),
+        ) else {
+            return Err(format!(
+                "service {name} has no target group: blue/green, canary and linear shift load-balancer traffic"
+            ));
+        };
+        let green = if blue == primary {
+            traffic.alternate_target_group.clone()
+        } else {
+            primary
+        };
+        let id = self.deploy(revision, false, None);
+        let (progress, progress_rx) = watch::channel(ShiftProgress::start());
+        let (green_ready, mut ready_rx) = watch::channel(false);
+        let rollback = CancellationToken::new();
+        {
+            let mut record = self.shared.lock();
+            if let Some(d) = record.deployment(&id) {
+                d.strategy = match plan.strategy {
+                    Shifting::BlueGreen { .. } => DeploymentStrategy::BlueGreen,
+                    Shifting::Canary { .. } => DeploymentStrategy::Canary,
+                    Shifting::Linear { .. } => DeploymentStrategy::Linear,
+                };
+                d.lifecycle_stage = Some(Stage::PreScaleUp.name().to_owned());
+            }
+            record.shift = Some(ActiveShift {
+                green_deployment: id.clone(),
+                blue_deployment,
+                green_target_group: green.clone(),
+                progress: progress_rx.clone(),
+                green_ready,
+                rollback: rollback.clone(),
+                waiting: Vec::new(),
+                failure: None,
+            });
+        }
+        self.changes.push(progress_changes(progress_rx));
+        let run = traffic.shifter.shift(ShiftRun {
+            plan,
+            blue,
+            green,
+            green_ready: Box::pin(async move {
+                // The sender is dropped only with the shift, which then no longer waits.
+                let _ = ready_rx.wait_for(|ready| *ready).await;
+            }),
+            rollback,
+            progress,
+        });
+        let outcomes = self.outcomes_tx.clone();
+        let green_deployment = id.clone();
+        tokio::spawn(async move {
+            let _ = outcomes.send((green_deployment, run.await));
+        });
+        Ok(id)
+    }
+
+    /// `berth rollback`: during a traffic shift, all traffic returns to blue first (the
+    /// answer waits for it); otherwise at once.
+    fn rollback_command(&self, reply: oneshot::Sender<Result<String, String>>) {
+        let mut record = self.shared.lock();
+        if let Some(shift) = record.shift.as_mut()
+            && shift.stage() != Stage::CleanUp
+        {
+            shift.rollback.cancel();
+            shift.waiting.push(reply);
+            return;
+        }
+        drop(record);
+        let _ = reply.send(self.rollback());
+    }
+
+    /// A traffic-shifting run ended: on success green's target group serves and blue is
+    /// retired by the next rounds (no longer held by the shift); otherwise green's
+    /// deployment is FAILED and a rollback deployment adopts blue's tasks, which kept
+    /// serving, while green's are stopped (S3.8, S3.13).
+    fn finish_shift(&mut self, id: &str, outcome: Result<ShiftOutcome, String>) {
+        let mut record = self.shared.lock();
+        if record
+            .shift
+            .as_ref()
+            .is_none_or(|s| s.green_deployment != id)
+        {
+            return;
+        }
+        let Some(shift) = record.shift.take() else {
+            return;
+        };
+        let name = self.shared.name.clone();
+        let stage = shift.stage();
+        let reason = match outcome {
+            Ok(ShiftOutcome::Completed) => {
+                record.serving = Some(shift.green_target_group.clone());
+                if let Some(d) = record.deployment(id) {
+                    d.lifecycle_stage = Some(Stage::CleanUp.name().to_owned());
+                }
+                drop(record);
+                self.shared.bump();
+                // Asked during clean-up: blue is going, so roll back as on any deployment.
+                for reply in shift.waiting {
+                    let _ = reply.send(self.rollback());
+                }
+                return;
+            }
+            Ok(ShiftOutcome::RolledBack(RollbackCause::HookFailed)) => format!(
+                "ECS deployment {id} rolled back: the {} lifecycle hook failed.",
+                stage.name()
+            ),
+            Ok(ShiftOutcome::RolledBack(RollbackCause::Requested)) => {
+                shift.failure.clone().unwrap_or_else(|| {
+                    format!(
+                        "ECS deployment {id} stopped: rolling back to deploymentId {}.",
+                        shift.blue_deployment
+                    )
+                })
+            }
+            Err(error) => format!("ECS deployment {id} failed: the traffic shift failed: {error}."),
+        };
+        let blue = record
+            .deployments
+            .iter()
+            .find(|d| d.id == shift.blue_deployment)
+            .cloned();
+        if let Some(green) = record.deployment(id)
+            && green.rollout_state == RolloutState::InProgress
+        {
+            green.fail(reason);
+            self.shared
+                .emit(&mut record, events::deployment_failed(&name, id));
+        }
+        let Some(blue) = blue else {
+            for reply in shift.waiting {
+                let _ = reply.send(Err(format!(
+                    "service {name} has no deployment to return to"
+                )));
+            }
+            return;
+        };
+        self.shared
+            .emit(&mut record, events::rolling_back(&name, &blue.id));
+        drop(record);
+        let rollback = self.deploy(
+            Revision {
+                task_definition: blue.task_definition,
+                image: blue.image,
+            },
+            true,
+            Some(format!("rolling back to deploymentId {}.", blue.id)),
+        );
+        for reply in shift.waiting {
+            let _ = reply.send(Ok(rollback.clone()));
         }
     }
 
@@ -423,6 +666,16 @@ impl ServiceController {
         failed.fail("ECS deployment circuit breaker: tasks failed to start.".to_owned());
         self.shared
             .emit(&mut record, events::deployment_failed(&name, deployment));
+        // During a traffic shift the rollback returns traffic to blue first (finish_shift).
+        if let Some(shift) = record
+            .shift
+            .as_mut()
+            .filter(|s| s.green_deployment == deployment)
+        {
+            shift.failure = Some("ECS deployment circuit breaker: tasks failed to start.".into());
+            shift.rollback.cancel();
+            return;
+        }
         let target = record.breaker_rollback_target().cloned();
         let Some(target) = target.filter(|_| rollback) else {
             // Without a rollback the deployment stops launching tasks; the earlier
@@ -495,7 +748,6 @@ impl ServiceController {
     /// counted toward the back-off when they never became healthy.
     fn harvest(&self, record: &mut Record) {
         let now = Instant::now();
-        let target_group = record.settings.target_group.clone();
         let mut index = 0;
         while index < record.tasks.len() {
             if !record.tasks[index].task.snapshot().last_status.is_stopped() {
@@ -504,9 +756,11 @@ impl ServiceController {
             }
             let tracked = record.tasks.remove(index);
             if !tracked.stop_requested {
-                if let (Some(router), Some(tg), true) =
-                    (&self.shared.router, &target_group, tracked.registered)
-                {
+                if let (Some(router), Some(tg), true) = (
+                    &self.shared.router,
+                    &tracked.target_group,
+                    tracked.registered,
+                ) {
                     router.deregister(tg, tracked.target());
                     self.shared
                         .emit(record, events::deregistered(&self.shared.name, 1, tg));
@@ -527,8 +781,11 @@ impl ServiceController {
 
     fn observe(&self, record: &mut Record) -> ServiceView {
         let now = Instant::now();
-        let target_group = record.settings.target_group.clone();
-        let targets = self.shared.target_health(target_group.as_deref());
+        let target_group = record.serving.clone();
+        let mut targets: std::collections::HashMap<Option<String>, Vec<TargetHealthView>> =
+            std::collections::HashMap::new();
+        let green_deployment = record.shift.as_ref().map(|s| s.green_deployment.clone());
+        let mut green_healthy = 0;
         let mut views = Vec::with_capacity(record.tasks.len());
         // Deployments with a task that became healthy this round (S2.5: the consecutive
         // failure count resets).
@@ -537,6 +794,8 @@ impl ServiceController {
         for tracked in &mut record.tasks {
             let snapshot = tracked.task.snapshot();
             let target = targets
+                .entry(tracked.target_group.clone())
+                .or_insert_with(|| self.shared.target_health(tracked.target_group.as_deref()))
                 .iter()
                 .find(|t| t.target == tracked.target())
                 .cloned();
@@ -562,6 +821,9 @@ impl ServiceController {
                 && view
                     .container_check
                     .is_none_or(|h| h == crate::task::HealthStatus::Healthy);
+            if healthy_now && green_deployment.as_ref() == Some(&tracked.deployment) {
+                green_healthy += 1;
+            }
             if healthy_now && !tracked.was_healthy && view.age >= PROVEN_AFTER {
                 tracked.was_healthy = true;
                 proven.push(tracked.deployment.clone());
@@ -578,6 +840,23 @@ impl ServiceController {
             }
         }
         count_tasks(record);
+        let desired = record.desired_count;
+        let shifting = record.shift.as_ref().map(|shift| {
+            if green_healthy >= desired {
+                shift
+                    .green_ready
+                    .send_if_modified(|ready| !std::mem::replace(ready, true));
+            }
+            (shift.green_deployment.clone(), shift.stage())
+        });
+        if let Some((green, stage)) = &shifting
+            && let Some(d) = record.deployment(green)
+            && d.lifecycle_stage.as_deref() != Some(stage.name())
+        {
+            d.lifecycle_stage = Some(stage.name().to_owned());
+            d.updated_at = Utc::now();
+            self.shared.bump();
+        }
         let primary = &record.deployments[0];
         let breaker = (record.settings.circuit_breaker.enable
             && primary.id != record.first_deployment
@@ -598,6 +877,9 @@ impl ServiceController {
             throttled: record.backoff.throttled(now),
             primary_failed,
             breaker,
+            shifting: shifting.map(|(_, stage)| ShiftingView {
+                green_may_start: stage != Stage::PreScaleUp,
+            }),
         }
     }
 
@@ -698,7 +980,12 @@ impl ServiceController {
             started.push(task);
         }
         let mut record = self.shared.lock();
-        let target_group = record.settings.target_group.clone();
+        let target_group = match &record.shift {
+            Some(shift) if shift.green_deployment == deployment => {
+                Some(shift.green_target_group.clone())
+            }
+            _ => record.serving.clone(),
+        };
         let ids: Vec<TaskId> = started.iter().map(|t| t.id().clone()).collect();
         self.shared
             .emit(&mut record, events::started(&self.shared.name, &ids));
@@ -709,6 +996,7 @@ impl ServiceController {
                 task,
                 deployment: deployment.to_owned(),
                 task_definition: task_definition.clone(),
+                target_group: target_group.clone(),
                 unhealthy: None,
                 registered: false,
                 stop_requested: false,
@@ -739,10 +1027,10 @@ impl ServiceController {
     /// so the scheduler keeps watching the other tasks meanwhile.
     fn stop_task(&self, id: &TaskId, code: StopCode, reason: String) {
         let mut record = self.shared.lock();
-        let target_group = record.settings.target_group.clone();
         let Some(tracked) = record.tasks.iter_mut().find(|t| t.task.id() == id) else {
             return;
         };
+        let target_group = tracked.target_group.clone();
         if tracked.stop_requested {
             return;
         }
@@ -785,7 +1073,10 @@ impl ServiceController {
     async fn shutdown(&mut self) {
         let (tasks, drains) = {
             let mut record = self.shared.lock();
-            let target_group = record.settings.target_group.clone();
+            if let Some(shift) = &record.shift {
+                shift.rollback.cancel();
+            }
+            let target_group = record.serving.clone();
             let mut tasks = Vec::new();
             let mut drains = Vec::new();
             let mut stopping = Vec::new();
@@ -796,9 +1087,11 @@ impl ServiceController {
                         .task
                         .begin_stop(StopCode::UserInitiated, reasons::USER_STOPPED);
                     stopping.push(tracked.task.id().clone());
-                    if let (Some(router), Some(tg), true) =
-                        (&self.shared.router, &target_group, tracked.registered)
-                    {
+                    if let (Some(router), Some(tg), true) = (
+                        &self.shared.router,
+                        &tracked.target_group,
+                        tracked.registered,
+                    ) {
                         router.deregister(tg, tracked.target());
                         drains.push(router.wait_drained(tg, tracked.target()));
                     }
@@ -888,6 +1181,15 @@ fn forget_stopped_before(stopped: &mut VecDeque<Stopped>, cutoff: DateTime<Utc>)
     }
 }
 
+/// Yields on every stage change of a traffic shift, and ends with it.
+fn progress_changes(receiver: watch::Receiver<ShiftProgress>) -> BoxStream<'static, ()> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        Some(((), receiver))
+    })
+    .boxed()
+}
+
 /// Yields on every status or health change of `task`, and ends once it is STOPPED.
 fn status_changes(task: &Task) -> BoxStream<'static, ()> {
     futures_util::stream::unfold(Some(task.subscribe()), |receiver| async move {
@@ -934,9 +1236,6 @@ impl ServiceHandle {
     pub fn status(&self) -> ServiceStatus {
         let mut record = self.shared.lock();
         forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
-        let targets = self
-            .shared
-            .target_health(record.settings.target_group.as_deref());
         let mut tasks: Vec<ServiceTaskStatus> = record
             .tasks
             .iter()
@@ -944,10 +1243,11 @@ impl ServiceHandle {
                 task: tracked.task.snapshot(),
                 deployment_id: tracked.deployment.clone(),
                 task_definition: tracked.task_definition.clone(),
-                target_health: targets
-                    .iter()
-                    .find(|t| t.target == tracked.target())
-                    .cloned(),
+                target_health: self
+                    .shared
+                    .target_health(tracked.target_group.as_deref())
+                    .into_iter()
+                    .find(|t| t.target == tracked.target()),
             })
             .collect();
         tasks.extend(record.stopped.iter().map(|stopped| ServiceTaskStatus {
@@ -969,7 +1269,7 @@ impl ServiceHandle {
             desired_count: record.desired_count,
             running_count,
             pending_count,
-            target_group: record.settings.target_group.clone(),
+            target_group: record.serving.clone(),
             health_check_grace_period_seconds: record.settings.grace_period.as_secs(),
             deployment_configuration: record.settings.configuration,
             steady_state: record.steady,
@@ -994,13 +1294,23 @@ impl ServiceHandle {
         self.shared.changed.subscribe()
     }
 
-    /// Starts a new deployment of `revision` (S1.28); its id.
-    pub async fn deploy(&self, revision: Revision) -> Option<String> {
+    /// Starts a new rolling deployment of `revision` (S1.28); its id.
+    pub async fn deploy(&self, revision: Revision) -> Result<String, String> {
+        self.deploy_with(revision, None).await
+    }
+
+    /// Starts a new deployment of `revision`, rolling or shifting traffic (S3.8); its id.
+    pub async fn deploy_with(
+        &self,
+        revision: Revision,
+        shifting: Option<ShiftPlan>,
+    ) -> Result<String, String> {
+        let gone = || format!("service {} is shutting down", self.shared.name);
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(ServiceCommand::Deploy(revision, tx))
-            .ok()?;
-        rx.await.ok()
+            .send(ServiceCommand::Deploy(revision, shifting, tx))
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
     }
 
     /// Stops the deployment in progress and rolls back, or deploys the last release before

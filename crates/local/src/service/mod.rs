@@ -18,8 +18,10 @@ pub mod shift;
 mod state;
 
 pub use backoff::Backoff;
-pub use controller::{Revision, ServiceCommand, ServiceController, ServiceHandle, ServiceSettings};
-pub use plan::{Action, BreakerView, ServiceView, TaskView, plan};
+pub use controller::{
+    Revision, ServiceCommand, ServiceController, ServiceHandle, ServiceSettings, ServiceTraffic,
+};
+pub use plan::{Action, BreakerView, ServiceView, ShiftingView, TaskView, plan};
 pub use state::{
     CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
     RolloutState, RuleWeight, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus,
@@ -32,7 +34,11 @@ use std::pin::Pin;
 
 pub use futures_util::stream::BoxStream;
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
 use crate::task::{Task, TaskId};
+use shift::{ShiftOutcome, ShiftPlan, ShiftProgress};
 
 /// A boxed future, for the object-safe seams below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -65,4 +71,26 @@ pub trait TargetRouter: Send + Sync + 'static {
     /// ends when the router is gone. Several changes may come as one item and an item may
     /// change nothing: the scheduler only takes it as a cue to read `target_health` again.
     fn health_changes(&self, target_group: &str) -> BoxStream<'static, ()>;
+}
+
+/// One traffic-shifting deployment for a [`TrafficShifter`] to carry out: from `blue`'s
+/// target group to `green`'s.
+pub struct ShiftRun {
+    pub plan: ShiftPlan,
+    pub blue: String,
+    pub green: String,
+    /// Resolves once every green task is running and healthy in `green` (S3.10 `SCALE_UP`).
+    pub green_ready: BoxFuture<'static, ()>,
+    /// `berth rollback` (or the circuit breaker) during the deployment.
+    pub rollback: CancellationToken,
+    pub progress: watch::Sender<ShiftProgress>,
+}
+
+/// Carries out a traffic-shifting deployment's stages on the load balancer: hooks, test and
+/// production weights, bakes ([`shift::decide`]). Starting green's tasks (once the stage
+/// reaches `SCALE_UP`) and retiring blue's stay the controller's.
+pub trait TrafficShifter: Send + Sync + 'static {
+    /// Runs until clean-up begins or all traffic is back on blue; an error means the
+    /// balancer refused a change (traffic is then left where it was).
+    fn shift(&self, run: ShiftRun) -> BoxFuture<'static, Result<ShiftOutcome, String>>;
 }

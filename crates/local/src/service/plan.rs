@@ -37,6 +37,17 @@ pub struct ServiceView {
     pub primary_failed: bool,
     /// The circuit breaker watching the PRIMARY deployment, when it does (S2.1–S2.6).
     pub breaker: Option<BreakerView>,
+    /// A traffic-shifting deployment (blue/green, canary, linear) is under way: the earlier
+    /// revision's tasks are blue and stay until clean-up (S3.8), whatever the rolling bounds.
+    pub shifting: Option<ShiftingView>,
+}
+
+/// What the planner sees of a traffic-shifting deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShiftingView {
+    /// The stage has reached `SCALE_UP`: green scales to the desired count beside blue
+    /// (S3.10); before it, green has no task.
+    pub green_may_start: bool,
 }
 
 /// The circuit breaker's count for the PRIMARY deployment.
@@ -197,12 +208,16 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     let max_tasks = view.configuration.max_tasks(desired);
     let min_healthy = view.configuration.min_healthy(desired);
     // A FAILED deployment launches no new tasks (S2.9, S2.13).
-    let missing = if view.primary_failed {
+    let missing = if view.primary_failed || view.shifting.is_some_and(|s| !s.green_may_start) {
         0
     } else {
         desired.saturating_sub(candidates.len() as u32)
     };
-    let room = max_tasks.saturating_sub(live_count);
+    // Green scales to 100% beside blue (S3.10 `SCALE_UP`): blue takes no room.
+    let room = match view.shifting {
+        Some(_) => desired.saturating_sub(candidates.len() as u32),
+        None => max_tasks.saturating_sub(live_count),
+    };
     let to_start = missing.min(room);
 
     if to_start > 0 {
@@ -244,7 +259,7 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     // healthy count stays at or above minimumHealthyPercent; the ones not healthy (yet)
     // first, as they count for nothing. A FAILED deployment without a rollback leaves them
     // running (S2.13).
-    if !view.primary_failed && !old.is_empty() {
+    if !view.primary_failed && view.shifting.is_none() && !old.is_empty() {
         old.sort_by_key(|t| (is_healthy(t, load_balanced), t.age));
         let mut spare = healthy_count.saturating_sub(min_healthy);
         for task in old {
@@ -287,6 +302,7 @@ pub fn plan(view: &ServiceView) -> Vec<Action> {
     // itself), and the bounds allow neither a start nor a stop.
     if old_left
         && !view.primary_failed
+        && view.shifting.is_none()
         && to_start == 0
         && !stopped_any
         && stopping == 0

@@ -40,6 +40,19 @@ pub enum Shifting {
     },
 }
 
+/// One traffic-shifting deployment as the stack file asks for it when `berth deploy` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftPlan {
+    pub strategy: Shifting,
+    /// `sh -c` commands by ECS stage name (`POST_TEST_TRAFFIC_SHIFT`): exit status 0
+    /// approves the stage, anything else fails it.
+    pub hooks: std::collections::BTreeMap<String, String>,
+    /// How long a hook may run before it fails its stage (S3.12, action ROLLBACK).
+    pub hook_timeout: Duration,
+    /// The test listener's port; `None`: a free one.
+    pub test_listener_port: Option<u16>,
+}
+
 /// One production shift: green's share once it is done and how long to bake after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -214,6 +227,38 @@ pub enum Decision {
     RollBack { cause: RollbackCause },
     /// Clean-up has begun: blue is being retired, the deployment completes once it is gone.
     Finished,
+}
+
+/// Where a run is, for watchers (status, tests): the stage, its hook, green's share of
+/// production traffic, and the test listener once it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShiftProgress {
+    pub stage: Stage,
+    pub hook: Hook,
+    pub production_green: Tenths,
+    /// Where test traffic reaches green before production traffic moves (S3.8 step 3).
+    pub test_listener: Option<std::net::SocketAddr>,
+}
+
+impl ShiftProgress {
+    /// A run that has not started: blue has everything.
+    pub fn start() -> Self {
+        Self {
+            stage: Stage::PreScaleUp,
+            hook: Hook::None,
+            production_green: 0,
+            test_listener: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftOutcome {
+    /// Clean-up began: green has all production traffic and blue can be retired.
+    Completed,
+    /// All traffic is back on blue; green can be stopped.
+    RolledBack(RollbackCause),
 }
 
 /// The next decision of a traffic-shifting deployment.

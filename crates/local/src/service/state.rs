@@ -80,6 +80,9 @@ pub struct Deployment {
     /// When it COMPLETED or FAILED.
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// A traffic-shifting deployment's stage (`ServiceDeployment.lifecycleStage`, S3.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<String>,
 }
 
 impl Deployment {
@@ -103,6 +106,7 @@ impl Deployment {
             created_at: now,
             updated_at: now,
             finished_at: None,
+            lifecycle_stage: None,
         }
     }
 

@@ -181,6 +181,7 @@ impl ControlHandler for Idle {
         _service: &'a str,
         _stack_file: &'a Path,
         _image: Option<&'a str>,
+        _strategy: Option<&'a str>,
     ) -> BoxFuture<'a, Result<DeployStarted, String>> {
         Box::pin(async { Err("nothing to deploy".into()) })
     }

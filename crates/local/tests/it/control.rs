@@ -39,6 +39,7 @@ pub fn settings(name: &str, desired: u32) -> ServiceSettings {
             enable: true,
             rollback: true,
         },
+        traffic: None,
     }
 }
 

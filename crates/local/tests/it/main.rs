@@ -12,5 +12,6 @@ mod registry;
 mod release;
 mod scheduler;
 mod shutdown;
+mod strategies;
 mod support;
 mod task;

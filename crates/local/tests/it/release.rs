@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support::within;
 
 /// One web service, two tasks, fast local health checks, a short deregistration delay.
-fn stack_text(port: u16, extra: &str) -> String {
+pub(crate) fn stack_text(port: u16, extra: &str) -> String {
     format!(
         r#"
 [stack]
@@ -57,7 +57,7 @@ fn berth(stack_file: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs `berth` off the async runtime (it talks to the runtime this test drives).
-async fn berth_async(stack_file: &Path, args: &[&str]) -> Output {
+pub(crate) async fn berth_async(stack_file: &Path, args: &[&str]) -> Output {
     let stack_file = stack_file.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
@@ -68,12 +68,12 @@ async fn berth_async(stack_file: &Path, args: &[&str]) -> Output {
     .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Requests `/health` through the balancer back to back until stopped; counts outcomes.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
@@ -81,7 +81,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -111,12 +111,12 @@ impl Load {
         }
     }
 
-    fn ok(&self) -> u64 {
+    pub(crate) fn ok(&self) -> u64 {
         self.ok.load(Ordering::SeqCst)
     }
 
     /// Stops the loop; (successes, failures, how the failures failed).
-    fn finish(mut self) -> (u64, u64, Vec<String>) {
+    pub(crate) fn finish(mut self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
         let failures = self.thread.take().unwrap().join().unwrap();
         (
@@ -128,7 +128,7 @@ impl Load {
 }
 
 /// Waits until the newest deployment of `service` is COMPLETED, re-checking on each change.
-async fn settled(service: &ServiceHandle) {
+pub(crate) async fn settled(service: &ServiceHandle) {
     let mut changes = service.changes();
     within("the service to settle", async {
         while service.status().deployments.len() != 1
@@ -140,7 +140,7 @@ async fn settled(service: &ServiceHandle) {
     .await;
 }
 
-fn revisions_running(service: &ServiceHandle) -> Vec<String> {
+pub(crate) fn revisions_running(service: &ServiceHandle) -> Vec<String> {
     let mut revisions: Vec<String> = service
         .status()
         .tasks
@@ -152,31 +152,31 @@ fn revisions_running(service: &ServiceHandle) -> Vec<String> {
     revisions
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    stack_file: PathBuf,
-    port: u16,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) stack_file: PathBuf,
+    pub(crate) port: u16,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let stack_file = dir.path().join("berth.toml");
         std::fs::write(&stack_file, stack_text(port, "")).unwrap();
         Self {
-            _dir: dir,
+            dir,
             stack_file,
             port,
         }
     }
 
     /// The stack file as it will be deployed next.
-    fn edit(&self, extra: &str) {
+    pub(crate) fn edit(&self, extra: &str) {
         std::fs::write(&self.stack_file, stack_text(self.port, extra)).unwrap();
     }
 
-    async fn up(&self) -> Runtime {
+    pub(crate) async fn up(&self) -> Runtime {
         let stack = berth_spec::load(&self.stack_file).unwrap();
         let options = UpOptions {
             environment: "local".into(),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use berth_local::service::{
     Action, BoxFuture, BoxStream, BreakerView, CircuitBreaker, Deployment, DeploymentConfiguration,
     DeploymentStatus, Revision, RolloutState, RuleWeight, ServiceController, ServiceHandle,
-    ServiceNotice, ServiceSettings, ServiceView, TargetHealthView, TargetRouter, TargetState,
-    TaskLauncher, TaskView, UnhealthyCause, plan,
+    ServiceNotice, ServiceSettings, ServiceView, ShiftingView, TargetHealthView, TargetRouter,
+    TargetState, TaskLauncher, TaskView, UnhealthyCause, plan,
 };
 use berth_local::task::{
     DesiredStatus, HealthStatus, StopCode, Task, TaskId, TaskSpec, TaskStatus, free_port,
@@ -64,6 +64,7 @@ fn view(desired: u32, tasks: Vec<TaskView>) -> ServiceView {
         throttled: false,
         primary_failed: false,
         breaker: None,
+        shifting: None,
     }
 }
 
@@ -354,6 +355,66 @@ fn bounds(min: u32, max: u32) -> DeploymentConfiguration {
 }
 
 /// The rolling update and the circuit breaker, desired 2 (S1.2–S1.7, S2.6–S2.13).
+/// The scheduler's side of blue/green, canary and linear (S3.8, S3.10): blue's tasks stay
+/// whatever the rolling bounds until clean-up; green starts only once the stage reaches
+/// `SCALE_UP`, and then all at once beside blue; green's crashes are replaced; the service
+/// is not steady while blue runs.
+#[test]
+fn shifting_planner_tables() {
+    use TargetState::{Healthy, Initial};
+    let shifting = |green_may_start, tasks| ServiceView {
+        shifting: Some(ShiftingView { green_may_start }),
+        // Tight rolling bounds that a shift ignores: blue takes no room.
+        configuration: bounds(100, 100),
+        ..view(2, tasks)
+    };
+    let blue = || vec![old_task(1, Healthy), old_task(2, Healthy)];
+    let cases: Vec<(&str, ServiceView, Vec<Action>)> = vec![
+        (
+            "S3.10 PRE_SCALE_UP: green has no task yet, blue stays",
+            shifting(false, blue()),
+            vec![],
+        ),
+        (
+            "S3.10 SCALE_UP: green scales to 100% beside blue, beyond maximum_percent",
+            shifting(true, blue()),
+            vec![start(2)],
+        ),
+        (
+            "S3.8 green healthy: blue is kept for the traffic shift and bake (not steady)",
+            shifting(
+                true,
+                [blue(), vec![running(3, Healthy), running(4, Healthy)]].concat(),
+            ),
+            vec![],
+        ),
+        (
+            "green coming up: nothing to do",
+            shifting(
+                true,
+                [blue(), vec![running(3, Healthy), running(4, Initial)]].concat(),
+            ),
+            vec![],
+        ),
+        (
+            "a green task crashed: replaced, blue untouched",
+            shifting(true, [blue(), vec![running(3, Healthy)]].concat()),
+            vec![start(1)],
+        ),
+        (
+            "S3.8 step 6, clean-up: with the shift over, blue is retired at once",
+            view(
+                2,
+                [blue(), vec![running(3, Healthy), running(4, Healthy)]].concat(),
+            ),
+            vec![scale_stop(1), scale_stop(2)],
+        ),
+    ];
+    for (name, view, expected) in cases {
+        assert_eq!(plan(&view), expected, "{name}");
+    }
+}
+
 #[test]
 fn rolling_planner_tables() {
     use TargetState::{Healthy, Initial, Unhealthy};
@@ -652,6 +713,7 @@ fn settings(desired: u32, target_group: Option<&str>) -> ServiceSettings {
             enable: true,
             rollback: true,
         },
+        traffic: None,
     }
 }
 

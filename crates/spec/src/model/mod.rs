@@ -24,6 +24,6 @@ pub use parameter::{
 };
 pub use service::{
     Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Logs, Route,
-    ScalingTarget, Service, Strategy,
+    ScalingTarget, Service, Strategy, TrafficWiring,
 };
 pub use stack::{ListenerRule, RuleTarget, Stack};

@@ -136,6 +136,28 @@ pub struct Deployment {
     /// SIGTERM → SIGKILL delay (Fargate: 2 s to 120 s).
     #[serde(with = "serde_duration")]
     pub stop_timeout: Duration,
+    /// What the traffic-shifting strategies need besides their percents and bakes; `None`
+    /// for `rolling`.
+    pub traffic: Option<TrafficWiring>,
+}
+
+/// A blue/green, canary or linear deployment's wiring (ECS-SEMANTICS S3.7, S3.11–S3.12),
+/// so that the AWS engine can use the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrafficWiring {
+    /// The green side's target group (`advancedConfiguration.alternateTargetGroupArn`);
+    /// `<target_group>-alt` unless given. The two groups swap roles at each deployment.
+    pub alternate_target_group: String,
+    /// The test listener's port: on AWS a second listener with a rule that reaches green
+    /// before production traffic moves (`testListenerRule`); locally a second port of the
+    /// balancer, a free one when `None`.
+    pub test_listener_port: Option<u16>,
+    /// Lifecycle hooks: ECS stage name (`POST_TEST_TRAFFIC_SHIFT`) → a `sh -c` command whose
+    /// exit status 0 approves the stage; anything else fails it and rolls back (S3.13).
+    pub hooks: BTreeMap<String, String>,
+    /// How long a hook may run before it fails its stage (S3.12, action ROLLBACK).
+    #[serde(with = "serde_duration")]
+    pub hook_timeout: Duration,
 }
 
 /// The ECS deployment strategy and its parameters.
@@ -163,6 +185,53 @@ pub enum Strategy {
         #[serde(with = "serde_duration")]
         bake_time: Duration,
     },
+}
+
+impl Strategy {
+    /// The strategy named `kind` (`rolling`, `blue_green`, `canary`, `linear`) with ECS's
+    /// defaults (S3.3–S3.6): what `berth deploy --strategy` uses when the stack file names
+    /// another strategy.
+    pub fn defaults(kind: &str) -> Option<Strategy> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        Some(match kind {
+            "rolling" => Strategy::Rolling,
+            "blue_green" => Strategy::BlueGreen {
+                bake_time: 5 * MINUTE,
+            },
+            "canary" => Strategy::Canary {
+                percent: 5.0,
+                canary_bake: 10 * MINUTE,
+                bake_time: 5 * MINUTE,
+            },
+            "linear" => Strategy::Linear {
+                step_percent: 10.0,
+                step_bake: 6 * MINUTE,
+                bake_time: 5 * MINUTE,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The name the stack file gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Strategy::Rolling => "rolling",
+            Strategy::BlueGreen { .. } => "blue_green",
+            Strategy::Canary { .. } => "canary",
+            Strategy::Linear { .. } => "linear",
+        }
+    }
+}
+
+impl Service {
+    /// The green side's target group: the stack file's `alternate_target_group`, or
+    /// `<target_group>-alt`.
+    pub fn alternate_target_group(&self) -> String {
+        self.deployment.traffic.as_ref().map_or_else(
+            || crate::resolve::deployment::derived_alternate(&self.target_group),
+            |t| t.alternate_target_group.clone(),
+        )
+    }
 }
 
 /// The deployment circuit breaker.

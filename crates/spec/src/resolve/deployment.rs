@@ -1,9 +1,13 @@
 //! A service's `deployment` and `autoscaling` tables.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::diagnostics::Problem;
-use crate::model::{Autoscaling, CircuitBreaker, Deployment, ScalingTarget, Strategy};
+use crate::model::{
+    Autoscaling, CircuitBreaker, Deployment, ScalingTarget, Strategy, TrafficWiring,
+};
 use crate::reader::{Problems, Sp, Span, Table};
+use crate::rules;
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -19,6 +23,83 @@ pub(crate) fn default_deployment() -> Deployment {
         },
         health_check_grace_period: Duration::ZERO,
         stop_timeout: 30 * SECOND,
+        traffic: None,
+    }
+}
+
+/// The lifecycle stages a hook may attach to, as stack-file keys (S3.11: not `SCALE_UP`,
+/// `BAKE_TIME` or `CLEAN_UP`).
+const HOOK_STAGES: [&str; 7] = [
+    "pre_scale_up",
+    "post_scale_up",
+    "test_traffic_shift",
+    "post_test_traffic_shift",
+    "pre_production_traffic_shift",
+    "production_traffic_shift",
+    "post_production_traffic_shift",
+];
+
+/// ECS's default hook timeout, 1440 minutes (S3.12).
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(1440 * 60);
+
+/// `<target_group>-alt`, shortened to the 32 characters a target group name may have.
+pub(crate) fn derived_alternate(target_group: &str) -> String {
+    let keep = target_group.len().min(32 - "-alt".len());
+    format!("{}-alt", target_group[..keep].trim_end_matches('-'))
+}
+
+/// The traffic-shifting strategies' wiring keys; the caller reports them as misplaced under
+/// `rolling`.
+struct WiringKeys {
+    alternate: Option<Sp<String>>,
+    test_port: Option<Sp<u16>>,
+    hooks: Option<(Span, BTreeMap<String, String>)>,
+    hook_timeout: Option<Sp<Duration>>,
+}
+
+fn read_wiring(d: &mut Table<'_, '_>, problems: &mut Problems) -> WiringKeys {
+    let alternate = d.text(problems, "alternate_target_group");
+    if let Some(a) = &alternate
+        && let Some(why) = rules::dns_label_problem(&a.value, 32)
+    {
+        problems.at(
+            "berth::bad_name",
+            a.span.clone(),
+            format!("invalid `{}.alternate_target_group`: {why}", d.path),
+            "invalid name",
+        );
+    }
+    let test_port = d.u16(problems, "test_listener_port", 1, 65535);
+    let hooks = d.table(problems, "hooks").map(|mut h| {
+        let mut hooks = BTreeMap::new();
+        for stage in HOOK_STAGES {
+            if let Some(command) = h.text(problems, stage) {
+                hooks.insert(stage.to_ascii_uppercase(), command.value);
+            }
+        }
+        for stage in ["scale_up", "bake_time", "clean_up"] {
+            if let Some(span) = h.key_span(stage) {
+                h.get(stage);
+                problems.push(
+                    Problem::new(
+                        "berth::bad_value",
+                        format!("a lifecycle hook cannot attach to `{stage}`"),
+                    )
+                    .label(span, "no hook at this stage")
+                    .help(format!("hooks attach to {}", HOOK_STAGES.join(", "))),
+                );
+            }
+        }
+        let span = h.span.clone();
+        h.finish(problems);
+        (span, hooks)
+    });
+    let hook_timeout = d.duration(problems, "hook_timeout", MINUTE, 20_160 * MINUTE);
+    WiringKeys {
+        alternate,
+        test_port,
+        hooks,
+        hook_timeout,
     }
 }
 
@@ -26,6 +107,7 @@ pub(crate) fn read_deployment(
     d: &mut Table<'_, '_>,
     problems: &mut Problems,
     desired: u32,
+    target_group: &str,
 ) -> Deployment {
     let mut deployment = default_deployment();
     let strategy = d.str(problems, "strategy");
@@ -34,22 +116,34 @@ pub(crate) fn read_deployment(
     let canary_bake = d.duration(problems, "canary_bake", Duration::ZERO, 1440 * MINUTE);
     let linear_step = d.number(problems, "linear_step_percent", 3.0, 100.0);
     let linear_bake = d.duration(problems, "linear_bake", Duration::ZERO, 1440 * MINUTE);
+    let wiring = read_wiring(d, problems);
     let kind = strategy.as_ref().map_or("rolling", |s| s.value);
-    let bake = bake_time.as_ref().map_or(5 * MINUTE, |b| b.value);
-    deployment.strategy = match kind {
-        "rolling" => Strategy::Rolling,
-        "blue_green" => Strategy::BlueGreen { bake_time: bake },
-        "canary" => Strategy::Canary {
-            percent: canary_percent.as_ref().map_or(5.0, |p| p.value),
-            canary_bake: canary_bake.as_ref().map_or(10 * MINUTE, |b| b.value),
-            bake_time: bake,
+    let bake = bake_time.as_ref().map(|b| b.value);
+    deployment.strategy = match Strategy::defaults(kind) {
+        Some(Strategy::Rolling) => Strategy::Rolling,
+        Some(Strategy::BlueGreen { bake_time }) => Strategy::BlueGreen {
+            bake_time: bake.unwrap_or(bake_time),
         },
-        "linear" => Strategy::Linear {
-            step_percent: linear_step.as_ref().map_or(10.0, |p| p.value),
-            step_bake: linear_bake.as_ref().map_or(6 * MINUTE, |b| b.value),
-            bake_time: bake,
+        Some(Strategy::Canary {
+            percent,
+            canary_bake: cb,
+            bake_time,
+        }) => Strategy::Canary {
+            percent: canary_percent.as_ref().map_or(percent, |p| p.value),
+            canary_bake: canary_bake.as_ref().map_or(cb, |b| b.value),
+            bake_time: bake.unwrap_or(bake_time),
         },
-        other => {
+        Some(Strategy::Linear {
+            step_percent,
+            step_bake,
+            bake_time,
+        }) => Strategy::Linear {
+            step_percent: linear_step.as_ref().map_or(step_percent, |p| p.value),
+            step_bake: linear_bake.as_ref().map_or(step_bake, |b| b.value),
+            bake_time: bake.unwrap_or(bake_time),
+        },
+        None => {
+            let other = kind;
             let span = strategy
                 .as_ref()
                 .map(|s| s.span.clone())
@@ -78,14 +172,38 @@ pub(crate) fn read_deployment(
         }
     };
     let known = ["rolling", "blue_green", "canary", "linear"].contains(&kind);
-    if let (Some(strategy), true) = (&strategy, known && kind != "rolling") {
-        problems.push(not_supported_yet(
-            format!("the \"{kind}\" strategy"),
-            strategy.span.clone(),
-            "use strategy = \"rolling\" (the default) until it is",
-        ));
+    let shifting: &[&str] = &["blue_green", "canary", "linear"];
+    if known && kind != "rolling" {
+        deployment.traffic = Some(TrafficWiring {
+            alternate_target_group: wiring
+                .alternate
+                .as_ref()
+                .map_or_else(|| derived_alternate(target_group), |a| a.value.clone()),
+            test_listener_port: wiring.test_port.as_ref().map(|p| p.value),
+            hooks: wiring
+                .hooks
+                .as_ref()
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default(),
+            hook_timeout: wiring
+                .hook_timeout
+                .as_ref()
+                .map_or(DEFAULT_HOOK_TIMEOUT, |t| t.value),
+        });
     }
-    let misplaced: [(&str, Option<Span>, &[&str]); 5] = [
+    if let Some(a) = &wiring.alternate
+        && a.value == target_group
+    {
+        problems.push(
+            Problem::new(
+                "berth::bad_value",
+                "the alternate target group must differ from the service's target group",
+            )
+            .label(a.span.clone(), "same as `target_group`")
+            .help("green's tasks register here while blue's stay in `target_group`"),
+        );
+    }
+    let misplaced: [(&str, Option<Span>, &[&str]); 9] = [
         (
             "bake_time",
             bake_time.map(|s| s.span),
@@ -103,6 +221,22 @@ pub(crate) fn read_deployment(
             &["linear"],
         ),
         ("linear_bake", linear_bake.map(|s| s.span), &["linear"]),
+        (
+            "alternate_target_group",
+            wiring.alternate.map(|s| s.span),
+            shifting,
+        ),
+        (
+            "test_listener_port",
+            wiring.test_port.map(|s| s.span),
+            shifting,
+        ),
+        ("hooks", wiring.hooks.map(|(span, _)| span), shifting),
+        (
+            "hook_timeout",
+            wiring.hook_timeout.map(|s| s.span),
+            shifting,
+        ),
     ];
     for (key, span, applies) in misplaced {
         if let Some(span) = span
@@ -302,5 +436,19 @@ pub(crate) fn read_autoscaling(
                 Duration::from_secs(86_400),
             )
             .map_or(300 * SECOND, |d| d.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alternate_target_group_name_is_derived_within_32_characters() {
+        assert_eq!(derived_alternate("web-tg"), "web-tg-alt");
+        let long = "a".repeat(27) + "-bcde";
+        let derived = derived_alternate(&long);
+        assert_eq!(derived, format!("{}-alt", "a".repeat(27)));
+        assert!(rules::dns_label_problem(&derived, 32).is_none());
     }
 }

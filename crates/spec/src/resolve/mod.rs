@@ -6,7 +6,7 @@
 mod checks;
 mod ci;
 mod database;
-mod deployment;
+pub(crate) mod deployment;
 mod environments;
 mod health;
 mod iam;

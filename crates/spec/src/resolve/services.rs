@@ -164,6 +164,7 @@ fn service(
                 &mut d,
                 problems,
                 desired_count.as_ref().map_or(2, |d| d.value),
+                &target_group,
             );
             d.finish(problems);
             deployment

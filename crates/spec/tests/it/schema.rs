@@ -45,10 +45,10 @@ value = "x"
     );
 }
 
-/// What the stack file accepts is acted upon: strategies and autoscaling that no runtime
-/// carries out yet are refused, each with its own place in the file, not read and ignored.
+/// What the stack file accepts is acted upon: autoscaling, which no runtime carries out yet,
+/// is refused, not read and ignored.
 #[test]
-fn strategies_other_than_rolling_and_autoscaling_are_refused_as_not_supported_yet() {
+fn autoscaling_is_refused_as_not_supported_yet() {
     let text = r#"
 [stack]
 name = "demo"
@@ -58,12 +58,6 @@ default_service = "a"
 port = 1
 deployment = { strategy = "canary", canary_percent = 10, canary_bake = "2m", bake_time = "1m" }
 autoscaling = { min = 1, max = 4, target = { requests_per_target = 500 }, scale_in_cooldown = "1m" }
-[services.b]
-port = 2
-deployment = { strategy = "linear", linear_step_percent = 25 }
-[services.c]
-port = 3
-deployment = { strategy = "blue_green", minimum_healthy_percent = 50, circuit_breaker = { rollback = false } }
 "#;
     let error = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
     let found: Vec<(&str, &str, usize)> = error
@@ -73,26 +67,164 @@ deployment = { strategy = "blue_green", minimum_healthy_percent = 50, circuit_br
         .collect();
     assert_eq!(
         found,
+        [(
+            "berth::not_supported_yet",
+            "autoscaling is not supported yet",
+            9
+        )]
+    );
+}
+
+/// S3.3–S3.7, S3.12: the traffic-shifting strategies with their defaults, a derived
+/// alternate target group, and the wiring as written.
+#[test]
+fn traffic_shifting_strategies_with_defaults_and_wiring() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "a"
+[services.a]
+port = 1
+deployment = { strategy = "canary", canary_percent = 10, canary_bake = "2m" }
+[services.b]
+port = 2
+[services.b.deployment]
+strategy = "linear"
+linear_step_percent = 25
+alternate_target_group = "b-green"
+test_listener_port = 9001
+hook_timeout = "2m"
+hooks = { post_test_traffic_shift = "curl -f http://127.0.0.1:9001/", pre_scale_up = "true" }
+[services.c]
+port = 3
+deployment = { strategy = "blue_green" }
+"#,
+    );
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    let a = &stack.service("a").unwrap().deployment;
+    assert_eq!(
+        a.strategy,
+        Strategy::Canary {
+            percent: 10.0,
+            canary_bake: minutes(2),
+            bake_time: minutes(5)
+        }
+    );
+    let wiring = a.traffic.as_ref().unwrap();
+    assert_eq!(wiring.alternate_target_group, "a-tg-alt");
+    assert_eq!(wiring.test_listener_port, None);
+    assert!(wiring.hooks.is_empty());
+    assert_eq!(wiring.hook_timeout, minutes(1440));
+    let b = &stack.service("b").unwrap().deployment;
+    assert_eq!(
+        b.strategy,
+        Strategy::Linear {
+            step_percent: 25.0,
+            step_bake: minutes(6),
+            bake_time: minutes(5)
+        }
+    );
+    let wiring = b.traffic.as_ref().unwrap();
+    assert_eq!(wiring.alternate_target_group, "b-green");
+    assert_eq!(wiring.test_listener_port, Some(9001));
+    assert_eq!(wiring.hook_timeout, minutes(2));
+    assert_eq!(
+        wiring.hooks.keys().collect::<Vec<_>>(),
+        ["POST_TEST_TRAFFIC_SHIFT", "PRE_SCALE_UP"]
+    );
+    let c = stack.service("c").unwrap();
+    assert_eq!(
+        c.deployment.strategy,
+        Strategy::BlueGreen {
+            bake_time: minutes(5)
+        }
+    );
+    assert_eq!(c.alternate_target_group(), "c-tg-alt");
+    assert_eq!(
+        stack
+            .service("a")
+            .unwrap()
+            .deployment
+            .traffic
+            .as_ref()
+            .map(|t| t.test_listener_port),
+        Some(None)
+    );
+}
+
+/// S3.7, S3.11, S3.12: the traffic-shifting wiring is checked where it is written, and
+/// refused under `rolling`, which would ignore it.
+#[test]
+fn traffic_shifting_keys_are_checked_and_do_not_apply_to_rolling() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "a"
+[services.a]
+port = 1
+deployment = { alternate_target_group = "a-green", test_listener_port = 9000, hooks = { pre_scale_up = "true" }, hook_timeout = "5m" }
+[services.b]
+port = 2
+[services.b.deployment]
+strategy = "canary"
+alternate_target_group = "b-tg"
+test_listener_port = 0
+hook_timeout = "30s"
+hooks = { bake_time = "true", post_test_trafic_shift = "true", production_traffic_shift = "" }
+"#;
+    let error = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
+    let found: Vec<(&str, String, usize)> = error
+        .problems()
+        .iter()
+        .filter(|p| p.code != "berth::not_supported_yet")
+        .map(|p| (p.code, p.message.clone(), p.line))
+        .collect();
+    let misplaced = |key: &str| {
+        (
+            "berth::misplaced_key",
+            format!("`{key}` does not apply to the \"rolling\" strategy"),
+            8,
+        )
+    };
+    assert_eq!(
+        found,
         [
+            misplaced("alternate_target_group"),
+            misplaced("test_listener_port"),
+            misplaced("hooks"),
+            misplaced("hook_timeout"),
             (
-                "berth::not_supported_yet",
-                "the \"canary\" strategy is not supported yet",
-                8
+                "berth::bad_value",
+                "the alternate target group must differ from the service's target group".into(),
+                13
             ),
             (
-                "berth::not_supported_yet",
-                "autoscaling is not supported yet",
-                9
+                "berth::out_of_range",
+                "`services.b.deployment.test_listener_port` must be between 1 and 65535".into(),
+                14
             ),
             (
-                "berth::not_supported_yet",
-                "the \"linear\" strategy is not supported yet",
-                12
-            ),
-            (
-                "berth::not_supported_yet",
-                "the \"blue_green\" strategy is not supported yet",
+                "berth::out_of_range",
+                "`services.b.deployment.hook_timeout` must be between 1m and 14d".into(),
                 15
+            ),
+            (
+                "berth::bad_value",
+                "a lifecycle hook cannot attach to `bake_time`".into(),
+                16
+            ),
+            (
+                "berth::unknown_key",
+                "unknown key `post_test_trafic_shift` in `services.b.deployment.hooks`".into(),
+                16
+            ),
+            (
+                "berth::empty",
+                "`services.b.deployment.hooks.production_traffic_shift` cannot be empty".into(),
+                16
             ),
         ]
     );

@@ -32,7 +32,7 @@ async fn blue_and_green() -> (Balancer, [Backend; 2]) {
 
 fn shift(strategy: Shifting, hooks: &[(&str, String)]) -> TrafficShift {
     TrafficShift {
-        rule: RuleRef::Default,
+        rules: vec![RuleRef::Default],
         blue: "web".into(),
         green: "green".into(),
         strategy,
@@ -41,6 +41,7 @@ fn shift(strategy: Shifting, hooks: &[(&str, String)]) -> TrafficShift {
             .map(|(stage, command)| ((*stage).to_owned(), command.clone()))
             .collect::<BTreeMap<_, _>>(),
         hook_timeout: DEFAULT_HOOK_TIMEOUT,
+        test_listener: None,
     }
 }
 
@@ -147,11 +148,7 @@ async fn wait_for(
 }
 
 fn start() -> ShiftProgress {
-    ShiftProgress {
-        stage: Stage::PreScaleUp,
-        hook: Hook::None,
-        production_green: 0,
-    }
+    ShiftProgress::start()
 }
 
 /// Canary then linear: at each production step, while its hook holds it, green gets its
