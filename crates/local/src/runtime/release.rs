@@ -2,15 +2,15 @@
 //! image already in the registry picked by tag), registered as `<family>:<n>` with the
 //! launcher, so that the scheduler can roll it out and roll back to an earlier one.
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::launcher::StackLauncher;
+use super::revisions::RevisionNumbers;
 use super::up::{ImageRef, Progress, build_image, local_environment, task_template};
 use crate::registry::{LATEST, Registry};
-use crate::service::{BoxFuture, Revision};
+use crate::service::{BoxFuture, DeploymentConfiguration, Revision, ServiceUpdate};
 use crate::state_dir::StateDir;
 
 /// Makes new revisions of a running stack's services.
@@ -23,7 +23,15 @@ pub trait Releases: Send + Sync + 'static {
         stack_file: &'a Path,
         service: &'a str,
         image: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Revision, String>>;
+    ) -> BoxFuture<'a, Result<Release, String>>;
+}
+
+/// A new revision and the service settings the stack file gives with it: what ECS's
+/// UpdateService takes in one call.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub revision: Revision,
+    pub update: ServiceUpdate,
 }
 
 /// [`Releases`] of the embedded runtime.
@@ -33,8 +41,8 @@ pub struct StackReleases {
     pub(super) state: StateDir,
     pub(super) launcher: Arc<StackLauncher>,
     pub(super) progress: Progress,
-    /// The last revision registered per task family (`berth up` registers `:1`).
-    pub(super) revisions: Mutex<HashMap<String, u32>>,
+    /// The last revision registered per task family, kept across restarts.
+    pub(super) revisions: Arc<RevisionNumbers>,
 }
 
 impl StackReleases {
@@ -43,7 +51,7 @@ impl StackReleases {
         stack_file: &Path,
         service: &str,
         image: Option<&str>,
-    ) -> Result<Revision, String> {
+    ) -> Result<Release, String> {
         let stack = berth_spec::load(stack_file).map_err(|e| chain(&e))?;
         if stack.name != self.stack {
             return Err(format!(
@@ -78,20 +86,29 @@ impl StackReleases {
             path: built.path,
             digest: built.digest,
         };
-        let n = {
-            let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
-            let n = revisions.entry(svc.task_family.clone()).or_insert(1);
-            *n += 1;
-            *n
-        };
+        let n = self
+            .revisions
+            .next(&svc.task_family)
+            .map_err(|e| chain(&e))?;
         let task_definition = format!("{}:{n}", svc.task_family);
         let reference = format!("{}@{}", svc.repository, image.digest);
         self.launcher
             .templates
             .insert(task_definition.clone(), task_template(svc, image, local));
-        Ok(Revision {
-            task_definition,
-            image: reference,
+        Ok(Release {
+            revision: Revision {
+                task_definition,
+                image: reference,
+            },
+            update: ServiceUpdate {
+                // With autoscaling, the desired count is the scaler's, not the file's.
+                desired_count: svc.autoscaling.is_none().then_some(svc.desired_count),
+                configuration: DeploymentConfiguration {
+                    minimum_healthy_percent: svc.deployment.minimum_healthy_percent,
+                    maximum_percent: svc.deployment.maximum_percent,
+                },
+                grace_period: svc.deployment.health_check_grace_period,
+            },
         })
     }
 }
@@ -102,7 +119,7 @@ impl Releases for StackReleases {
         stack_file: &'a Path,
         service: &'a str,
         image: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Revision, String>> {
+    ) -> BoxFuture<'a, Result<Release, String>> {
         Box::pin(self.make(stack_file, service, image))
     }
 }

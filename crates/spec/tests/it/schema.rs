@@ -45,10 +45,11 @@ value = "x"
     );
 }
 
-/// What the stack file accepts is acted upon: strategies and autoscaling that no runtime
-/// carries out yet are refused, each with its own place in the file, not read and ignored.
+/// What the stack file accepts is acted upon: strategies that no runtime carries out yet are
+/// refused, each with its own place in the file, not read and ignored (autoscaling is
+/// carried out, so its table on line 9 is accepted).
 #[test]
-fn strategies_other_than_rolling_and_autoscaling_are_refused_as_not_supported_yet() {
+fn strategies_other_than_rolling_are_refused_as_not_supported_yet() {
     let text = r#"
 [stack]
 name = "demo"
@@ -78,11 +79,6 @@ deployment = { strategy = "blue_green", minimum_healthy_percent = 50, circuit_br
                 "berth::not_supported_yet",
                 "the \"canary\" strategy is not supported yet",
                 8
-            ),
-            (
-                "berth::not_supported_yet",
-                "autoscaling is not supported yet",
-                9
             ),
             (
                 "berth::not_supported_yet",
@@ -221,4 +217,32 @@ build = { context = "../src", command = "make", artifact = "out/web" }
     let build = stack.service("web").unwrap().build.as_ref().unwrap();
     assert_eq!(build.context, Path::new("/src"));
     assert_eq!(build.artifact, Path::new("/src/out/web"));
+}
+
+/// Target tracking (S6.1, S6.4): min, max, one metric and both cooldowns are read, with
+/// ECS's 300 s cooldowns by default.
+#[test]
+fn autoscaling_is_read_with_ecs_default_cooldowns() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "a"
+[services.a]
+port = 1
+desired_count = 1
+autoscaling = { min = 1, max = 4, target = { requests_per_target = 500 }, scale_in_cooldown = "1m" }
+[services.b]
+port = 2
+autoscaling = { min = 0, max = 3, target = { cpu_percent = 50 } }
+"#;
+    let stack = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap();
+    let a = stack.services[0].autoscaling.clone().unwrap();
+    assert_eq!((a.min, a.max), (1, 4));
+    assert_eq!(a.target, berth_spec::ScalingTarget::RequestsPerTarget(500));
+    assert_eq!(a.scale_in_cooldown, std::time::Duration::from_secs(60));
+    assert_eq!(a.scale_out_cooldown, std::time::Duration::from_secs(300));
+    let b = stack.services[1].autoscaling.clone().unwrap();
+    assert_eq!(b.target, berth_spec::ScalingTarget::CpuPercent(50.0));
+    assert_eq!(b.scale_in_cooldown, std::time::Duration::from_secs(300));
 }
