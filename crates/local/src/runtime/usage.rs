@@ -95,6 +95,42 @@ mod tests {
         assert_eq!(vm_rss_kib("Name:\tkthreadd\n"), None);
     }
 
+    /// A busy loop in its own process group (as a task runs): its CPU time grows, and a
+    /// sleeping group beside it is counted apart.
+    #[test]
+    fn a_busy_group_accumulates_cpu_time() {
+        use std::os::unix::process::CommandExt;
+        let spawn = |script: &str| {
+            std::process::Command::new("/bin/sh")
+                .args(["-c", script])
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut busy = spawn("while :; do :; done");
+        let mut idle = spawn("sleep 600");
+        let (b, i) = (busy.id(), idle.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = None;
+        while std::time::Instant::now() < deadline {
+            let usage = groups_usage(&[b, i]);
+            if usage.get(&b).is_some_and(|u| u.cpu_ticks > 0) {
+                seen = Some(usage);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The whole group, as berth stops a task: `sh` may have forked its command.
+        for child in [&mut busy, &mut idle] {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        let usage = seen.expect("the busy group's CPU time to grow");
+        assert!(usage[&b].rss_bytes > 0);
+        assert!(usage.contains_key(&i), "{usage:?}");
+    }
+
     #[test]
     fn this_process_group_uses_memory() {
         let group = rustix::process::getpgrp().as_raw_pid() as u32;
