@@ -377,3 +377,51 @@ async fn deploy_takes_the_service_settings_of_the_edited_file() {
     );
     runtime.shutdown().await;
 }
+
+/// S5.20: the old tasks of a release stop as soon as their targets have nothing in flight,
+/// but `berth status` shows those targets as `draining` until the deregistration delay ends
+/// (60 s here), on the stopped tasks and in the target group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_tasks_show_draining_until_the_delay_ends() {
+    let fx = Fixture::new();
+    let slow_drain = stack_text(fx.port, "").replace(
+        "deregistration_delay = \"2s\"",
+        "deregistration_delay = \"60s\"",
+    );
+    std::fs::write(&fx.stack_file, &slow_drain).unwrap();
+    let runtime = fx.up().await;
+    let web = runtime.services()[0].clone();
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert!(
+        out.status.success(),
+        "deploy: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = web.status();
+    let old: Vec<_> = status
+        .tasks
+        .iter()
+        .filter(|t| t.task_definition == "web-task:1")
+        .collect();
+    assert_eq!(old.len(), 2, "{status:?}");
+    for task in &old {
+        assert_eq!(
+            task.task.last_status,
+            berth_local::task::TaskStatus::Stopped
+        );
+        assert_eq!(
+            task.target_health.as_ref().map(|h| h.state),
+            Some(berth_local::service::TargetState::Draining),
+            "{task:?}"
+        );
+    }
+    let report = runtime.status();
+    let draining = report.target_groups[0]
+        .targets
+        .iter()
+        .filter(|t| t.state == berth_local::service::TargetState::Draining)
+        .count();
+    assert_eq!(draining, 2, "{report:?}");
+    runtime.shutdown().await;
+}
