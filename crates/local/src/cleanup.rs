@@ -38,6 +38,23 @@ pub struct RunState {
     pub listen: Option<String>,
     pub tasks: Vec<RunTask>,
     pub postgres: Option<RunPostgres>,
+    /// Rollouts in progress, so that the next `berth up` can say which one a killed berth
+    /// interrupted.
+    #[serde(default)]
+    pub deployments: Vec<RunDeployment>,
+}
+
+/// A deployment in progress: a new revision replacing others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDeployment {
+    /// The ECS service name.
+    pub service: String,
+    pub deployment_id: String,
+    /// The revision it rolled out (`<family>:<n>`).
+    pub task_definition: String,
+    /// The revisions it was replacing.
+    pub replacing: Vec<String>,
 }
 
 /// One task process group.
@@ -119,6 +136,8 @@ pub struct Recovery {
     /// Task groups left alone: their pid now belongs to another process.
     pub skipped_tasks: Vec<RunTask>,
     pub stopped_postgres: bool,
+    /// The deployments the killed berth was in the middle of.
+    pub interrupted: Vec<RunDeployment>,
 }
 
 impl RunState {
@@ -298,6 +317,7 @@ pub fn recover(run_dir: &Path) -> Result<Recovery, CleanupError> {
         killed_tasks: ours,
         skipped_tasks: not_ours,
         stopped_postgres,
+        interrupted: state.deployments,
     })
 }
 
@@ -417,6 +437,12 @@ mod tests {
                 start_time: Some(8),
                 port: 4000,
                 stop_timeout: Duration::from_secs(90),
+            }],
+            deployments: vec![RunDeployment {
+                service: "backend-service".into(),
+                deployment_id: "ecs-svc/1234567890123456789".into(),
+                task_definition: "backend-task:2".into(),
+                replacing: vec!["backend-task:1".into()],
             }],
             postgres: None,
         };

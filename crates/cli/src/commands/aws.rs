@@ -142,6 +142,7 @@ mod engine {
     pub async fn plan(cx: &Context, _args: PlanArgs) -> CliResult {
         let stack = cx.load_stack()?;
         let environment = cx.environment(&stack)?;
+        refuse_autoscaling(&stack)?;
         let engine = connect(environment).await?;
         let (_, _, plan) = engine.plan_up(&stack).await.map_err(failed)?;
         if cx.output.is_json() {
@@ -150,6 +151,24 @@ mod engine {
             render(&plan, &cx.output);
         }
         Ok(())
+    }
+
+    /// The AWS engine creates no Application Auto Scaling resources yet: a stack that asks
+    /// for autoscaling is refused on AWS rather than deployed without it.
+    fn refuse_autoscaling(stack: &Stack) -> CliResult {
+        let scaled: Vec<&str> = stack
+            .services
+            .iter()
+            .filter(|s| s.autoscaling.is_some())
+            .map(|s| s.name.as_str())
+            .collect();
+        if scaled.is_empty() {
+            return Ok(());
+        }
+        Err(CliError::Usage(anyhow!(
+            "autoscaling (services {}) runs on the embedded runtime only: the AWS engine does not create Application Auto Scaling policies yet; remove the `autoscaling` tables for this environment",
+            scaled.join(", ")
+        )))
     }
 
     /// Asks on the terminal; refuses (exit 2) without one unless `--yes`.
@@ -212,6 +231,7 @@ mod engine {
         environment: &Environment,
         answer: Confirm,
     ) -> CliResult {
+        refuse_autoscaling(stack)?;
         let engine = connect(environment).await?;
         let (snapshot, desired, plan) = engine.plan_up(stack).await.map_err(failed)?;
         render(&plan, &cx.output);

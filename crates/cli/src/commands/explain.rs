@@ -59,6 +59,12 @@ fn header(stack: &Stack, env: &Environment, file: &str) -> String {
                 "#   log groups: at most {} MiB each on disk, oldest events dropped first (CloudWatch: no cap)\n",
                 local.log_group_max_mb
             ));
+            if stack.services.iter().any(|s| s.autoscaling.is_some()) {
+                out.push_str(&format!(
+                    "#   autoscaling: a metric datapoint every {} (CloudWatch: 1m); 3 above target scale out, 15 below scale in\n",
+                    duration::format(local.metric_period)
+                ));
+            }
         }
     }
     out

@@ -73,6 +73,16 @@ pub fn report_recovery(cx: &Context, recovery: &Recovery) {
                 ""
             }
         ));
+        // The next start runs each service on the stack file's revision alone.
+        for d in &recovery.interrupted {
+            cx.output.note(format!(
+                "berth was killed during deployment {} of service {} ({} replacing {}): it was interrupted; the service starts again on one revision, from the stack file",
+                d.deployment_id,
+                d.service,
+                d.task_definition,
+                d.replacing.join(", ")
+            ));
+        }
     }
 }
 

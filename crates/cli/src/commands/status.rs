@@ -131,6 +131,7 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
     }
     out.push('\n');
     out.push_str(&deployments.render(width, style));
+    out.push_str(&render_autoscaling(status, width, style));
 
     let mut tasks = Table::new([
         "TASK", "SERVICE", "REVISION", "STATUS", "HEALTH", "TARGET", "PORT", "PID", "STOPPED",
@@ -230,6 +231,58 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
     out
 }
 
+/// Each scaled service's target tracking, then its recent scaling activities.
+fn render_autoscaling(status: &StatusReport, width: usize, style: Style) -> String {
+    let scaled: Vec<_> = status
+        .services
+        .iter()
+        .filter_map(|s| Some((s, s.autoscaling.as_ref()?)))
+        .collect();
+    if scaled.is_empty() {
+        return String::new();
+    }
+    let mut policies = Table::new([
+        "SERVICE",
+        "MIN",
+        "MAX",
+        "METRIC",
+        "TARGET",
+        "LAST",
+        "COOLDOWN OUT/IN",
+    ]);
+    let mut activities = Table::new(["TIME", "SERVICE", "DESIRED", "CAUSE"]);
+    for (service, scaling) in &scaled {
+        policies.row([
+            service.service_name.clone(),
+            scaling.min_capacity.to_string(),
+            scaling.max_capacity.to_string(),
+            scaling.metric.clone(),
+            format!("{}", scaling.target_value),
+            scaling
+                .last_datapoint
+                .map_or_else(|| "no data".to_owned(), |d| format!("{d:.1}")),
+            format!(
+                "{}s/{}s",
+                scaling.scale_out_cooldown_seconds, scaling.scale_in_cooldown_seconds
+            ),
+        ]);
+        for activity in &scaling.activities {
+            activities.row([
+                activity.at.format("%H:%M:%S").to_string(),
+                service.service_name.clone(),
+                format!("{} → {}", activity.from, activity.to),
+                activity.cause.clone(),
+            ]);
+        }
+    }
+    let mut out = format!("\n{}", policies.render(width, style));
+    if scaled.iter().any(|(_, s)| !s.activities.is_empty()) {
+        out.push('\n');
+        out.push_str(&activities.render(width, style));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -237,8 +290,9 @@ mod tests {
     use berth_local::control::TargetGroupStatus;
     use berth_local::database::{DatabaseEvent, DatabaseState, DatabaseStatusView};
     use berth_local::service::{
-        Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy, RuleWeight,
-        ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState,
+        AutoscalingStatus, Deployment, DeploymentConfiguration, DeploymentStatus,
+        DeploymentStrategy, RuleWeight, ScalingActivity, ServiceEvent, ServiceStatus,
+        ServiceTaskStatus, TargetHealthView, TargetState,
     };
     use berth_local::task::{StopCode, TaskId, TaskSnapshot, TaskStatus};
 
@@ -302,6 +356,22 @@ mod tests {
                     created_at: chrono::Utc::now(),
                     message: "(service backend-service) has reached a steady state.".into(),
                 }],
+                autoscaling: Some(AutoscalingStatus {
+                    min_capacity: 1,
+                    max_capacity: 4,
+                    metric: "ALBRequestCountPerTarget".into(),
+                    target_value: 600.0,
+                    scale_out_cooldown_seconds: 5.0,
+                    scale_in_cooldown_seconds: 10.0,
+                    last_datapoint: Some(1234.5),
+                    activities: vec![ScalingActivity {
+                        at: chrono::Utc::now(),
+                        from: 1,
+                        to: 3,
+                        description: "Setting desired count to 3.".into(),
+                        cause: "monitor alarm TargetTracking-x-AlarmHigh in state ALARM".into(),
+                    }],
+                }),
             }],
             target_groups: vec![TargetGroupStatus {
                 target_group_name: "backend-tg".into(),
@@ -354,6 +424,11 @@ mod tests {
             "fileanalyzer",
             "available",
             "DB instance restarted",
+            "ALBRequestCountPerTarget",
+            "1234.5",
+            "5s/10s",
+            "1 → 3",
+            "AlarmHigh in state ALARM",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

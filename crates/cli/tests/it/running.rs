@@ -402,3 +402,115 @@ fn a_detached_berth_that_cannot_start_exits_and_its_up_says_so() {
     assert_eq!(exit.unwrap().code(), Some(1), "{stderr}");
     assert!(stderr.contains("the detached berth exited"), "{stderr}");
 }
+
+/// A berth killed in the middle of a deployment: the next `berth up` says which deployment
+/// of which service was interrupted, and the service runs one revision (the stack file's,
+/// numbered after the revisions the killed berth registered) and serves.
+#[test]
+fn the_next_up_reports_a_deployment_a_killed_berth_interrupted() {
+    let stack = Stack::new();
+    let file = stack.path().join("berth.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    let output = stack.berth(&["up", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let berth_pid = stack.status_json()["pid"].as_u64().unwrap();
+
+    // A release whose tasks never pass their health check, with a grace period that keeps
+    // the scheduler from giving up on them: the deployment stays IN_PROGRESS.
+    let bad = good
+        .replace("path = \"/\"", "path = \"/nonexistent\"")
+        .replace(
+            "[services.web]\n",
+            "[services.web]\ndeployment = { health_check_grace_period = \"10m\" }\n",
+        );
+    assert_ne!(bad, good);
+    std::fs::write(&file, &bad).unwrap();
+    let mut deploy = stack
+        .command(&["deploy", "web"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut deployment_id = String::new();
+    wait_until("the release to be rolling out", || {
+        let status = stack.status_json();
+        let deployments = status["services"][0]["deployments"].as_array().unwrap();
+        let rolling = deployments.len() == 2
+            && deployments[0]["taskDefinition"] == "web-task:2"
+            && deployments[0]["rolloutState"] == "IN_PROGRESS";
+        if rolling {
+            deployment_id = deployments[0]["id"].as_str().unwrap().to_owned();
+        }
+        rolling
+    });
+    // The runtime rewrites the recovery file within half a second of a change.
+    let state_file = stack.path().join(".berth/run/state.json");
+    wait_until("the recovery file to hold the deployment", || {
+        std::fs::read_to_string(&state_file).is_ok_and(|s| s.contains(&deployment_id))
+    });
+    let killed = Command::new("kill")
+        .args(["-9", &berth_pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = deploy.kill();
+    let _ = deploy.wait();
+    let socket = stack.path().join(".berth/run/control.sock");
+    wait_until("berth's socket to stop answering", || {
+        !alive(berth_pid) && std::os::unix::net::UnixStream::connect(&socket).is_err()
+    });
+
+    // The user puts the stack file back and starts the stack again.
+    std::fs::write(&file, &good).unwrap();
+    let log = stack.path().join("up.log");
+    let mut up = stack
+        .command(&["up"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(stack.path().join("up.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the stack to be steady again", || {
+        let output = stack.berth(&["status", "--output", "json"]);
+        output.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&output.stdout)
+                .is_ok_and(|s| s["services"][0]["steadyState"] == true)
+    });
+    let said = format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap(),
+        std::fs::read_to_string(stack.path().join("up.err")).unwrap()
+    );
+    assert!(
+        said.contains(&format!(
+            "during deployment {deployment_id} of service web-service (web-task:2 replacing web-task:1)"
+        )),
+        "{said}"
+    );
+    let status = stack.status_json();
+    let revisions: Vec<&str> = status["services"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .map(|t| t["taskDefinition"].as_str().unwrap())
+        .collect();
+    assert_eq!(revisions, ["web-task:3", "web-task:3"], "{status}");
+    let url = status["url"].as_str().unwrap().to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    let output = stack.berth(&["down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let exited = wait_for(|| up.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+}

@@ -378,9 +378,11 @@ impl Balancer {
         Ok(())
     }
 
-    /// Deregisters `target`: it turns `draining` (`Target.DeregistrationInProgress`), gets no
-    /// new requests, and leaves the group once its in-flight requests are done or the
-    /// deregistration delay is over, whichever comes first (early completion, spec item 7).
+    /// Deregisters `target`: it turns `draining` (`Target.DeregistrationInProgress`) and gets
+    /// no new requests. Deregistration completes once its in-flight requests are done or the
+    /// deregistration delay is over, whichever comes first (early completion, spec item 7;
+    /// [`Balancer::wait_drained`] resolves then), but the target is listed as `draining`
+    /// until the delay ends, then `unused`, and leaves the group (S5.20).
     /// Deregistering a draining target does nothing.
     pub fn deregister(&self, target_group: &str, target: SocketAddr) -> Result<(), BalancerError> {
         let group = self.shared.group(target_group)?;
@@ -433,13 +435,20 @@ impl Balancer {
             .collect()
     }
 
+    /// Requests routed to a target of `target_group` since it was made (CloudWatch's
+    /// `RequestCount`, summed); `None` for an unknown group.
+    pub fn request_count(&self, target_group: &str) -> Option<u64> {
+        Some(self.shared.group(target_group).ok()?.request_count())
+    }
+
     /// A stream of target state and reason changes (registration, health, draining).
     pub fn subscribe(&self) -> broadcast::Receiver<TargetHealthChange> {
         self.shared.events.subscribe()
     }
 
-    /// Resolves when no target at `target` is left in `target_group`: at once if there is
-    /// none, else once it has been deregistered and has drained.
+    /// Resolves when no target at `target` in `target_group` is registered or finishing
+    /// requests: at once if there is none, else once it has been deregistered and has drained
+    /// (it may still be listed as `draining` until its delay ends, S5.20).
     pub async fn wait_drained(&self, target_group: &str, target: SocketAddr) {
         let Ok(group) = self.shared.group(target_group) else {
             return;
@@ -449,7 +458,7 @@ impl Balancer {
             tokio::pin!(removed);
             // Register before checking, so a removal in between still wakes us.
             removed.as_mut().enable();
-            if !group.contains(target) {
+            if !group.holds(target) {
                 return;
             }
             removed.await;
@@ -616,12 +625,15 @@ fn validate_target_group(config: &TargetGroupConfig) -> Result<(), BalancerError
 }
 
 /// Lets a deregistered target finish its in-flight requests, then removes it; requests still
-/// in flight when the delay is over fail (S5.19).
+/// in flight when the delay is over fail (S5.19). A target that finishes early is drained at
+/// once (its task may stop) but stays listed as `draining` until the delay ends (S5.20).
 async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>) {
     let delay = group.config.deregistration_delay;
-    tokio::select! {
-        () = target.idle() => {}
-        () = tokio::time::sleep(delay) => {
+    let deadline = tokio::time::Instant::now() + delay;
+    let early = tokio::select! {
+        () = target.idle() => true,
+        () = shared.stop.cancelled() => false,
+        () = tokio::time::sleep_until(deadline) => {
             let in_flight = target.in_flight_count();
             if in_flight > 0 {
                 tracing::warn!(
@@ -631,8 +643,17 @@ async fn drain(shared: Arc<Shared>, group: Arc<TargetGroup>, target: Arc<Target>
                     "deregistration delay over: failing the requests still in flight"
                 );
             }
+            false
         }
-        () = shared.stop.cancelled() => {}
+    };
+    if early {
+        target.close_connections();
+        target.mark_drained();
+        group.removed.notify_waiters();
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = shared.stop.cancelled() => {}
+        }
     }
     let change = {
         let mut health = target.health();

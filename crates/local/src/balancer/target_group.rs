@@ -6,7 +6,7 @@
 //! draining (the control plane) serialize on a per-group mutex.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -34,6 +34,9 @@ pub(crate) struct Target {
     in_flight: AtomicUsize,
     /// Woken when the last in-flight request of a draining target ends.
     idle: Notify,
+    /// Deregistration is complete (nothing in flight): the task behind it may stop, though
+    /// the target is listed as `draining` until its delay ends (S5.20).
+    drained: AtomicBool,
     health: Mutex<HealthStatus>,
     /// Cancelled on deregistration or shutdown: stops the target's health checks.
     pub(crate) checks: CancellationToken,
@@ -51,6 +54,7 @@ impl Target {
             route: AtomicU8::new(ROUTE_NOT_HEALTHY),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            drained: AtomicBool::new(false),
             health: Mutex::new(HealthStatus::registered()),
             checks,
             pools: (0..workers.max(1)).map(|_| Pool::default()).collect(),
@@ -100,6 +104,11 @@ impl Target {
             }
             notified.await;
         }
+    }
+
+    /// Marks the (draining) target as done with its requests.
+    pub(crate) fn mark_drained(&self) {
+        self.drained.store(true, Ordering::SeqCst);
     }
 
     /// Requests currently in flight to the target.
@@ -155,6 +164,9 @@ pub(crate) struct TargetGroup {
     /// Woken whenever a target leaves the group.
     pub(crate) removed: Notify,
     turn: AtomicUsize,
+    /// Requests routed to a target of the group, ever (CloudWatch's `RequestCount`, what
+    /// autoscaling's requests per target is computed from).
+    requests: AtomicU64,
 }
 
 impl TargetGroup {
@@ -165,6 +177,7 @@ impl TargetGroup {
             membership: Mutex::new(()),
             removed: Notify::new(),
             turn: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -174,7 +187,13 @@ impl TargetGroup {
         let targets = self.targets.load();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let index = algorithm::pick(self.config.algorithm, &targets, turn)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
         Some(InFlight::start(Arc::clone(&targets[index])))
+    }
+
+    /// Requests routed to the group's targets so far.
+    pub(crate) fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// The current targets (registered and draining).
@@ -189,6 +208,15 @@ impl TargetGroup {
             .iter()
             .find(|t| t.addr == addr && t.is_registered())
             .cloned()
+    }
+
+    /// Whether a target at `addr` is registered or still finishing requests (draining and
+    /// not yet drained).
+    pub(crate) fn holds(&self, addr: SocketAddr) -> bool {
+        self.targets
+            .load()
+            .iter()
+            .any(|t| t.addr == addr && !t.drained.load(Ordering::SeqCst))
     }
 
     /// Whether any target (registered or draining) is at `addr`.

@@ -2,17 +2,21 @@
 //! (and through them the tasks), the control socket, the recovery state, and the shutdown
 //! steps of the balancer and the database, run in order at the end.
 
+mod autoscale;
 mod database;
 mod db_watch;
 mod launcher;
 mod logs;
 mod release;
+mod revisions;
 mod router;
 mod state_file;
 mod traffic;
 mod up;
+mod usage;
 
 pub use crate::service::shift::{ShiftOutcome, ShiftProgress};
+pub use autoscale::{Metric, Scaler, ScalerSettings};
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
     LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates, missing_parameters,
@@ -33,15 +37,35 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cleanup::{RunPostgres, RunState, RunTask, process_start_time};
+use crate::cleanup::{RunDeployment, RunPostgres, RunState, RunTask, process_start_time};
 use crate::control::{
     ControlError, ControlHandler, ControlServer, DeployStarted, StatusReport, TargetGroupStatus,
     WatchedService,
 };
 use crate::service::{
-    BoxFuture, Deployment, ServiceController, ServiceHandle, ServiceNotice, ServiceSettings,
-    TargetRouter, TaskLauncher,
+    BoxFuture, Deployment, DeploymentStatus, RolloutState, ServiceController, ServiceHandle,
+    ServiceNotice, ServiceSettings, ServiceStatus, TargetRouter, TaskLauncher,
 };
+
+/// A service's rollout, if one is in progress: its PRIMARY deployment not yet COMPLETED while
+/// another deployment still has tasks (not the first deployment `berth up` makes).
+fn rollout_in_progress(service: &ServiceHandle) -> Option<RunDeployment> {
+    let deployments = service.deployments();
+    let (primary, others) = deployments.split_first()?;
+    let replacing: Vec<String> = others
+        .iter()
+        .filter(|d| d.status == DeploymentStatus::Active)
+        .map(|d| d.task_definition.clone())
+        .collect();
+    (primary.rollout_state == RolloutState::InProgress && !replacing.is_empty()).then(|| {
+        RunDeployment {
+            service: service.name().to_owned(),
+            deployment_id: primary.id.clone(),
+            task_definition: primary.task_definition.clone(),
+            replacing,
+        }
+    })
+}
 
 /// How often the recovery state is brought up to date.
 const STATE_EVERY: Duration = Duration::from_millis(500);
@@ -90,6 +114,8 @@ pub struct RuntimeParts {
     /// they start).
     pub state_file: Arc<RunStateFile>,
     pub services: Vec<ServiceSettings>,
+    /// Target tracking for the services that have it.
+    pub autoscaling: Vec<ScalerSettings>,
     pub launcher: Arc<dyn TaskLauncher>,
     /// Makes new revisions for `berth deploy` (none: deploy is refused).
     pub releases: Option<Arc<dyn Releases>>,
@@ -129,6 +155,7 @@ struct Inner {
     state_file: Arc<RunStateFile>,
     started_at: DateTime<Utc>,
     services: Vec<ServiceHandle>,
+    scalers: Vec<Scaler>,
     releases: Option<Arc<dyn Releases>>,
     router: Option<Arc<dyn TargetRouter>>,
     target_groups: Vec<(String, String)>,
@@ -185,6 +212,21 @@ impl Runtime {
                     notices.clone(),
                 )
             })
+            .collect::<Vec<_>>();
+        let stop_requested = CancellationToken::new();
+        let scalers = parts
+            .autoscaling
+            .into_iter()
+            .filter_map(|settings| {
+                let handle = services.iter().find(|s| s.name() == settings.service)?;
+                // Scaling ends as soon as the runtime is asked to stop.
+                Some(Scaler::spawn(
+                    settings,
+                    handle.clone(),
+                    parts.router.clone(),
+                    stop_requested.child_token(),
+                ))
+            })
             .collect();
         let inner = Arc::new(Inner {
             stack: parts.stack,
@@ -194,6 +236,7 @@ impl Runtime {
             state_file: parts.state_file,
             started_at: Utc::now(),
             services,
+            scalers,
             releases: parts.releases,
             router: parts.router,
             target_groups,
@@ -206,7 +249,7 @@ impl Runtime {
             shutdown_steps: Mutex::new(parts.shutdown_steps),
             shutdown_started: AtomicBool::new(false),
             stopped: watch::Sender::new(false),
-            stop_requested: CancellationToken::new(),
+            stop_requested,
         });
         inner.write_state()?;
         tokio::spawn(state_writer(inner.clone()));
@@ -281,6 +324,15 @@ impl Runtime {
 }
 
 impl Inner {
+    /// A service's status, with its scaler's view when it has one.
+    fn service_status(&self, service: &ServiceHandle) -> ServiceStatus {
+        let mut status = service.status();
+        if let Some(scaler) = self.scalers.iter().find(|s| s.service() == service.name()) {
+            scaler.fill(&mut status);
+        }
+        status
+    }
+
     fn status(&self) -> StatusReport {
         let alternates = self.alternate_groups.iter().filter(|(tg, _)| {
             self.router.as_ref().is_some_and(|r| {
@@ -312,7 +364,11 @@ impl Inner {
             url: self.url.clone(),
             pid: std::process::id(),
             started_at: self.started_at,
-            services: self.services.iter().map(ServiceHandle::status).collect(),
+            services: self
+                .services
+                .iter()
+                .map(|s| self.service_status(s))
+                .collect(),
             target_groups,
             database: self.database.as_ref().and_then(RunningDatabase::status),
             local_differences: self.local_differences.clone(),
@@ -352,6 +408,8 @@ impl Inner {
         let release = releases
             .register(stack_file, service, image, strategy)
             .await?;
+        // UpdateService: the settings first, so the deployment runs under them.
+        handle.update(release.update);
         let task_definition = release.revision.task_definition.clone();
         let deployment_id = handle.deploy_with(release.revision, release.shift).await?;
         Ok(DeployStarted {
@@ -414,6 +472,11 @@ impl Inner {
                 })
                 .collect(),
             postgres: self.postgres.clone(),
+            deployments: self
+                .services
+                .iter()
+                .filter_map(rollout_in_progress)
+                .collect(),
             ..RunState::of_this_berth()
         }
     }

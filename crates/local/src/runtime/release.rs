@@ -3,17 +3,17 @@
 //! launcher, so that the scheduler can roll it out and roll back to an earlier one; and the
 //! strategy to deploy it with, from the same file (or `--strategy`, once).
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::launcher::StackLauncher;
+use super::revisions::RevisionNumbers;
 use super::traffic::DEFAULT_HOOK_TIMEOUT;
 use super::up::{ImageRef, Progress, build_image, local_environment, task_template};
 use crate::registry::{LATEST, Registry};
 use crate::service::shift::{ShiftPlan, Shifting};
-use crate::service::{BoxFuture, Revision};
+use crate::service::{BoxFuture, DeploymentConfiguration, Revision, ServiceUpdate};
 use crate::state_dir::StateDir;
 use berth_spec::{Service, Strategy};
 
@@ -23,6 +23,9 @@ pub struct Release {
     pub revision: Revision,
     /// `None`: a rolling deployment.
     pub shift: Option<ShiftPlan>,
+    /// The service settings the stack file gives with it: what ECS's UpdateService takes
+    /// in the same call.
+    pub update: ServiceUpdate,
 }
 
 /// Makes new revisions of a running stack's services.
@@ -90,8 +93,8 @@ pub struct StackReleases {
     pub(super) state: StateDir,
     pub(super) launcher: Arc<StackLauncher>,
     pub(super) progress: Progress,
-    /// The last revision registered per task family (`berth up` registers `:1`).
-    pub(super) revisions: Mutex<HashMap<String, u32>>,
+    /// The last revision registered per task family, kept across restarts.
+    pub(super) revisions: Arc<RevisionNumbers>,
 }
 
 impl StackReleases {
@@ -137,12 +140,10 @@ impl StackReleases {
             path: built.path,
             digest: built.digest,
         };
-        let n = {
-            let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
-            let n = revisions.entry(svc.task_family.clone()).or_insert(1);
-            *n += 1;
-            *n
-        };
+        let n = self
+            .revisions
+            .next(&svc.task_family)
+            .map_err(|e| chain(&e))?;
         let task_definition = format!("{}:{n}", svc.task_family);
         let reference = format!("{}@{}", svc.repository, image.digest);
         self.launcher
@@ -154,6 +155,15 @@ impl StackReleases {
                 image: reference,
             },
             shift,
+            update: ServiceUpdate {
+                // With autoscaling, the desired count is the scaler's, not the file's.
+                desired_count: svc.autoscaling.is_none().then_some(svc.desired_count),
+                configuration: DeploymentConfiguration {
+                    minimum_healthy_percent: svc.deployment.minimum_healthy_percent,
+                    maximum_percent: svc.deployment.maximum_percent,
+                },
+                grace_period: svc.deployment.health_check_grace_period,
+            },
         })
     }
 }

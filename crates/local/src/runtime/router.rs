@@ -113,6 +113,10 @@ impl TargetRouter for BalancerRouter {
             .collect()
     }
 
+    fn request_count(&self, target_group: &str) -> Option<u64> {
+        self.balancer.request_count(target_group)
+    }
+
     fn health_changes(&self, target_group: &str) -> BoxStream<'static, ()> {
         let receiver = self.balancer.subscribe();
         let target_group = target_group.to_owned();

@@ -12,9 +12,11 @@ use std::sync::Arc;
 use berth_spec::{Environment, LocalEnvironment, ParameterValue, Reference, Service, Stack};
 use tokio_util::sync::CancellationToken;
 
+use super::autoscale::ScalerSettings;
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
 use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
 use super::release::StackReleases;
+use super::revisions::RevisionNumbers;
 use super::router::BalancerRouter;
 use super::traffic::StackShifter;
 use super::{RunStateFile, Runtime, RuntimeError, RuntimeEvent, RuntimeParts, ShutdownStep};
@@ -188,13 +190,22 @@ pub async fn up(
         };
         ensure_parameters(stack, &params, &outputs)?;
 
+        // Revision numbers go on from the last berth's (`berth deploy` registers the next).
+        let revisions = Arc::new(RevisionNumbers::open(&state));
+        let mut first_revisions = HashMap::new();
+        for service in &stack.services {
+            let n = revisions
+                .next(&service.task_family)
+                .map_err(UpError::StateDir)?;
+            first_revisions.insert(service.name.clone(), format!("{}:{n}", service.task_family));
+        }
         let templates = stack
             .services
             .iter()
             .map(|service| {
                 let image = &images[&service.name];
                 (
-                    first_revision(service),
+                    first_revisions[&service.name].clone(),
                     task_template(service, image.clone(), local),
                 )
             })
@@ -213,7 +224,7 @@ pub async fn up(
             state: state.clone(),
             launcher: Arc::clone(&launcher),
             progress: progress.clone(),
-            revisions: Default::default(),
+            revisions,
         };
         let router = Arc::new(BalancerRouter::new(balancer.clone()));
         let services = stack
@@ -221,7 +232,25 @@ pub async fn up(
             .iter()
             .map(|service| {
                 let traffic = service_traffic(stack, environment, service, &balancer, &router);
-                service_settings(service, &images[&service.name], Some(traffic))
+                service_settings(
+                    service,
+                    &images[&service.name],
+                    first_revisions[&service.name].clone(),
+                    Some(traffic),
+                )
+            })
+            .collect();
+        let autoscaling = stack
+            .services
+            .iter()
+            .filter_map(|service| {
+                let scaling = service.autoscaling.as_ref()?;
+                Some(ScalerSettings::new(
+                    &stack.cluster,
+                    service,
+                    scaling,
+                    local.metric_period,
+                ))
             })
             .collect();
 
@@ -244,6 +273,7 @@ pub async fn up(
             run_dir: state.run(),
             state_file,
             services,
+            autoscaling,
             launcher,
             releases: Some(Arc::new(releases)),
             router: Some(router),
@@ -696,30 +726,32 @@ fn shell_quote(arg: &str) -> String {
 fn service_settings(
     service: &Service,
     image: &ImageRef,
+    task_definition: String,
     traffic: Option<ServiceTraffic>,
 ) -> ServiceSettings {
     ServiceSettings {
         traffic,
         name: service.service_name.clone(),
-        desired_count: service.desired_count,
+        // Registering the scalable target brings the desired count within min..max.
+        desired_count: service
+            .autoscaling
+            .as_ref()
+            .map_or(service.desired_count, |a| {
+                service.desired_count.clamp(a.min, a.max)
+            }),
         configuration: DeploymentConfiguration {
             minimum_healthy_percent: service.deployment.minimum_healthy_percent,
             maximum_percent: service.deployment.maximum_percent,
         },
         grace_period: service.deployment.health_check_grace_period,
         target_group: Some(service.target_group.clone()),
-        task_definition: first_revision(service),
+        task_definition,
         image: format!("{}@{}", service.repository, image.digest),
         circuit_breaker: CircuitBreaker {
             enable: service.deployment.circuit_breaker.enable,
             rollback: service.deployment.circuit_breaker.rollback,
         },
     }
-}
-
-/// The revision `berth up` registers; `berth deploy` registers the next ones.
-fn first_revision(service: &Service) -> String {
-    format!("{}:1", service.task_family)
 }
 
 /// What `berth status` lists as deliberate local differences.
@@ -751,6 +783,12 @@ fn local_differences(stack: &Stack, environment: &Environment) -> Vec<String> {
             "each log group keeps at most {} MiB, oldest events dropped first (CloudWatch: no cap)",
             local.log_group_max_mb
         ));
+        if stack.services.iter().any(|s| s.autoscaling.is_some()) {
+            out.push(format!(
+                "autoscaling takes a metric datapoint every {}s (CloudWatch: 60s); its alarms still need 3 (out) and 15 (in) of them",
+                local.metric_period.as_secs_f64()
+            ));
+        }
     }
     out.push("each task listens on its own port (PORT), not the container port".to_owned());
     out

@@ -88,11 +88,27 @@ pub struct Revision {
     pub image: String,
 }
 
+/// The service settings a `berth deploy` takes from the edited stack file with its revision
+/// (ECS's UpdateService: desiredCount, deploymentConfiguration,
+/// healthCheckGracePeriodSeconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUpdate {
+    /// `None` leaves the count as it is (autoscaling owns it).
+    pub desired_count: Option<u32>,
+    pub configuration: DeploymentConfiguration,
+    pub grace_period: Duration,
+}
+
 /// Requests to a running controller.
 #[derive(Debug)]
 pub enum ServiceCommand {
     /// Change `desiredCount` (updates the PRIMARY deployment in place, S1.30).
     Scale(u32),
+    /// New settings, applied before the next command (a deployment) is.
+    Update(ServiceUpdate),
+    /// Autoscaling changes `desiredCount` (S6.11): as `Scale`, with the activity as a
+    /// service event.
+    Autoscale(u32, String),
     /// Start a new deployment of `revision`, even an unchanged one (S1.28), rolling or
     /// shifting traffic; replies with its id.
     Deploy(
@@ -386,6 +402,20 @@ impl ServiceController {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(ServiceCommand::Scale(count)) => self.scale(count),
+                    Some(ServiceCommand::Update(update)) => {
+                        let mut record = self.shared.lock();
+                        record.settings.configuration = update.configuration;
+                        record.settings.grace_period = update.grace_period;
+                        drop(record);
+                        if let Some(count) = update.desired_count {
+                            self.scale(count);
+                        }
+                    }
+                    Some(ServiceCommand::Autoscale(count, message)) => {
+                        self.scale(count);
+                        let mut record = self.shared.lock();
+                        self.shared.emit(&mut record, message);
+                    }
                     Some(ServiceCommand::Deploy(revision, shifting, reply)) => {
                         let _ = reply.send(self.deploy_command(revision, shifting));
                     }
@@ -793,12 +823,12 @@ impl ServiceController {
         let current_revision = record.deployments[0].task_definition.clone();
         for tracked in &mut record.tasks {
             let snapshot = tracked.task.snapshot();
-            let target = targets
-                .entry(tracked.target_group.clone())
-                .or_insert_with(|| self.shared.target_health(tracked.target_group.as_deref()))
-                .iter()
-                .find(|t| t.target == tracked.target())
-                .cloned();
+            let target = live_target(
+                targets
+                    .entry(tracked.target_group.clone())
+                    .or_insert_with(|| self.shared.target_health(tracked.target_group.as_deref())),
+                tracked.target(),
+            );
             let view = TaskView {
                 id: snapshot.task_id.clone(),
                 current: tracked.task_definition == current_revision,
@@ -1171,6 +1201,12 @@ fn count_tasks(record: &mut Record) {
     }
 }
 
+/// A live task's target: the newest registration at its address (an earlier task's target
+/// on the same port may still be listed as draining, S5.20).
+fn live_target(targets: &[TargetHealthView], addr: SocketAddr) -> Option<TargetHealthView> {
+    targets.iter().rfind(|t| t.target == addr).cloned()
+}
+
 /// Drops the stopped tasks (newest first) that stopped before `cutoff`.
 fn forget_stopped_before(stopped: &mut VecDeque<Stopped>, cutoff: DateTime<Utc>) {
     while stopped
@@ -1210,6 +1246,18 @@ impl ServiceHandle {
         let _ = self.commands.send(ServiceCommand::Scale(count));
     }
 
+    /// Applies the settings of a release (before its deployment is started).
+    pub fn update(&self, update: ServiceUpdate) {
+        let _ = self.commands.send(ServiceCommand::Update(update));
+    }
+
+    /// Sets the desired count for autoscaling, with `message` as the service event.
+    pub fn autoscale(&self, count: u32, message: String) {
+        let _ = self
+            .commands
+            .send(ServiceCommand::Autoscale(count, message));
+    }
+
     /// Whether the service is in steady state now, and changes of it.
     pub fn steady(&self) -> watch::Receiver<bool> {
         self.shared.steady.subscribe()
@@ -1236,6 +1284,19 @@ impl ServiceHandle {
     pub fn status(&self) -> ServiceStatus {
         let mut record = self.shared.lock();
         forget_stopped_before(&mut record.stopped, Utc::now() - STOPPED_KEPT_FOR);
+        // A stopped task's target may still be draining in either of the service's groups.
+        let targets: Vec<TargetHealthView> = [
+            record.settings.target_group.clone(),
+            record
+                .settings
+                .traffic
+                .as_ref()
+                .map(|t| t.alternate_target_group.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|tg| self.shared.target_health(Some(&tg)))
+        .collect();
         let mut tasks: Vec<ServiceTaskStatus> = record
             .tasks
             .iter()
@@ -1243,18 +1304,27 @@ impl ServiceHandle {
                 task: tracked.task.snapshot(),
                 deployment_id: tracked.deployment.clone(),
                 task_definition: tracked.task_definition.clone(),
-                target_health: self
-                    .shared
-                    .target_health(tracked.target_group.as_deref())
-                    .into_iter()
-                    .find(|t| t.target == tracked.target()),
+                target_health: live_target(
+                    &self.shared.target_health(tracked.target_group.as_deref()),
+                    tracked.target(),
+                ),
             })
             .collect();
-        tasks.extend(record.stopped.iter().map(|stopped| ServiceTaskStatus {
-            task: stopped.task.clone(),
-            deployment_id: stopped.deployment.clone(),
-            task_definition: stopped.task_definition.clone(),
-            target_health: None,
+        tasks.extend(record.stopped.iter().map(|stopped| {
+            ServiceTaskStatus {
+                task: stopped.task.clone(),
+                deployment_id: stopped.deployment.clone(),
+                task_definition: stopped.task_definition.clone(),
+                // A stopped task's target shows `draining` until its delay ends (S5.20).
+                target_health: targets
+                    .iter()
+                    .find(|t| {
+                        t.state == TargetState::Draining
+                            && t.target
+                                == SocketAddr::from((Ipv4Addr::LOCALHOST, stopped.task.port))
+                    })
+                    .cloned(),
+            }
         }));
         let running_count = tasks
             .iter()
@@ -1281,6 +1351,7 @@ impl ServiceHandle {
                 .collect(),
             tasks,
             events: record.events.iter().cloned().collect(),
+            autoscaling: None,
         }
     }
 

@@ -14,18 +14,21 @@ mod backoff;
 mod controller;
 pub mod events;
 mod plan;
+pub mod scaling;
 pub mod shift;
 mod state;
 
 pub use backoff::Backoff;
 pub use controller::{
     Revision, ServiceCommand, ServiceController, ServiceHandle, ServiceSettings, ServiceTraffic,
+    ServiceUpdate,
 };
 pub use plan::{Action, BreakerView, ServiceView, ShiftingView, TaskView, plan};
 pub use state::{
-    CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStrategy,
-    RolloutState, RuleWeight, ServiceEvent, ServiceNotice, ServiceStatus, ServiceTaskStatus,
-    TargetHealthView, TargetState, UnhealthyCause, new_deployment_id,
+    AutoscalingStatus, CircuitBreaker, Deployment, DeploymentConfiguration, DeploymentStatus,
+    DeploymentStrategy, RolloutState, RuleWeight, ScalingActivity, ServiceEvent, ServiceNotice,
+    ServiceStatus, ServiceTaskStatus, TargetHealthView, TargetState, UnhealthyCause,
+    new_deployment_id,
 };
 
 use std::future::Future;
@@ -71,6 +74,11 @@ pub trait TargetRouter: Send + Sync + 'static {
     /// ends when the router is gone. Several changes may come as one item and an item may
     /// change nothing: the scheduler only takes it as a cue to read `target_health` again.
     fn health_changes(&self, target_group: &str) -> BoxStream<'static, ()>;
+    /// Requests routed to `target_group`'s targets so far, where the router counts them
+    /// (autoscaling on requests per target needs it).
+    fn request_count(&self, _target_group: &str) -> Option<u64> {
+        None
+    }
 }
 
 /// One traffic-shifting deployment for a [`TrafficShifter`] to carry out: from `blue`'s

@@ -203,7 +203,7 @@ pub struct ServiceTaskStatus {
 }
 
 /// A service in `berth status` (DescribeServices' shape, trimmed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     pub service_name: String,
@@ -219,4 +219,38 @@ pub struct ServiceStatus {
     pub tasks: Vec<ServiceTaskStatus>,
     /// Newest first, at most 100 (S2.19).
     pub events: Vec<ServiceEvent>,
+    /// Its scalable target and policy, with the recent activities (the runtime's scaler
+    /// fills it in).
+    #[serde(default)]
+    pub autoscaling: Option<AutoscalingStatus>,
+}
+
+/// A service's target tracking as `berth status` shows it (S6.1–S6.2, S6.11).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingStatus {
+    pub min_capacity: u32,
+    pub max_capacity: u32,
+    /// The predefined metric's name (`ECSServiceAverageCPUUtilization`, ...).
+    pub metric: String,
+    pub target_value: f64,
+    pub scale_out_cooldown_seconds: f64,
+    pub scale_in_cooldown_seconds: f64,
+    /// The latest datapoint, if there was data.
+    pub last_datapoint: Option<f64>,
+    /// Newest first.
+    pub activities: Vec<ScalingActivity>,
+}
+
+/// One scaling activity (Application Auto Scaling's DescribeScalingActivities, trimmed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingActivity {
+    pub at: DateTime<Utc>,
+    pub from: u32,
+    pub to: u32,
+    /// `Setting desired count to 3.`
+    pub description: String,
+    /// Which alarm fired, with the datapoint.
+    pub cause: String,
 }

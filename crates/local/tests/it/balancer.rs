@@ -687,9 +687,24 @@ async fn draining_finishes_in_flight_requests_while_new_ones_go_elsewhere() {
     let reply = within("the held request", held).await.unwrap();
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, busy.state.name);
+    // Deregistration completes as soon as nothing is in flight (the task may stop now), but
+    // the target is listed as draining until its delay ends (S5.20; the delay is 60 s).
     within("draining to finish", lb.wait_drained("web", busy.addr)).await;
-    assert_eq!(health_of(&lb, busy.addr), None);
+    assert_eq!(
+        health_of(&lb, busy.addr).map(|h| h.state),
+        Some(TargetState::Draining)
+    );
     assert!(health_of(&lb, idle.addr).is_some());
+    // Registering the address again (a new task on the same port) makes a fresh target
+    // beside the draining one.
+    lb.register("web", busy.addr).unwrap();
+    let states: Vec<TargetState> = lb
+        .target_health()
+        .into_iter()
+        .filter(|t| t.target == busy.addr)
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(states, [TargetState::Draining, TargetState::Initial]);
 }
 
 #[tokio::test]

@@ -68,6 +68,7 @@ pub fn start_runtime_as(
         run_dir: run_dir.to_owned(),
         state_file: Arc::clone(&state_file),
         services: vec![settings("worker", 2)],
+        autoscaling: vec![],
         launcher: Arc::new(launcher),
         releases: None,
         router: None,

@@ -1,6 +1,7 @@
 //! Integration tests of the embedded runtime (one binary, STYLE.md).
 
 mod accept;
+mod autoscaling;
 mod balancer;
 mod control;
 mod database;

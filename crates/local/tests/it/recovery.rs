@@ -70,6 +70,7 @@ async fn leftovers_of_a_killed_berth_are_cleaned_up() {
             task(unknown.id(), None),
         ],
         postgres: None,
+        deployments: vec![],
     };
     state.write(&run).unwrap();
     std::fs::write(run.join("control.sock"), "").unwrap();

@@ -329,3 +329,99 @@ async fn releases_under_load_fail_no_request() {
     assert_eq!(outcomes, expected);
     runtime.shutdown().await;
 }
+
+/// `berth deploy` is UpdateService with the file as it is now: the desired count, the
+/// deployment's min/max percent and the grace period come with the new revision (S1.2–S1.4,
+/// S1.12), not only the task template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_takes_the_service_settings_of_the_edited_file() {
+    let fx = Fixture::new();
+    let runtime = fx.up().await;
+    let web = runtime.services()[0].clone();
+    let before = web.status();
+    assert_eq!(
+        (
+            before.desired_count,
+            before.deployment_configuration.minimum_healthy_percent,
+            before.deployment_configuration.maximum_percent,
+            before.health_check_grace_period_seconds
+        ),
+        (2, 100, 200, 0)
+    );
+    let edited = stack_text(
+        fx.port,
+        r#"deployment = { minimum_healthy_percent = 50, maximum_percent = 150, health_check_grace_period = "7s" }"#,
+    )
+    .replace("desired_count = 2", "desired_count = 3");
+    std::fs::write(&fx.stack_file, edited).unwrap();
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert!(
+        out.status.success(),
+        "deploy: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let after = web.status();
+    assert_eq!(
+        (
+            after.desired_count,
+            after.deployment_configuration.minimum_healthy_percent,
+            after.deployment_configuration.maximum_percent,
+            after.health_check_grace_period_seconds
+        ),
+        (3, 50, 150, 7)
+    );
+    assert_eq!(
+        revisions_running(&web),
+        ["web-task:2", "web-task:2", "web-task:2"]
+    );
+    runtime.shutdown().await;
+}
+
+/// S5.20: the old tasks of a release stop as soon as their targets have nothing in flight,
+/// but `berth status` shows those targets as `draining` until the deregistration delay ends
+/// (60 s here), on the stopped tasks and in the target group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_tasks_show_draining_until_the_delay_ends() {
+    let fx = Fixture::new();
+    let slow_drain = stack_text(fx.port, "").replace(
+        "deregistration_delay = \"2s\"",
+        "deregistration_delay = \"60s\"",
+    );
+    std::fs::write(&fx.stack_file, &slow_drain).unwrap();
+    let runtime = fx.up().await;
+    let web = runtime.services()[0].clone();
+    let out = berth_async(&fx.stack_file, &["deploy", "web"]).await;
+    assert!(
+        out.status.success(),
+        "deploy: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = web.status();
+    let old: Vec<_> = status
+        .tasks
+        .iter()
+        .filter(|t| t.task_definition == "web-task:1")
+        .collect();
+    assert_eq!(old.len(), 2, "{status:?}");
+    for task in &old {
+        assert_eq!(
+            task.task.last_status,
+            berth_local::task::TaskStatus::Stopped
+        );
+        assert_eq!(
+            task.target_health.as_ref().map(|h| h.state),
+            Some(berth_local::service::TargetState::Draining),
+            "{task:?}"
+        );
+    }
+    let report = runtime.status();
+    let draining = report.target_groups[0]
+        .targets
+        .iter()
+        .filter(|t| t.state == berth_local::service::TargetState::Draining)
+        .count();
+    assert_eq!(draining, 2, "{report:?}");
+    runtime.shutdown().await;
+}

@@ -181,6 +181,7 @@ async fn shutdown_deregisters_drains_then_sigterms_each_task_then_stops_balancer
         run_dir: run.clone(),
         state_file,
         services: vec![service],
+        autoscaling: vec![],
         launcher: Arc::new(launcher),
         releases: None,
         router: Some(router),

@@ -78,6 +78,11 @@ pub struct LocalEnvironment {
     /// CloudWatch has no such cap (it bills per GB instead): a chatty task must not fill the
     /// disk of the machine it runs on.
     pub log_group_max_mb: u32,
+    /// How often autoscaling takes a metric datapoint (CloudWatch: one a minute). The
+    /// alarms keep their number of datapoints (3 above target to scale out, 15 below to
+    /// scale in), so locally they fire after 3 and 15 periods of this.
+    #[serde(with = "serde_duration")]
+    pub metric_period: Duration,
 }
 
 /// An AWS account and Region to run in.

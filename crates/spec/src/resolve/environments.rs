@@ -20,6 +20,7 @@ pub(crate) fn default_local() -> LocalEnvironment {
         unhealthy_threshold: 2,
         deregistration_delay: Duration::from_secs(5),
         log_group_max_mb: 256,
+        metric_period: 5 * SECOND,
     }
 }
 
@@ -159,6 +160,9 @@ fn local(env: &mut Table<'_, '_>, problems: &mut Problems) -> LocalEnvironment {
     }
     if let Some(v) = env.u32(problems, "log_group_max_mb", 1, 1_048_576) {
         local.log_group_max_mb = v.value;
+    }
+    if let Some(v) = env.duration(problems, "metric_period", SECOND / 10, 60 * SECOND) {
+        local.metric_period = v.value;
     }
     local
 }

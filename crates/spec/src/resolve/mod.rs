@@ -3,6 +3,7 @@
 //! Each section is read by its own module; cross-section checks (routes, references,
 //! secrets) run in [`checks`] once every section is read, so one run reports everything.
 
+mod autoscaling;
 mod checks;
 mod ci;
 mod database;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::{deployment, health};
+use super::{autoscaling, deployment, health};
 use crate::diagnostics::Problem;
 use crate::model::{Build, Logs, Route, Service};
 use crate::reader::{Problems, Sp, Span, Table, as_table, type_name};
@@ -172,7 +172,7 @@ fn service(
         None => deployment::default_deployment(),
     };
     let autoscaling = t.table(problems, "autoscaling").map(|mut a| {
-        let scaling = deployment::read_autoscaling(&mut a, problems, desired_count.as_ref());
+        let scaling = autoscaling::read_autoscaling(&mut a, problems, desired_count.as_ref());
         a.finish(problems);
         scaling
     });

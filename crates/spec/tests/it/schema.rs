@@ -45,36 +45,6 @@ value = "x"
     );
 }
 
-/// What the stack file accepts is acted upon: autoscaling, which no runtime carries out yet,
-/// is refused, not read and ignored.
-#[test]
-fn autoscaling_is_refused_as_not_supported_yet() {
-    let text = r#"
-[stack]
-name = "demo"
-[load_balancer]
-default_service = "a"
-[services.a]
-port = 1
-deployment = { strategy = "canary", canary_percent = 10, canary_bake = "2m", bake_time = "1m" }
-autoscaling = { min = 1, max = 4, target = { requests_per_target = 500 }, scale_in_cooldown = "1m" }
-"#;
-    let error = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
-    let found: Vec<(&str, &str, usize)> = error
-        .problems()
-        .iter()
-        .map(|p| (p.code, p.message.as_str(), p.line))
-        .collect();
-    assert_eq!(
-        found,
-        [(
-            "berth::not_supported_yet",
-            "autoscaling is not supported yet",
-            9
-        )]
-    );
-}
-
 /// S3.3–S3.7, S3.12: the traffic-shifting strategies with their defaults, a derived
 /// alternate target group, and the wiring as written.
 #[test]
@@ -382,4 +352,32 @@ paths = { api = ["apps/api/**", "Cargo.lock"] }
     assert_eq!(ci.plan_role, "demo-github-plan");
     assert_eq!(ci.runs_on, "ubuntu-24.04");
     assert_eq!(ci.paths["api"], ["apps/api/**", "Cargo.lock"]);
+}
+
+/// Target tracking (S6.1, S6.4): min, max, one metric and both cooldowns are read, with
+/// ECS's 300 s cooldowns by default.
+#[test]
+fn autoscaling_is_read_with_ecs_default_cooldowns() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "a"
+[services.a]
+port = 1
+desired_count = 1
+autoscaling = { min = 1, max = 4, target = { requests_per_target = 500 }, scale_in_cooldown = "1m" }
+[services.b]
+port = 2
+autoscaling = { min = 0, max = 3, target = { cpu_percent = 50 } }
+"#;
+    let stack = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap();
+    let a = stack.services[0].autoscaling.clone().unwrap();
+    assert_eq!((a.min, a.max), (1, 4));
+    assert_eq!(a.target, berth_spec::ScalingTarget::RequestsPerTarget(500));
+    assert_eq!(a.scale_in_cooldown, std::time::Duration::from_secs(60));
+    assert_eq!(a.scale_out_cooldown, std::time::Duration::from_secs(300));
+    let b = stack.services[1].autoscaling.clone().unwrap();
+    assert_eq!(b.target, berth_spec::ScalingTarget::CpuPercent(50.0));
+    assert_eq!(b.scale_in_cooldown, std::time::Duration::from_secs(300));
 }
