@@ -107,6 +107,7 @@ pub struct Clients {
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) ecs: aws_sdk_ecs::Client,
     pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) scaling: aws_sdk_applicationautoscaling::Client,
     pub recorder: Recorder,
 }
 
@@ -145,6 +146,7 @@ impl Clients {
             elb: client!(aws_sdk_elasticloadbalancingv2, sdk, rec),
             ecs: client!(aws_sdk_ecs, sdk, rec),
             sts: client!(aws_sdk_sts, sdk, rec),
+            scaling: client!(aws_sdk_applicationautoscaling, sdk, rec),
             recorder: rec,
         }
     }

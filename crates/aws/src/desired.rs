@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 
 use berth_spec::{
-    IngressSource, NatGateways, Outputs, ParameterType, ParameterValue, Reference, Stack, Template,
+    IngressSource, NatGateways, Outputs, ParameterType, ParameterValue, Reference, Service, Stack,
+    Template,
 };
 use serde_json::json;
 
 use crate::resource::{Attrs, Id, Kind, Resource, Spec, Value};
+use crate::scaling::{self, Metric, Scaling};
 
 /// The managed policy every execution role carries (pull from ECR, write to CloudWatch).
 pub const EXECUTION_POLICY_ARN: &str =
@@ -49,6 +51,7 @@ impl Builder {
         name: impl Into<String>,
         spec: Spec,
     ) -> &mut Resource {
+        let index = self.0.len();
         self.0.push(Resource {
             id: id.into(),
             kind,
@@ -57,7 +60,7 @@ impl Builder {
             deps: Vec::new(),
             spec,
         });
-        self.0.last_mut().expect("just pushed")
+        &mut self.0[index]
     }
 }
 
@@ -684,7 +687,6 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
         );
         r.attr("launch_type", "FARGATE")
             .attr("task_definition", service.task_family.as_str())
-            .attr("desired_count", service.desired_count.to_string())
             .attr("subnets", join(&private))
             .attr("security_groups", "sg/ecs")
             .attr("assign_public_ip", "DISABLED")
@@ -712,12 +714,52 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
         for s in &private {
             r.dep(s.clone());
         }
-        for rtb in 0..stack.network.private_subnets.len() {
-            let id = format!("rtb/private-{}", rtb + 1);
-            if b.0.iter().any(|x| x.id == id) {
-                b.0.last_mut().expect("the service").dep(id);
+        // Under autoscaling the desired count is AWS's to move: it is set at creation only
+        // and never a difference.
+        if service.autoscaling.is_none() {
+            r.attr("desired_count", service.desired_count.to_string());
+        }
+        let route_tables: Vec<Id> = (0..stack.network.private_subnets.len())
+            .map(|rtb| format!("rtb/private-{}", rtb + 1))
+            .filter(|id| b.0.iter().any(|x| &x.id == id))
+            .collect();
+        if let Some(service_resource) = b.0.last_mut() {
+            for id in route_tables {
+                service_resource.dep(id);
             }
+        }
+        if let Some(a) = &service.autoscaling {
+            autoscaling(stack, service, &Scaling::from_spec(a), b);
         }
     }
     waiting
+}
+
+/// A service's scalable target and target-tracking policy.
+fn autoscaling(stack: &Stack, service: &Service, scaling: &Scaling, b: &mut Builder) {
+    let r = b.add(
+        format!("autoscaling/{}", service.name),
+        Kind::Autoscaling,
+        scaling::resource_id(&stack.cluster, &service.service_name),
+        Spec::Autoscaling {
+            service: service.name.clone(),
+            scaling: scaling.clone(),
+        },
+    );
+    r.attr("min", scaling.min.to_string())
+        .attr("max", scaling.max.to_string())
+        .attr("metric", scaling.metric.as_str())
+        .attr("target", scaling::target_text(scaling.target))
+        .attr(
+            "scale_in_cooldown",
+            scaling.scale_in_cooldown_secs.to_string(),
+        )
+        .attr(
+            "scale_out_cooldown",
+            scaling.scale_out_cooldown_secs.to_string(),
+        )
+        .dep(format!("service/{}", service.name));
+    if scaling.metric == Metric::Requests {
+        r.dep("alb").dep(format!("tg/{}", service.name));
+    }
 }

@@ -329,7 +329,7 @@ async fn named(
     c: &Clients,
     stack: &Stack,
 ) -> Result<(Vec<Actual>, BTreeMap<String, String>, Outputs)> {
-    let (iam, ecr, logs, ssm, rds, ecs, elb) = tokio::try_join!(
+    let (iam, ecr, logs, ssm, rds, ecs, elb, scaling) = tokio::try_join!(
         Box::pin(roles(c, stack)),
         Box::pin(repositories(c, stack)),
         Box::pin(log_groups(c, stack)),
@@ -337,12 +337,13 @@ async fn named(
         Box::pin(database(c, stack)),
         Box::pin(ecs(c, stack)),
         Box::pin(crate::discover_elb::load_balancer(c, stack)),
+        Box::pin(crate::discover_scaling::autoscaling(c, stack)),
     )?;
     let (mut out, images_in_repos) = ecr;
     let (ecs, running_images) = ecs;
     let (rds, db_outputs) = rds;
     let (elb, lb_outputs) = elb;
-    for mut list in [iam, logs, ssm, rds, ecs, elb] {
+    for mut list in [iam, logs, ssm, rds, ecs, elb, scaling] {
         out.append(&mut list);
     }
     // The current image where a task definition exists, else the repository's newest.

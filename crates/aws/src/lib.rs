@@ -25,11 +25,13 @@ pub mod desired;
 mod discover;
 mod discover_ecs;
 mod discover_elb;
+mod discover_scaling;
 mod error;
 mod ops;
 pub mod plan;
 mod progress;
 mod resource;
+pub mod scaling;
 
 use std::sync::Mutex;
 

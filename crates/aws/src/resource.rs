@@ -7,6 +7,8 @@ use std::fmt;
 
 use berth_spec::{ManagedDatabase, Parameter, Registry, SecurityGroup, Service};
 
+use crate::scaling::Scaling;
+
 /// A resource's logical identity inside the stack (`vpc`, `subnet/private-2`,
 /// `service/backend`): the value of its `berth:resource` tag, stable across runs.
 pub type Id = String;
@@ -32,6 +34,8 @@ pub enum Kind {
     Listener,
     TaskDefinition,
     Service,
+    /// A service's scalable target with its target-tracking policy.
+    Autoscaling,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::TaskDefinition => "task definition",
             Kind::Service => "ecs service",
+            Kind::Autoscaling => "autoscaling",
         }
     }
 }
@@ -186,6 +191,12 @@ pub enum Spec {
     },
     Service {
         service: Box<Service>,
+    },
+    /// The resource's name is the scalable target's resource id.
+    Autoscaling {
+        /// The service's name in the stack (its target group is `tg/<service>`).
+        service: String,
+        scaling: Scaling,
     },
 }
 

@@ -512,7 +512,13 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
                 .cluster(&cx.stack.cluster)
                 .service(&service.service_name)
                 .task_definition(&service.task_family)
-                .desired_count(i32::try_from(service.desired_count).unwrap_or(i32::MAX))
+                // Under autoscaling the count is AWS's: an update must not reset it.
+                .set_desired_count(
+                    service
+                        .autoscaling
+                        .is_none()
+                        .then(|| i32::try_from(service.desired_count).unwrap_or(i32::MAX)),
+                )
                 .network_configuration(network(cx)?)
                 .deployment_configuration(deployment(d))
                 .health_check_grace_period_seconds(secs(d.health_check_grace_period))

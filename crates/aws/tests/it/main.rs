@@ -1,5 +1,6 @@
 //! The AWS engine's tests: the pure planner (snapshots) and the whole lifecycle against moto.
 
+mod autoscaling;
 mod convergence;
 mod lifecycle;
 mod lifecycle_checks;
