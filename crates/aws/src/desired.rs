@@ -87,6 +87,12 @@ fn subnet_id(public: bool, index: usize) -> Id {
     )
 }
 
+/// The logical id of an SSM parameter: `param/ecs/db/host` for `/ecs/db/host` (its name
+/// without the leading slash, as in its ARN; not `param//ecs/...`).
+pub fn parameter_id(name: &str) -> Id {
+    format!("param/{}", name.trim_start_matches('/'))
+}
+
 /// The ARN of an SSM parameter of the stack.
 pub fn parameter_arn(known: &Known, name: &str) -> String {
     let slash = if name.starts_with('/') { "" } else { "/" };
@@ -446,7 +452,7 @@ fn database(stack: &Stack, b: &mut Builder) {
         .dep("db-subnet-group")
         .dep("sg/rds");
     if !password_parameter.is_empty() {
-        r.dep(format!("param/{password_parameter}"));
+        r.dep(parameter_id(&password_parameter));
     }
 }
 
@@ -458,7 +464,7 @@ fn parameters(stack: &Stack, known: &Known, b: &mut Builder) {
             continue;
         }
         let r = b.add(
-            format!("param/{}", parameter.name),
+            parameter_id(&parameter.name),
             Kind::Parameter,
             &parameter.name,
             Spec::Parameter {
@@ -492,7 +498,7 @@ fn parameters(stack: &Stack, known: &Known, b: &mut Builder) {
                             r.dep("alb");
                         }
                         berth_spec::Reference::Parameter(name) => {
-                            r.dep(format!("param/{name}"));
+                            r.dep(parameter_id(name));
                         }
                         _ => {}
                     }
@@ -670,7 +676,7 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
                 .parameter(name)
                 .is_some_and(|p| !matches!(p.value, ParameterValue::Operator))
             {
-                r.dep(format!("param/{name}"));
+                r.dep(parameter_id(name));
             }
         }
         let d = &service.deployment;

@@ -594,7 +594,7 @@ async fn parameters(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
                 },
             );
             out.push(actual(
-                &format!("param/{name}"),
+                &crate::desired::parameter_id(name),
                 Kind::Parameter,
                 name,
                 p.arn().unwrap_or(name),

@@ -14,50 +14,44 @@ fn text(pairs: Vec<(&'static str, String)>) -> Attrs {
         .collect()
 }
 
+/// The value of `key` among (key, value) pairs (the two attribute calls return different
+/// types of that shape).
+fn value_of<'a>(
+    mut pairs: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> String {
+    pairs
+        .find(|(k, _)| *k == Some(key))
+        .and_then(|(_, v)| v)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn attribute(c: &Clients, tg_or_lb: (&str, bool), key: &str) -> Result<String> {
     let (arn, is_lb) = tg_or_lb;
-    let pairs: Vec<(String, String)> = if is_lb {
-        c.elb
+    Ok(if is_lb {
+        let out = c
+            .elb
             .describe_load_balancer_attributes()
             .load_balancer_arn(arn)
             .send()
             .await
             .map_err(error::call(
                 "elasticloadbalancing:DescribeLoadBalancerAttributes",
-            ))?
-            .attributes()
-            .iter()
-            .map(|a| {
-                (
-                    a.key().unwrap_or("").to_owned(),
-                    a.value().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
+            ))?;
+        value_of(out.attributes().iter().map(|a| (a.key(), a.value())), key)
     } else {
-        c.elb
+        let out = c
+            .elb
             .describe_target_group_attributes()
             .target_group_arn(arn)
             .send()
             .await
             .map_err(error::call(
                 "elasticloadbalancing:DescribeTargetGroupAttributes",
-            ))?
-            .attributes()
-            .iter()
-            .map(|a| {
-                (
-                    a.key().unwrap_or("").to_owned(),
-                    a.value().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
-    };
-    Ok(pairs
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_default())
+            ))?;
+        value_of(out.attributes().iter().map(|a| (a.key(), a.value())), key)
+    })
 }
 
 /// The ALB (with its DNS name, the stack's output), target groups and listener.

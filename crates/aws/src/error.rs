@@ -113,3 +113,11 @@ where
         Error::Call { call, detail, hint }
     }
 }
+
+/// Maps an SDK builder's refusal (a required field left unset) into an [`Error`] naming
+/// what was being built: a bug in berth, reported instead of a panic.
+pub(crate) fn build(
+    what: &'static str,
+) -> impl FnOnce(aws_smithy_types::error::operation::BuildError) -> Error {
+    move |e| Error::Other(format!("cannot build {what}: {e}"))
+}

@@ -183,7 +183,7 @@ fn network(cx: &Ctx<'_>) -> Result<ecs::NetworkConfiguration> {
                 .security_groups(cx.phys("sg/ecs")?)
                 .assign_public_ip(ecs::AssignPublicIp::Disabled)
                 .build()
-                .expect("subnets are set"),
+                .map_err(error::build("a network configuration"))?,
         )
         .build())
 }
@@ -229,7 +229,7 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                 .options("awslogs-region", &cx.known.region)
                 .options("awslogs-stream-prefix", &service.logs.stream_prefix)
                 .build()
-                .expect("driver is set"),
+                .map_err(error::build("a log configuration"))?,
         );
     for (k, v) in &service.environment {
         container = container.environment(ecs::KeyValuePair::builder().name(k).value(v).build());
@@ -240,7 +240,7 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                 .name(name)
                 .value_from(arn)
                 .build()
-                .expect("name and value are set"),
+                .map_err(error::build("a secret"))?,
         );
     }
     if let Some(hc) = &service.container_health_check {
@@ -252,7 +252,11 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         if let Some(start) = hc.start_period {
             check = check.start_period(secs(start));
         }
-        container = container.health_check(check.build().expect("command is set"));
+        container = container.health_check(
+            check
+                .build()
+                .map_err(error::build("a container health check"))?,
+        );
     }
     let exec = cx.phys("role/execution")?;
     let task_role = cx.phys(&format!("role/task/{}", service.name)).ok();

@@ -44,14 +44,16 @@ pub(super) async fn put(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         })?;
         metric = metric.resource_label(label);
     }
-    let metric = metric.build().map_err(builder)?;
+    let metric = metric
+        .build()
+        .map_err(error::build("a predefined metric specification"))?;
     let config = TargetTrackingScalingPolicyConfiguration::builder()
         .target_value(scaling.target)
         .predefined_metric_specification(metric)
         .scale_in_cooldown(capacity(scaling.scale_in_cooldown_secs))
         .scale_out_cooldown(capacity(scaling.scale_out_cooldown_secs))
         .build()
-        .map_err(builder)?;
+        .map_err(error::build("a target-tracking configuration"))?;
     let service_name = r
         .name
         .rsplit('/')
@@ -69,10 +71,6 @@ pub(super) async fn put(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         .await
         .map_err(error::call("application-autoscaling:PutScalingPolicy"))?;
     Ok(r.name.clone())
-}
-
-fn builder(e: aws_smithy_types::error::operation::BuildError) -> Error {
-    Error::Other(format!("building an autoscaling request: {e}"))
 }
 
 /// Deletes the policy (gone already is fine) and deregisters the target.
