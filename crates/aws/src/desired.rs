@@ -12,7 +12,7 @@ use berth_spec::{
 };
 use serde_json::json;
 
-use crate::resource::{Attrs, Id, Kind, Resource, Spec, Value};
+use crate::resource::{Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
 use crate::scaling::{self, Metric, Scaling};
 
 /// The managed policy every execution role carries (pull from ECR, write to CloudWatch).
@@ -595,21 +595,77 @@ fn load_balancer(stack: &Stack, b: &mut Builder) {
             )
         })
         .collect();
-    let r = b.add(
+    let forward = ListenerDefault::Forward(format!("tg/{}", default.name));
+    // With HTTPS, the HTTPS listener routes and, unless told otherwise, the HTTP one only
+    // redirects to it.
+    let http_redirects = lb.https.as_ref().is_some_and(|h| h.redirect_http);
+    let http = match &lb.https {
+        Some(h) if h.redirect_http => ListenerDefault::RedirectHttps(h.port),
+        _ => forward.clone(),
+    };
+    let http_rules = if http_redirects {
+        Vec::new()
+    } else {
+        rules.clone()
+    };
+    listener(
+        stack,
+        b,
         "listener/http",
+        lb.http_port,
+        None,
+        http,
+        http_rules,
+    );
+    if let Some(h) = &lb.https {
+        listener(
+            stack,
+            b,
+            "listener/https",
+            h.port,
+            Some(h.certificate_arn.clone()),
+            forward,
+            rules,
+        );
+    }
+}
+
+fn listener(
+    stack: &Stack,
+    b: &mut Builder,
+    id: &str,
+    port: u16,
+    certificate: Option<String>,
+    default: ListenerDefault,
+    rules: Vec<(u32, String, Id)>,
+) {
+    let lb = &stack.load_balancer;
+    let r = b.add(
+        id,
         Kind::Listener,
-        format!("{}:{}", lb.name, lb.http_port),
+        format!("{}:{port}", lb.name),
         Spec::Listener {
-            port: lb.http_port,
-            default_target_group: format!("tg/{}", default.name),
+            port,
+            certificate: certificate.clone(),
+            default: default.clone(),
             rules: rules.clone(),
         },
     );
-    r.attr("port", lb.http_port.to_string())
-        .attr("protocol", "HTTP")
-        .attr("default_action", format!("forward to tg/{}", default.name))
+    r.attr("port", port.to_string())
+        .attr(
+            "protocol",
+            if certificate.is_some() {
+                "HTTPS"
+            } else {
+                "HTTP"
+            },
+        )
+        .attr("default_action", default.to_string())
         .attr("rules", rules_text(&rules))
         .dep("alb");
+    if let Some(arn) = certificate {
+        r.attr("certificate", arn);
+    }
     for service in &stack.services {
         r.dep(format!("tg/{}", service.name));
     }
@@ -717,6 +773,9 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
             .dep(format!("taskdef/{}", service.name))
             .dep("listener/http")
             .dep("sg/ecs");
+        if stack.load_balancer.https.is_some() {
+            r.dep("listener/https");
+        }
         for s in &private {
             r.dep(s.clone());
         }

@@ -44,7 +44,7 @@ pub use error::{Error, Result};
 pub use ops::Waits;
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
-pub use resource::{Actual, Attrs, Id, Kind, Resource, Spec, Value};
+pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +69,7 @@ impl Default for Options {
 /// What a run left behind for the person to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// `http://<the ALB's DNS name>`, once it exists.
+    /// `http://<the ALB's DNS name>` (`https://` with an HTTPS listener), once it exists.
     pub url: Option<String>,
     /// What `down` kept (final snapshots).
     pub kept: Vec<String>,
@@ -206,7 +206,16 @@ impl Engine {
             ops::sweep(&cx).await?;
         }
         let kept = cx.kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let url = cx.outputs().load_balancer_url.filter(|_| !destroying);
+        // With HTTPS the site is reached over it (HTTP may only redirect).
+        let url = match (
+            &stack.load_balancer.https,
+            cx.outputs().load_balancer_dns_name,
+        ) {
+            (Some(h), Some(dns)) if h.port == 443 => Some(format!("https://{dns}")),
+            (Some(h), Some(dns)) => Some(format!("https://{dns}:{}", h.port)),
+            _ => cx.outputs().load_balancer_url,
+        }
+        .filter(|_| !destroying);
         Ok(Outcome {
             url,
             kept,

@@ -179,7 +179,9 @@ pub enum Spec {
     },
     Listener {
         port: u16,
-        default_target_group: Id,
+        /// HTTPS with this certificate, or HTTP.
+        certificate: Option<String>,
+        default: ListenerDefault,
         /// (priority, path pattern, target group).
         rules: Vec<(u32, String, Id)>,
     },
@@ -198,6 +200,24 @@ pub enum Spec {
         service: String,
         scaling: Scaling,
     },
+}
+
+/// What a listener does with a request no rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerDefault {
+    Forward(Id),
+    /// A 301 to the same URL over HTTPS on this port (the HTTP listener of a stack that
+    /// has HTTPS).
+    RedirectHttps(u16),
+}
+
+impl fmt::Display for ListenerDefault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerDefault::Forward(tg) => write!(f, "forward to {tg}"),
+            ListenerDefault::RedirectHttps(port) => write!(f, "redirect 301 to HTTPS:{port}"),
+        }
+    }
 }
 
 /// A resource found in the account.

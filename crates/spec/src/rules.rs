@@ -205,6 +205,35 @@ pub fn path_pattern_never_matches(pattern: &str) -> bool {
     !pattern.starts_with(['/', '*', '?'])
 }
 
+/// Why `arn` cannot be an ALB listener's certificate: an ACM certificate
+/// (`arn:<partition>:acm:<region>:<account>:certificate/<id>`) or an IAM server certificate
+/// (`arn:<partition>:iam::<account>:server-certificate/<path/name>`).
+pub fn certificate_arn_problem(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let account_ok = |a: &str| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+    let ok = match parts.as_slice() {
+        ["arn", partition, "acm", region, account, resource] => {
+            partition.starts_with("aws")
+                && !region.is_empty()
+                && account_ok(account)
+                && resource
+                    .strip_prefix("certificate/")
+                    .is_some_and(|id| !id.is_empty())
+        }
+        ["arn", partition, "iam", "", account, resource] => {
+            partition.starts_with("aws")
+                && account_ok(account)
+                && resource
+                    .strip_prefix("server-certificate/")
+                    .is_some_and(|name| !name.is_empty())
+        }
+        _ => false,
+    };
+    (!ok).then(|| {
+        "a certificate ARN is arn:aws:acm:<region>:<account>:certificate/<id> (ACM) or arn:aws:iam::<account>:server-certificate/<name> (IAM)".to_owned()
+    })
+}
+
 /// A PostgreSQL identifier usable unquoted: a letter, then letters, digits, `_`; ≤ 63.
 pub(crate) fn pg_identifier_ok(name: &str) -> bool {
     let mut chars = name.chars();
@@ -296,6 +325,29 @@ mod tests {
         assert!(log_group_problem("/ecs/back end").is_some());
         assert!(log_group_problem("/ecs/é").is_some());
         assert!(log_group_problem("a:b").is_some());
+    }
+
+    #[test]
+    fn certificate_arn_edges() {
+        for good in [
+            "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
+            "arn:aws-us-gov:acm:us-gov-west-1:123456789012:certificate/abc",
+            "arn:aws:iam::123456789012:server-certificate/berth-test",
+        ] {
+            assert_eq!(certificate_arn_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "arn:",
+            "certificate/abc",
+            "arn:aws:acm:us-east-1:123456789012:certificate/",
+            "arn:aws:acm:us-east-1:1234:certificate/abc",
+            "arn:aws:acm::123456789012:certificate/abc",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:role/x",
+        ] {
+            assert!(certificate_arn_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

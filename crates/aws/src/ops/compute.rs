@@ -6,7 +6,7 @@ use aws_sdk_elasticloadbalancingv2 as elb;
 
 use super::Ctx;
 use crate::error::{self, Error, Result};
-use crate::resource::{Actual, Resource, Spec};
+use crate::resource::{Actual, ListenerDefault, Resource, Spec};
 
 fn elb_tags(cx: &Ctx<'_>, r: &Resource) -> Vec<elb::types::Tag> {
     cx.tags(&r.id, &r.name)
@@ -31,6 +31,40 @@ fn forward(tg: String) -> elb::types::Action {
         .r#type(elb::types::ActionTypeEnum::Forward)
         .target_group_arn(tg)
         .build()
+}
+
+fn protocol(certificate: &Option<String>) -> elb::types::ProtocolEnum {
+    match certificate {
+        Some(_) => elb::types::ProtocolEnum::Https,
+        None => elb::types::ProtocolEnum::Http,
+    }
+}
+
+fn certificates(certificate: &Option<String>) -> Option<Vec<elb::types::Certificate>> {
+    certificate.as_ref().map(|arn| {
+        vec![
+            elb::types::Certificate::builder()
+                .certificate_arn(arn)
+                .build(),
+        ]
+    })
+}
+
+fn default_action(cx: &Ctx<'_>, default: &ListenerDefault) -> Result<elb::types::Action> {
+    // A redirect keeps the host, path and query (`#{host}` ... are the defaults).
+    Ok(match default {
+        ListenerDefault::Forward(tg) => forward(cx.phys(tg)?),
+        ListenerDefault::RedirectHttps(port) => elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::Redirect)
+            .redirect_config(
+                elb::types::RedirectActionConfig::builder()
+                    .protocol("HTTPS")
+                    .port(port.to_string())
+                    .status_code(elb::types::RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build(),
+    })
 }
 
 pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
@@ -109,16 +143,18 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         }
         Spec::Listener {
             port,
-            default_target_group,
+            certificate,
+            default,
             ..
         } => {
             let out = c
                 .elb
                 .create_listener()
                 .load_balancer_arn(cx.phys("alb")?)
-                .protocol(elb::types::ProtocolEnum::Http)
+                .protocol(protocol(certificate))
                 .port(i32::from(*port))
-                .default_actions(forward(cx.phys(default_target_group)?))
+                .set_certificates(certificates(certificate))
+                .default_actions(default_action(cx, default)?)
                 .set_tags(Some(elb_tags(cx, r)))
                 .send()
                 .await
@@ -496,13 +532,18 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
             tg_attributes(cx, r, &a.physical).await?;
         }
         Spec::Listener {
-            default_target_group,
+            port,
+            certificate,
+            default,
             ..
         } => {
             c.elb
                 .modify_listener()
                 .listener_arn(&a.physical)
-                .default_actions(forward(cx.phys(default_target_group)?))
+                .protocol(protocol(certificate))
+                .port(i32::from(*port))
+                .set_certificates(certificates(certificate))
+                .default_actions(default_action(cx, default)?)
                 .send()
                 .await
                 .map_err(error::call("elasticloadbalancing:ModifyListener"))?;

@@ -2,6 +2,7 @@
 
 mod autoscaling;
 mod convergence;
+mod https;
 mod lifecycle;
 mod lifecycle_checks;
 mod planner;

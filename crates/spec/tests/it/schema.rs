@@ -222,3 +222,23 @@ build = { context = "../src", command = "make", artifact = "out/web" }
     assert_eq!(build.context, Path::new("/src"));
     assert_eq!(build.artifact, Path::new("/src/out/web"));
 }
+
+#[test]
+fn a_certificate_arn_that_is_no_certificate_is_refused() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+https = { certificate_arn = "arn:aws:iam::123456789012:role/web" }
+[services.web]
+port = 8080
+"#;
+    let err = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
+    let messages: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("a certificate ARN is arn:aws:acm:")),
+        "{messages:?}"
+    );
+}
