@@ -762,15 +762,8 @@ async fn ecs(c: &Clients, stack: &Stack) -> Result<(Vec<Actual>, BTreeMap<String
             .iter()
             .map(|s| s.service_name.clone())
             .collect();
-        let found = c
-            .ecs
-            .describe_services()
-            .cluster(&stack.cluster)
-            .set_services(Some(names))
-            .send()
-            .await
-            .map_err(error::call("ecs:DescribeServices"))?;
-        for s in found.services() {
+        let found = c.services.describe(&stack.cluster, names).await?;
+        for s in &found {
             if s.status() != Some("ACTIVE") {
                 continue;
             }

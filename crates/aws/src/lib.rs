@@ -32,6 +32,7 @@ pub mod plan;
 mod progress;
 mod resource;
 pub mod scaling;
+mod services;
 
 use std::sync::Mutex;
 
@@ -45,6 +46,7 @@ pub use ops::Waits;
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
 pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
+pub use services::{BoxFuture, SdkServices, ServiceApi, ServiceRequest};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Copy)]

@@ -7,6 +7,7 @@ use aws_sdk_elasticloadbalancingv2 as elb;
 use super::Ctx;
 use crate::error::{self, Error, Result};
 use crate::resource::{Actual, ListenerDefault, Resource, Spec};
+use crate::services::ServiceRequest;
 
 fn elb_tags(cx: &Ctx<'_>, r: &Resource) -> Vec<elb::types::Tag> {
     cx.tags(&r.id, &r.name)
@@ -170,34 +171,17 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         }
         Spec::TaskDefinition { .. } => register(cx, r).await,
         Spec::Service { service } => {
-            let d = &service.deployment;
-            let out = c
-                .ecs
-                .create_service()
-                .cluster(&cx.stack.cluster)
-                .service_name(&service.service_name)
-                .task_definition(&service.task_family)
-                .desired_count(i32::try_from(service.desired_count).unwrap_or(i32::MAX))
-                .launch_type(ecs::LaunchType::Fargate)
-                .network_configuration(network(cx)?)
-                .load_balancers(
-                    ecs::LoadBalancer::builder()
-                        .target_group_arn(cx.phys(&format!("tg/{}", service.name))?)
-                        .container_name(&service.container_name)
-                        .container_port(i32::from(service.port))
-                        .build(),
-                )
-                .deployment_configuration(deployment(d))
-                .health_check_grace_period_seconds(secs(d.health_check_grace_period))
-                .set_tags(Some(ecs_tags(cx, r)))
-                .send()
-                .await
-                .map_err(error::call("ecs:CreateService"))?;
-            let arn = out
-                .service()
-                .and_then(|s| s.service_arn())
-                .unwrap_or("")
-                .to_owned();
+            let mut request = service_request(cx, r, service)?;
+            request.desired_count = Some(count(service.desired_count));
+            request.load_balancer = Some(
+                ecs::LoadBalancer::builder()
+                    .target_group_arn(cx.phys(&format!("tg/{}", service.name))?)
+                    .container_name(&service.container_name)
+                    .container_port(i32::from(service.port))
+                    .build(),
+            );
+            request.tags = ecs_tags(cx, r);
+            let arn = c.services.create(request).await?;
             wait_stable(cx, r).await?;
             Ok(arn)
         }
@@ -222,6 +206,34 @@ fn network(cx: &Ctx<'_>) -> Result<ecs::NetworkConfiguration> {
                 .map_err(error::build("a network configuration"))?,
         )
         .build())
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// What create and update share. The desired count is left out under autoscaling, where it
+/// is AWS's to move (an update must not reset it).
+fn service_request(
+    cx: &Ctx<'_>,
+    r: &Resource,
+    service: &berth_spec::Service,
+) -> Result<ServiceRequest> {
+    let d = &service.deployment;
+    Ok(ServiceRequest {
+        cluster: cx.stack.cluster.clone(),
+        name: r.name.clone(),
+        task_definition: service.task_family.clone(),
+        desired_count: service
+            .autoscaling
+            .is_none()
+            .then(|| count(service.desired_count)),
+        network: network(cx)?,
+        load_balancer: None,
+        deployment: deployment(d),
+        grace_period_secs: secs(d.health_check_grace_period),
+        tags: Vec::new(),
+    })
 }
 
 fn deployment(d: &berth_spec::Deployment) -> ecs::DeploymentConfiguration {
@@ -324,16 +336,11 @@ async fn wait_stable(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
         return Ok(());
     }
     cx.wait(&r.id, "stable", || async {
-        let out =
-            cx.c.ecs
-                .describe_services()
-                .cluster(&cx.stack.cluster)
-                .services(&r.name)
-                .send()
-                .await
-                .map_err(error::call("ecs:DescribeServices"))?;
-        Ok(out
-            .services()
+        let found =
+            cx.c.services
+                .describe(&cx.stack.cluster, vec![r.name.clone()])
+                .await?;
+        Ok(found
             .first()
             .filter(|s| s.deployments().len() <= 1 && s.running_count() == s.desired_count())
             .map(|_| ()))
@@ -551,25 +558,7 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
         }
         Spec::TaskDefinition { .. } => return register(cx, r).await,
         Spec::Service { service } => {
-            let d = &service.deployment;
-            c.ecs
-                .update_service()
-                .cluster(&cx.stack.cluster)
-                .service(&service.service_name)
-                .task_definition(&service.task_family)
-                // Under autoscaling the count is AWS's: an update must not reset it.
-                .set_desired_count(
-                    service
-                        .autoscaling
-                        .is_none()
-                        .then(|| i32::try_from(service.desired_count).unwrap_or(i32::MAX)),
-                )
-                .network_configuration(network(cx)?)
-                .deployment_configuration(deployment(d))
-                .health_check_grace_period_seconds(secs(d.health_check_grace_period))
-                .send()
-                .await
-                .map_err(error::call("ecs:UpdateService"))?;
+            c.services.update(service_request(cx, r, service)?).await?;
             wait_stable(cx, r).await?;
         }
         _ => {
@@ -651,25 +640,13 @@ pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
             }
         }
         K::Service => {
-            c.ecs
-                .delete_service()
-                .cluster(&cx.stack.cluster)
-                .service(&a.name)
-                .force(true)
-                .send()
-                .await
-                .map_err(error::call("ecs:DeleteService"))?;
+            c.services.delete(&cx.stack.cluster, &a.name).await?;
             cx.wait(&a.id, "inactive", || async {
-                let out = c
-                    .ecs
-                    .describe_services()
-                    .cluster(&cx.stack.cluster)
-                    .services(&a.name)
-                    .send()
-                    .await
-                    .map_err(error::call("ecs:DescribeServices"))?;
-                Ok(out
-                    .services()
+                let found = c
+                    .services
+                    .describe(&cx.stack.cluster, vec![a.name.clone()])
+                    .await?;
+                Ok(found
                     .iter()
                     .all(|s| s.status() != Some("ACTIVE") && s.status() != Some("DRAINING"))
                     .then_some(()))

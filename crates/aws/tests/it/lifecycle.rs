@@ -2,7 +2,7 @@
 //!
 //! Where moto is not faithful (reference/moto.md): `describe_services` omits the deployment
 //! configuration and the grace period, so the planner does not compare attributes AWS does
-//! not report, and those are checked here on the request side only (the plan's snapshot);
+//! not report; those are tested against a fake of the service calls (`service_fake.rs`);
 //! moto reports a fixed number of running tasks (`MOTO_RUNNING_TASKS`), so the step that
 //! scales a service to another count does not wait for it to be stable.
 

@@ -6,4 +6,5 @@ mod https;
 mod lifecycle;
 mod lifecycle_checks;
 mod planner;
+mod service_fake;
 mod support;
