@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{MetricType, ScalingPolicy, ServiceNamespace};
-use berth_aws::{Action, silent};
-use berth_spec::{Autoscaling, ScalingTarget, Stack};
+use berth_spec::{Autoscaling, ScalingTarget};
 use berth_testkit::Moto;
 
-use crate::lifecycle::{fast, push_image, up};
-use crate::support::{engine, example_stack, sdk_config};
+use crate::lifecycle::{down, fast, push_image, up};
+use crate::support::{engine, example_stack, plan_lines, sdk_config};
 
 fn scaling(min: u32, max: u32, target: ScalingTarget) -> Option<Autoscaling> {
     Some(Autoscaling {
@@ -57,29 +56,6 @@ async fn policies(client: &aws_sdk_applicationautoscaling::Client) -> Vec<Scalin
     let mut found = out.scaling_policies().to_vec();
     found.sort_by(|a, b| a.policy_name().cmp(b.policy_name()));
     found
-}
-
-fn changes(plan: &berth_aws::Plan) -> Vec<String> {
-    plan.steps
-        .iter()
-        .flat_map(|s| match &s.action {
-            Action::Update(changes) => changes
-                .iter()
-                .map(|c| format!("{} {}: {} -> {}", s.id, c.attr, c.old, c.new))
-                .collect(),
-            other => vec![format!("{} {other:?}", s.id)],
-        })
-        .collect()
-}
-
-async fn down(engine: &berth_aws::Engine, stack: &Stack) {
-    let (snapshot, desired, plan) = engine.plan_down(stack).await.expect("plan down");
-    let mut options = fast();
-    options.skip_final_snapshot = true;
-    engine
-        .destroy(stack, (&snapshot, &desired, &plan), options, &silent())
-        .await
-        .expect("down");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +142,7 @@ async fn scalable_targets_and_policies_follow_the_stack() {
     stack.services[0].autoscaling = scaling(2, 4, ScalingTarget::MemoryPercent(60.0));
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
     assert_eq!(
-        changes(&plan),
+        plan_lines(&plan),
         [
             r#"autoscaling/frontend metric: "cpu" -> "memory""#,
             r#"autoscaling/frontend target: "70" -> "60""#,
@@ -193,7 +169,7 @@ async fn scalable_targets_and_policies_follow_the_stack() {
     stack.services[0].autoscaling = None;
     stack.services[0].desired_count = 2;
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
-    assert_eq!(changes(&plan), ["autoscaling/frontend Delete"]);
+    assert_eq!(plan_lines(&plan), ["autoscaling/frontend Delete"]);
     up(&engine, &stack, fast())
         .await
         .expect("up without frontend scaling");
@@ -207,7 +183,9 @@ async fn scalable_targets_and_policies_follow_the_stack() {
     );
     assert_eq!(policies(&client).await.len(), 1);
 
-    down(&engine, &stack).await;
+    let mut options = fast();
+    options.skip_final_snapshot = true;
+    down(&engine, &stack, options).await;
     assert_eq!(targets(&client).await, []);
     assert_eq!(policies(&client).await.len(), 0);
     let snapshot = engine.discover(&stack).await.expect("discover");

@@ -5,12 +5,11 @@
 //! engine already depends on can make.
 
 use aws_sdk_elasticloadbalancingv2::types::{ActionTypeEnum, Listener, ProtocolEnum};
-use berth_aws::{Action, Plan, silent};
-use berth_spec::{Https, Stack};
+use berth_spec::Https;
 use berth_testkit::Moto;
 
-use crate::lifecycle::{fast, up};
-use crate::support::{engine, example_stack, sdk_config};
+use crate::lifecycle::{down, fast, up};
+use crate::support::{engine, example_stack, plan_lines, sdk_config};
 
 async fn upload_certificate(sdk: &aws_config::SdkConfig) -> String {
     let out = aws_sdk_iam::Client::new(sdk)
@@ -70,29 +69,6 @@ async fn rule_paths(sdk: &aws_config::SdkConfig, listener: &Listener) -> Vec<Str
                 .unwrap_or_else(|| c.values().to_vec())
         })
         .collect()
-}
-
-fn summary(plan: &Plan) -> Vec<String> {
-    plan.steps
-        .iter()
-        .flat_map(|s| match &s.action {
-            Action::Update(changes) => changes
-                .iter()
-                .map(|c| format!("{} {}: {} -> {}", s.id, c.attr, c.old, c.new))
-                .collect(),
-            other => vec![format!("{} {other:?}", s.id)],
-        })
-        .collect()
-}
-
-async fn down(engine: &berth_aws::Engine, stack: &Stack) {
-    let (snapshot, desired, plan) = engine.plan_down(stack).await.expect("plan down");
-    let mut options = fast();
-    options.skip_final_snapshot = true;
-    engine
-        .destroy(stack, (&snapshot, &desired, &plan), options, &silent())
-        .await
-        .expect("down");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +137,7 @@ async fn https_listener_with_http_redirect_converges() {
     }
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
     assert_eq!(
-        summary(&plan),
+        plan_lines(&plan),
         [
             r#"listener/http default_action: "redirect 301 to HTTPS:443" -> "forward to tg/frontend""#,
             r#"listener/http rules: "" -> "100 /api/* -> tg/backend""#,
@@ -180,7 +156,7 @@ async fn https_listener_with_http_redirect_converges() {
     // Without HTTPS: its listener goes, nothing else changes.
     stack.load_balancer.https = None;
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
-    assert_eq!(summary(&plan), ["listener/https Delete"]);
+    assert_eq!(plan_lines(&plan), ["listener/https Delete"]);
     up(&engine, &stack, fast()).await.expect("up without https");
     let found = listeners(&sdk).await;
     assert_eq!(
@@ -190,7 +166,9 @@ async fn https_listener_with_http_redirect_converges() {
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
     assert!(plan.is_empty(), "{plan}");
 
-    down(&engine, &stack).await;
+    let mut options = fast();
+    options.skip_final_snapshot = true;
+    down(&engine, &stack, options).await;
     let snapshot = engine.discover(&stack).await.expect("discover");
     assert_eq!(snapshot.actual, Vec::new());
 }
