@@ -502,26 +502,46 @@ async fn repositories(
                 ("keep_last", keep_last),
             ]),
         ));
-        let found = c
-            .ecr
-            .describe_images()
-            .repository_name(&registry.name)
-            .send()
-            .await
-            .map_err(error::call("ecr:DescribeImages"))?;
-        let newest = found
-            .image_details()
-            .iter()
-            .max_by_key(|d| d.image_pushed_at().map(|t| (t.secs(), t.subsec_nanos())));
-        if let Some(d) = newest {
-            let image = match d.image_tags().first() {
-                Some(tag) => format!("{uri}:{tag}"),
-                None => format!("{uri}@{}", d.image_digest().unwrap_or("")),
-            };
+        if let Some(image) = newest_image(c, &registry.name, uri, None).await? {
             images.insert(registry.service.clone(), image);
         }
     }
     Ok((out, images))
+}
+
+/// The newest image of repository `name` (at `uri`), as `uri:tag` (or `uri@digest` if
+/// untagged); only among the images tagged `tag` when given.
+pub(crate) async fn newest_image(
+    c: &Clients,
+    name: &str,
+    uri: &str,
+    tag: Option<&str>,
+) -> Result<Option<String>> {
+    let mut call = c.ecr.describe_images().repository_name(name);
+    if let Some(tag) = tag {
+        call = call.image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        );
+    }
+    let found = match call.send().await {
+        Ok(found) => found,
+        Err(e) if tag.is_some() && error::code(&e) == Some("ImageNotFoundException") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(error::call("ecr:DescribeImages")(e)),
+    };
+    let newest = found
+        .image_details()
+        .iter()
+        .max_by_key(|d| d.image_pushed_at().map(|t| (t.secs(), t.subsec_nanos())));
+    Ok(newest.map(
+        |d| match tag.or(d.image_tags().first().map(String::as_str)) {
+            Some(tag) => format!("{uri}:{tag}"),
+            None => format!("{uri}@{}", d.image_digest().unwrap_or("")),
+        },
+    ))
 }
 
 async fn log_groups(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {

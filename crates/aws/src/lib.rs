@@ -21,6 +21,7 @@
 
 mod apply;
 mod clients;
+mod deploy;
 pub mod desired;
 mod discover;
 mod discover_ecs;
@@ -39,6 +40,7 @@ use std::sync::Mutex;
 use berth_spec::{AwsEnvironment, Stack};
 
 pub use clients::{Clients, Recorder, is_mutating};
+pub use deploy::Deployed;
 pub use desired::{Desired, Known, desired};
 pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
 pub use error::{Error, Result};
@@ -178,15 +180,48 @@ impl Engine {
             .await
     }
 
-    async fn run(
+    /// `berth deploy SERVICE`, its first half: registers a revision of the service's task
+    /// definition with `image` (a full reference, a tag of its repository, or by default the
+    /// repository's newest image) and updates the service to it with the stack's deployment
+    /// configuration. [`Engine::watch_rollout`] is the second half.
+    pub async fn deploy(
         &self,
         stack: &Stack,
-        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        service: &str,
+        image: Option<&str>,
+        progress: &Progress,
+    ) -> Result<Deployed> {
+        let service = deploy::find(stack, service)?;
+        let snapshot = self.discover(stack).await?;
+        let cx = self.ctx(stack, &snapshot, Options::default(), progress);
+        let image = deploy::image(&cx, &snapshot, service, image).await?;
+        deploy::start(&cx, &snapshot, service, image).await
+    }
+
+    /// Watches the rollout of `deployed` until it is COMPLETED (`options.waits`: the poll
+    /// interval and the timeout); FAILED (the circuit breaker) is [`Error::Rollout`].
+    pub async fn watch_rollout(
+        &self,
+        stack: &Stack,
+        service: &str,
+        deployed: &Deployed,
         options: Options,
         progress: &Progress,
-        destroying: bool,
-    ) -> Result<Outcome> {
-        let cx = ops::Ctx {
+    ) -> Result<()> {
+        let service = deploy::find(stack, service)?;
+        let snapshot = Snapshot::default();
+        let cx = self.ctx(stack, &snapshot, options, progress);
+        deploy::watch(&cx, service, deployed).await
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        stack: &'a Stack,
+        snapshot: &'a Snapshot,
+        options: Options,
+        progress: &'a Progress,
+    ) -> ops::Ctx<'a> {
+        ops::Ctx {
             c: &self.clients,
             stack,
             known: &snapshot.known,
@@ -202,7 +237,18 @@ impl Engine {
             waits: options.waits,
             skip_final_snapshot: options.skip_final_snapshot,
             kept: Mutex::new(Vec::new()),
-        };
+        }
+    }
+
+    async fn run(
+        &self,
+        stack: &Stack,
+        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        options: Options,
+        progress: &Progress,
+        destroying: bool,
+    ) -> Result<Outcome> {
+        let cx = self.ctx(stack, snapshot, options, progress);
         apply::run(&cx, plan, &desired.resources, snapshot, options.parallel).await?;
         if destroying {
             ops::sweep(&cx).await?;

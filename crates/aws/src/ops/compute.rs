@@ -214,7 +214,7 @@ fn count(n: u32) -> i32 {
 
 /// What create and update share. The desired count is left out under autoscaling, where it
 /// is AWS's to move (an update must not reset it).
-fn service_request(
+pub(crate) fn service_request(
     cx: &Ctx<'_>,
     r: &Resource,
     service: &berth_spec::Service,
@@ -250,7 +250,7 @@ fn deployment(d: &berth_spec::Deployment) -> ecs::DeploymentConfiguration {
 }
 
 /// A new revision of the family (a task definition never changes in place).
-async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
+pub(crate) async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
     let Spec::TaskDefinition {
         service,
         image,

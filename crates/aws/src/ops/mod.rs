@@ -4,7 +4,7 @@
 //! uniquely, so the next discovery finds a half-made resource and the planner finishes it
 //! with an update (an internet gateway not yet attached shows `vpc: "" -> "vpc"`).
 
-mod compute;
+pub(crate) mod compute;
 mod data;
 mod identity;
 mod network;

@@ -2,9 +2,10 @@
 
 mod autoscaling;
 mod convergence;
+mod deploy;
 mod https;
 mod lifecycle;
 mod lifecycle_checks;
 mod planner;
-mod service_fake;
+pub mod service_fake;
 mod support;

@@ -4,7 +4,7 @@
 //! planner can neither see them differ nor see them converge. Everything else (the network,
 //! the ALB, the task definitions) still goes to moto.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,19 +17,56 @@ use crate::support::{REGION, example_stack, plan_lines, sdk_config};
 
 /// ECS as far as services go, reporting every field it was given (as AWS does), with the
 /// running count equal to the desired one (every service stable at once).
+///
+/// An update starts a deployment IN_PROGRESS; each later describe takes the next scripted
+/// step of its rollout (`script`), as ECS's answers would move along.
 #[derive(Debug, Default)]
-struct FakeServices {
+pub struct FakeServices {
     services: Mutex<BTreeMap<String, ecs::Service>>,
     /// ("create" | "update" | "delete", the request), in order.
     calls: Mutex<Vec<(&'static str, Option<ServiceRequest>)>>,
+    rollout: Mutex<VecDeque<RolloutStep>>,
+}
+
+/// One describe's view of the newest deployment.
+#[derive(Debug, Clone)]
+pub enum RolloutStep {
+    InProgress,
+    Completed,
+    /// The circuit breaker: the reason and the event ECS writes.
+    Failed(&'static str, &'static str),
+}
+
+fn deployment(task_definition: &str, count: i32, step: &RolloutStep) -> ecs::Deployment {
+    let (state, running) = match step {
+        RolloutStep::InProgress => (ecs::DeploymentRolloutState::InProgress, 0),
+        RolloutStep::Completed => (ecs::DeploymentRolloutState::Completed, count),
+        RolloutStep::Failed(..) => (ecs::DeploymentRolloutState::Failed, 0),
+    };
+    ecs::Deployment::builder()
+        .status("PRIMARY")
+        .task_definition(task_definition)
+        .desired_count(count)
+        .running_count(running)
+        .rollout_state(state)
+        .set_rollout_state_reason(match step {
+            RolloutStep::Failed(reason, _) => Some((*reason).to_owned()),
+            _ => None,
+        })
+        .build()
 }
 
 impl FakeServices {
-    fn calls(&self) -> Vec<(&'static str, Option<ServiceRequest>)> {
+    /// The steps the next rollout goes through, one per describe.
+    pub fn script(&self, steps: impl IntoIterator<Item = RolloutStep>) {
+        *self.rollout.lock().unwrap() = steps.into_iter().collect();
+    }
+
+    pub fn calls(&self) -> Vec<(&'static str, Option<ServiceRequest>)> {
         self.calls.lock().unwrap().clone()
     }
 
-    fn service(&self, name: &str) -> ecs::Service {
+    pub fn service(&self, name: &str) -> ecs::Service {
         self.services.lock().unwrap()[name].clone()
     }
 
@@ -41,6 +78,7 @@ impl FakeServices {
     }
 
     fn apply(&self, r: &ServiceRequest, current: Option<ecs::Service>) -> ecs::Service {
+        let first = current.is_none();
         let current = current.unwrap_or_else(|| {
             ecs::Service::builder()
                 .service_arn(format!(
@@ -65,7 +103,14 @@ impl FakeServices {
             .network_configuration(r.network.clone())
             .deployment_configuration(r.deployment.clone())
             .health_check_grace_period_seconds(r.grace_period_secs);
-        b.build()
+        // A creation is stable at once; an update starts a rollout.
+        let step = if first {
+            RolloutStep::Completed
+        } else {
+            RolloutStep::InProgress
+        };
+        b.set_deployments(Some(vec![deployment(&r.task_definition, count, &step)]))
+            .build()
     }
 }
 
@@ -87,6 +132,8 @@ impl IntoBuilder for ecs::Service {
             .set_health_check_grace_period_seconds(self.health_check_grace_period_seconds())
             .set_task_definition(self.task_definition().map(str::to_owned))
             .set_status(self.status().map(str::to_owned))
+            .set_deployments(Some(self.deployments().to_vec()))
+            .set_events(Some(self.events().to_vec()))
     }
 }
 
@@ -96,7 +143,26 @@ impl ServiceApi for FakeServices {
         _cluster: &'a str,
         names: Vec<String>,
     ) -> BoxFuture<'a, berth_aws::Result<Vec<ecs::Service>>> {
-        let services = self.services.lock().unwrap();
+        let mut services = self.services.lock().unwrap();
+        if let Some(step) = self.rollout.lock().unwrap().pop_front() {
+            for name in &names {
+                let Some(current) = services.get(name).cloned() else {
+                    continue;
+                };
+                let Some(newest) = current.deployments().first().cloned() else {
+                    continue;
+                };
+                let mut b = current.into_builder().set_deployments(Some(vec![deployment(
+                    newest.task_definition().unwrap_or(""),
+                    newest.desired_count(),
+                    &step,
+                )]));
+                if let RolloutStep::Failed(_, event) = step {
+                    b = b.events(ecs::ServiceEvent::builder().message(event).build());
+                }
+                services.insert(name.clone(), b.build());
+            }
+        }
         let found = names
             .iter()
             .filter_map(|n| services.get(n).cloned())
