@@ -1,4 +1,4 @@
-//! `plan`, `up` and `down` on an environment with `runtime = "aws"`: the AWS engine
+//! `plan`, `up`, `down` and `deploy` on an environment with `runtime = "aws"`: the AWS engine
 //! (crate `berth-aws`, behind the cargo feature `aws`) does the work; this module asks for
 //! confirmation and renders its plan and progress.
 
@@ -39,8 +39,18 @@ pub async fn down(
     Err(not_built(environment))
 }
 
+#[cfg(not(feature = "aws"))]
+pub async fn deploy(
+    _: &Context,
+    _: &Stack,
+    environment: &Environment,
+    _: crate::commands::deploy::Args,
+) -> CliResult {
+    Err(not_built(environment))
+}
+
 #[cfg(feature = "aws")]
-pub use engine::{down, plan, up};
+pub use engine::{deploy, down, plan, up};
 
 #[cfg(feature = "aws")]
 mod engine {
@@ -242,6 +252,55 @@ mod engine {
         }
         if let Some(url) = outcome.url {
             cx.output.line(url);
+        }
+        Ok(())
+    }
+
+    /// `berth deploy SERVICE -e <aws env>`: the new revision, the service updated, the
+    /// rollout watched (exit 1 if it fails or times out).
+    pub async fn deploy(
+        cx: &Context,
+        stack: &Stack,
+        environment: &Environment,
+        args: crate::commands::deploy::Args,
+    ) -> CliResult {
+        // An unknown service is the caller's mistake (exit 2), said before connecting.
+        let service = crate::commands::running::find_service(cx, stack, &args.service)?
+            .name
+            .clone();
+        let engine = connect(environment).await?;
+        let progress = progress(&cx.output);
+        let deployed = engine
+            .deploy(stack, &service, args.image.as_deref(), &progress)
+            .await
+            .map_err(failed)?;
+        let summary = serde_json::json!({
+            "service": service,
+            "revision": deployed.revision,
+            "task_definition": deployed.task_definition,
+            "image": deployed.image,
+            "watched": !args.no_watch,
+        });
+        if !cx.output.is_json() {
+            cx.output.line(format!(
+                "{}: revision {} ({}) deploying",
+                service, deployed.revision, deployed.image
+            ));
+        }
+        if !args.no_watch {
+            engine
+                .watch_rollout(stack, &service, &deployed, Options::default(), &progress)
+                .await
+                .map_err(failed)?;
+            if !cx.output.is_json() {
+                cx.output.line(format!(
+                    "{}: revision {} rolled out",
+                    service, deployed.revision
+                ));
+            }
+        }
+        if cx.output.is_json() {
+            cx.output.json(&summary)?;
         }
         Ok(())
     }
