@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::services::{SdkServices, ServiceApi};
+
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -107,6 +109,9 @@ pub struct Clients {
     pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) ecs: aws_sdk_ecs::Client,
     pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) scaling: aws_sdk_applicationautoscaling::Client,
+    /// The ECS service calls (a fake in the tests of what moto does not emulate).
+    pub(crate) services: Arc<dyn ServiceApi>,
     pub recorder: Recorder,
 }
 
@@ -135,7 +140,9 @@ impl Clients {
     /// Clients from an SDK configuration made elsewhere (the tests point one at moto).
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Clients {
         let rec = Recorder::default();
+        let ecs = client!(aws_sdk_ecs, sdk, rec);
         Clients {
+            services: Arc::new(SdkServices(ecs.clone())),
             ec2: client!(aws_sdk_ec2, sdk, rec),
             iam: client!(aws_sdk_iam, sdk, rec),
             ecr: client!(aws_sdk_ecr, sdk, rec),
@@ -143,9 +150,17 @@ impl Clients {
             ssm: client!(aws_sdk_ssm, sdk, rec),
             logs: client!(aws_sdk_cloudwatchlogs, sdk, rec),
             elb: client!(aws_sdk_elasticloadbalancingv2, sdk, rec),
-            ecs: client!(aws_sdk_ecs, sdk, rec),
+            ecs,
             sts: client!(aws_sdk_sts, sdk, rec),
+            scaling: client!(aws_sdk_applicationautoscaling, sdk, rec),
             recorder: rec,
         }
+    }
+
+    /// The same clients with the ECS service calls going to `services` (the tests' fake
+    /// for what moto does not report).
+    pub fn with_services(mut self, services: Arc<dyn ServiceApi>) -> Clients {
+        self.services = services;
+        self
     }
 }

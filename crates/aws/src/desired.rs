@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 
 use berth_spec::{
-    IngressSource, NatGateways, Outputs, ParameterType, ParameterValue, Reference, Stack, Template,
+    IngressSource, NatGateways, Outputs, ParameterType, ParameterValue, Reference, Service, Stack,
+    Template,
 };
 use serde_json::json;
 
-use crate::resource::{Attrs, Id, Kind, Resource, Spec, Value};
+use crate::resource::{Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
+use crate::scaling::{self, Metric, Scaling};
 
 /// The managed policy every execution role carries (pull from ECR, write to CloudWatch).
 pub const EXECUTION_POLICY_ARN: &str =
@@ -49,6 +51,7 @@ impl Builder {
         name: impl Into<String>,
         spec: Spec,
     ) -> &mut Resource {
+        let index = self.0.len();
         self.0.push(Resource {
             id: id.into(),
             kind,
@@ -57,7 +60,7 @@ impl Builder {
             deps: Vec::new(),
             spec,
         });
-        self.0.last_mut().expect("just pushed")
+        &mut self.0[index]
     }
 }
 
@@ -82,6 +85,12 @@ fn subnet_id(public: bool, index: usize) -> Id {
         if public { "public" } else { "private" },
         index + 1
     )
+}
+
+/// The logical id of an SSM parameter: `param/ecs/db/host` for `/ecs/db/host` (its name
+/// without the leading slash, as in its ARN; not `param//ecs/...`).
+pub fn parameter_id(name: &str) -> Id {
+    format!("param/{}", name.trim_start_matches('/'))
 }
 
 /// The ARN of an SSM parameter of the stack.
@@ -443,7 +452,7 @@ fn database(stack: &Stack, b: &mut Builder) {
         .dep("db-subnet-group")
         .dep("sg/rds");
     if !password_parameter.is_empty() {
-        r.dep(format!("param/{password_parameter}"));
+        r.dep(parameter_id(&password_parameter));
     }
 }
 
@@ -455,7 +464,7 @@ fn parameters(stack: &Stack, known: &Known, b: &mut Builder) {
             continue;
         }
         let r = b.add(
-            format!("param/{}", parameter.name),
+            parameter_id(&parameter.name),
             Kind::Parameter,
             &parameter.name,
             Spec::Parameter {
@@ -489,7 +498,7 @@ fn parameters(stack: &Stack, known: &Known, b: &mut Builder) {
                             r.dep("alb");
                         }
                         berth_spec::Reference::Parameter(name) => {
-                            r.dep(format!("param/{name}"));
+                            r.dep(parameter_id(name));
                         }
                         _ => {}
                     }
@@ -586,21 +595,77 @@ fn load_balancer(stack: &Stack, b: &mut Builder) {
             )
         })
         .collect();
-    let r = b.add(
+    let forward = ListenerDefault::Forward(format!("tg/{}", default.name));
+    // With HTTPS, the HTTPS listener routes and, unless told otherwise, the HTTP one only
+    // redirects to it.
+    let http_redirects = lb.https.as_ref().is_some_and(|h| h.redirect_http);
+    let http = match &lb.https {
+        Some(h) if h.redirect_http => ListenerDefault::RedirectHttps(h.port),
+        _ => forward.clone(),
+    };
+    let http_rules = if http_redirects {
+        Vec::new()
+    } else {
+        rules.clone()
+    };
+    listener(
+        stack,
+        b,
         "listener/http",
+        lb.http_port,
+        None,
+        http,
+        http_rules,
+    );
+    if let Some(h) = &lb.https {
+        listener(
+            stack,
+            b,
+            "listener/https",
+            h.port,
+            Some(h.certificate_arn.clone()),
+            forward,
+            rules,
+        );
+    }
+}
+
+fn listener(
+    stack: &Stack,
+    b: &mut Builder,
+    id: &str,
+    port: u16,
+    certificate: Option<String>,
+    default: ListenerDefault,
+    rules: Vec<(u32, String, Id)>,
+) {
+    let lb = &stack.load_balancer;
+    let r = b.add(
+        id,
         Kind::Listener,
-        format!("{}:{}", lb.name, lb.http_port),
+        format!("{}:{port}", lb.name),
         Spec::Listener {
-            port: lb.http_port,
-            default_target_group: format!("tg/{}", default.name),
+            port,
+            certificate: certificate.clone(),
+            default: default.clone(),
             rules: rules.clone(),
         },
     );
-    r.attr("port", lb.http_port.to_string())
-        .attr("protocol", "HTTP")
-        .attr("default_action", format!("forward to tg/{}", default.name))
+    r.attr("port", port.to_string())
+        .attr(
+            "protocol",
+            if certificate.is_some() {
+                "HTTPS"
+            } else {
+                "HTTP"
+            },
+        )
+        .attr("default_action", default.to_string())
         .attr("rules", rules_text(&rules))
         .dep("alb");
+    if let Some(arn) = certificate {
+        r.attr("certificate", arn);
+    }
     for service in &stack.services {
         r.dep(format!("tg/{}", service.name));
     }
@@ -667,7 +732,7 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
                 .parameter(name)
                 .is_some_and(|p| !matches!(p.value, ParameterValue::Operator))
             {
-                r.dep(format!("param/{name}"));
+                r.dep(parameter_id(name));
             }
         }
         let d = &service.deployment;
@@ -684,7 +749,6 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
         );
         r.attr("launch_type", "FARGATE")
             .attr("task_definition", service.task_family.as_str())
-            .attr("desired_count", service.desired_count.to_string())
             .attr("subnets", join(&private))
             .attr("security_groups", "sg/ecs")
             .attr("assign_public_ip", "DISABLED")
@@ -709,15 +773,58 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
             .dep(format!("taskdef/{}", service.name))
             .dep("listener/http")
             .dep("sg/ecs");
+        if stack.load_balancer.https.is_some() {
+            r.dep("listener/https");
+        }
         for s in &private {
             r.dep(s.clone());
         }
-        for rtb in 0..stack.network.private_subnets.len() {
-            let id = format!("rtb/private-{}", rtb + 1);
-            if b.0.iter().any(|x| x.id == id) {
-                b.0.last_mut().expect("the service").dep(id);
+        // Under autoscaling the desired count is AWS's to move: it is set at creation only
+        // and never a difference.
+        if service.autoscaling.is_none() {
+            r.attr("desired_count", service.desired_count.to_string());
+        }
+        let route_tables: Vec<Id> = (0..stack.network.private_subnets.len())
+            .map(|rtb| format!("rtb/private-{}", rtb + 1))
+            .filter(|id| b.0.iter().any(|x| &x.id == id))
+            .collect();
+        if let Some(service_resource) = b.0.last_mut() {
+            for id in route_tables {
+                service_resource.dep(id);
             }
+        }
+        if let Some(a) = &service.autoscaling {
+            autoscaling(stack, service, &Scaling::from_spec(a), b);
         }
     }
     waiting
+}
+
+/// A service's scalable target and target-tracking policy.
+fn autoscaling(stack: &Stack, service: &Service, scaling: &Scaling, b: &mut Builder) {
+    let r = b.add(
+        format!("autoscaling/{}", service.name),
+        Kind::Autoscaling,
+        scaling::resource_id(&stack.cluster, &service.service_name),
+        Spec::Autoscaling {
+            service: service.name.clone(),
+            scaling: scaling.clone(),
+        },
+    );
+    r.attr("min", scaling.min.to_string())
+        .attr("max", scaling.max.to_string())
+        .attr("metric", scaling.metric.as_str())
+        .attr("target", scaling::target_text(scaling.target))
+        .attr(
+            "scale_in_cooldown",
+            scaling.scale_in_cooldown_secs.to_string(),
+        )
+        .attr(
+            "scale_out_cooldown",
+            scaling.scale_out_cooldown_secs.to_string(),
+        )
+        .dep(format!("service/{}", service.name));
+    if scaling.metric == Metric::Requests {
+        r.dep("alb").dep(format!("tg/{}", service.name));
+    }
 }

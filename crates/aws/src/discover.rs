@@ -329,7 +329,7 @@ async fn named(
     c: &Clients,
     stack: &Stack,
 ) -> Result<(Vec<Actual>, BTreeMap<String, String>, Outputs)> {
-    let (iam, ecr, logs, ssm, rds, ecs, elb) = tokio::try_join!(
+    let (iam, ecr, logs, ssm, rds, ecs, elb, scaling) = tokio::try_join!(
         Box::pin(roles(c, stack)),
         Box::pin(repositories(c, stack)),
         Box::pin(log_groups(c, stack)),
@@ -337,12 +337,13 @@ async fn named(
         Box::pin(database(c, stack)),
         Box::pin(ecs(c, stack)),
         Box::pin(crate::discover_elb::load_balancer(c, stack)),
+        Box::pin(crate::discover_scaling::autoscaling(c, stack)),
     )?;
     let (mut out, images_in_repos) = ecr;
     let (ecs, running_images) = ecs;
     let (rds, db_outputs) = rds;
     let (elb, lb_outputs) = elb;
-    for mut list in [iam, logs, ssm, rds, ecs, elb] {
+    for mut list in [iam, logs, ssm, rds, ecs, elb, scaling] {
         out.append(&mut list);
     }
     // The current image where a task definition exists, else the repository's newest.
@@ -501,26 +502,46 @@ async fn repositories(
                 ("keep_last", keep_last),
             ]),
         ));
-        let found = c
-            .ecr
-            .describe_images()
-            .repository_name(&registry.name)
-            .send()
-            .await
-            .map_err(error::call("ecr:DescribeImages"))?;
-        let newest = found
-            .image_details()
-            .iter()
-            .max_by_key(|d| d.image_pushed_at().map(|t| (t.secs(), t.subsec_nanos())));
-        if let Some(d) = newest {
-            let image = match d.image_tags().first() {
-                Some(tag) => format!("{uri}:{tag}"),
-                None => format!("{uri}@{}", d.image_digest().unwrap_or("")),
-            };
+        if let Some(image) = newest_image(c, &registry.name, uri, None).await? {
             images.insert(registry.service.clone(), image);
         }
     }
     Ok((out, images))
+}
+
+/// The newest image of repository `name` (at `uri`), as `uri:tag` (or `uri@digest` if
+/// untagged); only among the images tagged `tag` when given.
+pub(crate) async fn newest_image(
+    c: &Clients,
+    name: &str,
+    uri: &str,
+    tag: Option<&str>,
+) -> Result<Option<String>> {
+    let mut call = c.ecr.describe_images().repository_name(name);
+    if let Some(tag) = tag {
+        call = call.image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        );
+    }
+    let found = match call.send().await {
+        Ok(found) => found,
+        Err(e) if tag.is_some() && error::code(&e) == Some("ImageNotFoundException") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(error::call("ecr:DescribeImages")(e)),
+    };
+    let newest = found
+        .image_details()
+        .iter()
+        .max_by_key(|d| d.image_pushed_at().map(|t| (t.secs(), t.subsec_nanos())));
+    Ok(newest.map(
+        |d| match tag.or(d.image_tags().first().map(String::as_str)) {
+            Some(tag) => format!("{uri}:{tag}"),
+            None => format!("{uri}@{}", d.image_digest().unwrap_or("")),
+        },
+    ))
 }
 
 async fn log_groups(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
@@ -593,7 +614,7 @@ async fn parameters(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
                 },
             );
             out.push(actual(
-                &format!("param/{name}"),
+                &crate::desired::parameter_id(name),
                 Kind::Parameter,
                 name,
                 p.arn().unwrap_or(name),
@@ -761,15 +782,8 @@ async fn ecs(c: &Clients, stack: &Stack) -> Result<(Vec<Actual>, BTreeMap<String
             .iter()
             .map(|s| s.service_name.clone())
             .collect();
-        let found = c
-            .ecs
-            .describe_services()
-            .cluster(&stack.cluster)
-            .set_services(Some(names))
-            .send()
-            .await
-            .map_err(error::call("ecs:DescribeServices"))?;
-        for s in found.services() {
+        let found = c.services.describe(&stack.cluster, names).await?;
+        for s in &found {
             if s.status() != Some("ACTIVE") {
                 continue;
             }

@@ -1,5 +1,6 @@
 //! Discovery of the load balancer, its target groups and its HTTP listener, by name.
 
+use aws_sdk_elasticloadbalancingv2 as elb;
 use berth_spec::Stack;
 
 use crate::clients::Clients;
@@ -14,50 +15,44 @@ fn text(pairs: Vec<(&'static str, String)>) -> Attrs {
         .collect()
 }
 
+/// The value of `key` among (key, value) pairs (the two attribute calls return different
+/// types of that shape).
+fn value_of<'a>(
+    mut pairs: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    key: &str,
+) -> String {
+    pairs
+        .find(|(k, _)| *k == Some(key))
+        .and_then(|(_, v)| v)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 async fn attribute(c: &Clients, tg_or_lb: (&str, bool), key: &str) -> Result<String> {
     let (arn, is_lb) = tg_or_lb;
-    let pairs: Vec<(String, String)> = if is_lb {
-        c.elb
+    Ok(if is_lb {
+        let out = c
+            .elb
             .describe_load_balancer_attributes()
             .load_balancer_arn(arn)
             .send()
             .await
             .map_err(error::call(
                 "elasticloadbalancing:DescribeLoadBalancerAttributes",
-            ))?
-            .attributes()
-            .iter()
-            .map(|a| {
-                (
-                    a.key().unwrap_or("").to_owned(),
-                    a.value().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
+            ))?;
+        value_of(out.attributes().iter().map(|a| (a.key(), a.value())), key)
     } else {
-        c.elb
+        let out = c
+            .elb
             .describe_target_group_attributes()
             .target_group_arn(arn)
             .send()
             .await
             .map_err(error::call(
                 "elasticloadbalancing:DescribeTargetGroupAttributes",
-            ))?
-            .attributes()
-            .iter()
-            .map(|a| {
-                (
-                    a.key().unwrap_or("").to_owned(),
-                    a.value().unwrap_or("").to_owned(),
-                )
-            })
-            .collect()
-    };
-    Ok(pairs
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_default())
+            ))?;
+        value_of(out.attributes().iter().map(|a| (a.key(), a.value())), key)
+    })
 }
 
 /// The ALB (with its DNS name, the stack's output), target groups and listener.
@@ -181,65 +176,19 @@ pub(crate) async fn load_balancer(
             .send()
             .await
             .map_err(error::call("elasticloadbalancing:DescribeListeners"))?;
-        let port = i32::from(stack.load_balancer.http_port);
-        if let Some(l) = listeners
-            .listeners()
-            .iter()
-            .find(|l| l.port() == Some(port))
-        {
-            let listener_arn = l.listener_arn().unwrap_or("").to_owned();
-            let default = l
-                .default_actions()
-                .first()
-                .and_then(|a| a.target_group_arn())
-                .unwrap_or("");
-            let rules = c
-                .elb
-                .describe_rules()
-                .listener_arn(&listener_arn)
-                .send()
-                .await
-                .map_err(error::call("elasticloadbalancing:DescribeRules"))?;
-            let rules: Vec<String> = rules
-                .rules()
-                .iter()
-                .filter(|r| !r.is_default().unwrap_or(false))
-                .map(|r| {
-                    let path = r
-                        .conditions()
-                        .iter()
-                        .flat_map(|c| {
-                            c.path_pattern_config()
-                                .map(|p| p.values().to_vec())
-                                .unwrap_or_else(|| c.values().to_vec())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let tg = r
-                        .actions()
-                        .first()
-                        .and_then(|a| a.target_group_arn())
-                        .unwrap_or("");
-                    format!("{} {path} -> {tg}", r.priority().unwrap_or(""))
-                })
-                .collect();
-            out.push(Actual {
-                id: "listener/http".into(),
-                kind: Kind::Listener,
-                name: format!("{}:{}", lb_name, stack.load_balancer.http_port),
-                physical: listener_arn,
-                attrs: text(vec![
-                    ("port", port.to_string()),
-                    (
-                        "protocol",
-                        l.protocol()
-                            .map(|p| p.as_str().to_owned())
-                            .unwrap_or_default(),
-                    ),
-                    ("default_action", format!("forward to {default}")),
-                    ("rules", rules.join(", ")),
-                ]),
-            });
+        let http_port = i32::from(stack.load_balancer.http_port);
+        for l in listeners.listeners() {
+            let https = l.protocol() == Some(&elb::types::ProtocolEnum::Https);
+            // The HTTP listener by its port; an HTTPS one is the stack's whatever its port
+            // (so that one the stack no longer asks for is found and deleted).
+            let id = if l.port() == Some(http_port) {
+                "listener/http"
+            } else if https {
+                "listener/https"
+            } else {
+                continue;
+            };
+            out.push(listener(c, lb_name, id, l).await?);
         }
     }
     Ok((out, dns))
@@ -274,4 +223,83 @@ async fn check_tag(
             stack: stack.to_owned(),
         })
     }
+}
+
+/// A listener's attributes, as `desired` writes them (target groups by ARN, relabelled by
+/// discovery).
+async fn listener(
+    c: &Clients,
+    lb_name: &str,
+    id: &str,
+    l: &elb::types::Listener,
+) -> Result<Actual> {
+    let listener_arn = l.listener_arn().unwrap_or("").to_owned();
+    let default = match l.default_actions().first() {
+        Some(a) if a.r#type() == Some(&elb::types::ActionTypeEnum::Redirect) => {
+            let r = a.redirect_config();
+            format!(
+                "redirect {} to {}:{}",
+                r.and_then(|r| r.status_code())
+                    .map_or("", |c| c.as_str().trim_start_matches("HTTP_")),
+                r.and_then(|r| r.protocol()).unwrap_or(""),
+                r.and_then(|r| r.port()).unwrap_or("")
+            )
+        }
+        a => format!(
+            "forward to {}",
+            a.and_then(|a| a.target_group_arn()).unwrap_or("")
+        ),
+    };
+    let rules = c
+        .elb
+        .describe_rules()
+        .listener_arn(&listener_arn)
+        .send()
+        .await
+        .map_err(error::call("elasticloadbalancing:DescribeRules"))?;
+    let rules: Vec<String> = rules
+        .rules()
+        .iter()
+        .filter(|r| !r.is_default().unwrap_or(false))
+        .map(|r| {
+            let path = r
+                .conditions()
+                .iter()
+                .flat_map(|c| {
+                    c.path_pattern_config()
+                        .map(|p| p.values().to_vec())
+                        .unwrap_or_else(|| c.values().to_vec())
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let tg = r
+                .actions()
+                .first()
+                .and_then(|a| a.target_group_arn())
+                .unwrap_or("");
+            format!("{} {path} -> {tg}", r.priority().unwrap_or(""))
+        })
+        .collect();
+    let port = l.port().unwrap_or(0);
+    let mut attrs = vec![
+        ("port", port.to_string()),
+        (
+            "protocol",
+            l.protocol()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
+        ("default_action", default),
+        ("rules", rules.join(", ")),
+    ];
+    if let Some(cert) = l.certificates().first().and_then(|c| c.certificate_arn()) {
+        attrs.push(("certificate", cert.to_owned()));
+    }
+    Ok(Actual {
+        id: id.into(),
+        kind: Kind::Listener,
+        name: format!("{lb_name}:{port}"),
+        physical: listener_arn,
+        attrs: text(attrs),
+    })
 }

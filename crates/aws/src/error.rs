@@ -40,8 +40,28 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A deployment ended FAILED (the circuit breaker, or rolled back).
+    #[error(
+        "the deployment of {service} revision {revision} failed: {reason}{}",
+        events_text(events)
+    )]
+    Rollout {
+        service: String,
+        revision: i32,
+        reason: String,
+        /// The service's most recent events, newest first.
+        events: Vec<String>,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+fn events_text(events: &[String]) -> String {
+    if events.is_empty() {
+        String::new()
+    } else {
+        format!("; last events: {}", events.join(" | "))
+    }
 }
 
 impl Error {
@@ -57,6 +77,9 @@ impl Error {
             ),
             Error::Timeout { .. } => Some("run the command again: it continues where it stopped"),
             Error::Step { source, .. } => source.hint(),
+            Error::Rollout { .. } => Some(
+                "fix what the events say (the image, the health check, the secrets), then deploy again",
+            ),
             _ => None,
         }
     }
@@ -112,4 +135,12 @@ where
         };
         Error::Call { call, detail, hint }
     }
+}
+
+/// Maps an SDK builder's refusal (a required field left unset) into an [`Error`] naming
+/// what was being built: a bug in berth, reported instead of a panic.
+pub(crate) fn build(
+    what: &'static str,
+) -> impl FnOnce(aws_smithy_types::error::operation::BuildError) -> Error {
+    move |e| Error::Other(format!("cannot build {what}: {e}"))
 }

@@ -21,28 +21,34 @@
 
 mod apply;
 mod clients;
+mod deploy;
 pub mod desired;
 mod discover;
 mod discover_ecs;
 mod discover_elb;
+mod discover_scaling;
 mod error;
 mod ops;
 pub mod plan;
 mod progress;
 mod resource;
+pub mod scaling;
+mod services;
 
 use std::sync::Mutex;
 
 use berth_spec::{AwsEnvironment, Stack};
 
 pub use clients::{Clients, Recorder, is_mutating};
+pub use deploy::Deployed;
 pub use desired::{Desired, Known, desired};
 pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
 pub use error::{Error, Result};
 pub use ops::Waits;
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
-pub use resource::{Actual, Attrs, Id, Kind, Resource, Spec, Value};
+pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
+pub use services::{BoxFuture, SdkServices, ServiceApi, ServiceRequest};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +73,7 @@ impl Default for Options {
 /// What a run left behind for the person to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// `http://<the ALB's DNS name>`, once it exists.
+    /// `http://<the ALB's DNS name>` (`https://` with an HTTPS listener), once it exists.
     pub url: Option<String>,
     /// What `down` kept (final snapshots).
     pub kept: Vec<String>,
@@ -174,15 +180,48 @@ impl Engine {
             .await
     }
 
-    async fn run(
+    /// `berth deploy SERVICE`, its first half: registers a revision of the service's task
+    /// definition with `image` (a full reference, a tag of its repository, or by default the
+    /// repository's newest image) and updates the service to it with the stack's deployment
+    /// configuration. [`Engine::watch_rollout`] is the second half.
+    pub async fn deploy(
         &self,
         stack: &Stack,
-        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        service: &str,
+        image: Option<&str>,
+        progress: &Progress,
+    ) -> Result<Deployed> {
+        let service = deploy::find(stack, service)?;
+        let snapshot = self.discover(stack).await?;
+        let cx = self.ctx(stack, &snapshot, Options::default(), progress);
+        let image = deploy::image(&cx, &snapshot, service, image).await?;
+        deploy::start(&cx, &snapshot, service, image).await
+    }
+
+    /// Watches the rollout of `deployed` until it is COMPLETED (`options.waits`: the poll
+    /// interval and the timeout); FAILED (the circuit breaker) is [`Error::Rollout`].
+    pub async fn watch_rollout(
+        &self,
+        stack: &Stack,
+        service: &str,
+        deployed: &Deployed,
         options: Options,
         progress: &Progress,
-        destroying: bool,
-    ) -> Result<Outcome> {
-        let cx = ops::Ctx {
+    ) -> Result<()> {
+        let service = deploy::find(stack, service)?;
+        let snapshot = Snapshot::default();
+        let cx = self.ctx(stack, &snapshot, options, progress);
+        deploy::watch(&cx, service, deployed).await
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        stack: &'a Stack,
+        snapshot: &'a Snapshot,
+        options: Options,
+        progress: &'a Progress,
+    ) -> ops::Ctx<'a> {
+        ops::Ctx {
             c: &self.clients,
             stack,
             known: &snapshot.known,
@@ -198,13 +237,33 @@ impl Engine {
             waits: options.waits,
             skip_final_snapshot: options.skip_final_snapshot,
             kept: Mutex::new(Vec::new()),
-        };
+        }
+    }
+
+    async fn run(
+        &self,
+        stack: &Stack,
+        (snapshot, desired, plan): (&Snapshot, &Desired, &Plan),
+        options: Options,
+        progress: &Progress,
+        destroying: bool,
+    ) -> Result<Outcome> {
+        let cx = self.ctx(stack, snapshot, options, progress);
         apply::run(&cx, plan, &desired.resources, snapshot, options.parallel).await?;
         if destroying {
             ops::sweep(&cx).await?;
         }
         let kept = cx.kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let url = cx.outputs().load_balancer_url.filter(|_| !destroying);
+        // With HTTPS the site is reached over it (HTTP may only redirect).
+        let url = match (
+            &stack.load_balancer.https,
+            cx.outputs().load_balancer_dns_name,
+        ) {
+            (Some(h), Some(dns)) if h.port == 443 => Some(format!("https://{dns}")),
+            (Some(h), Some(dns)) => Some(format!("https://{dns}:{}", h.port)),
+            _ => cx.outputs().load_balancer_url,
+        }
+        .filter(|_| !destroying);
         Ok(Outcome {
             url,
             kept,

@@ -7,6 +7,8 @@ use std::fmt;
 
 use berth_spec::{ManagedDatabase, Parameter, Registry, SecurityGroup, Service};
 
+use crate::scaling::Scaling;
+
 /// A resource's logical identity inside the stack (`vpc`, `subnet/private-2`,
 /// `service/backend`): the value of its `berth:resource` tag, stable across runs.
 pub type Id = String;
@@ -32,6 +34,8 @@ pub enum Kind {
     Listener,
     TaskDefinition,
     Service,
+    /// A service's scalable target with its target-tracking policy.
+    Autoscaling,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::TaskDefinition => "task definition",
             Kind::Service => "ecs service",
+            Kind::Autoscaling => "autoscaling",
         }
     }
 }
@@ -174,7 +179,9 @@ pub enum Spec {
     },
     Listener {
         port: u16,
-        default_target_group: Id,
+        /// HTTPS with this certificate, or HTTP.
+        certificate: Option<String>,
+        default: ListenerDefault,
         /// (priority, path pattern, target group).
         rules: Vec<(u32, String, Id)>,
     },
@@ -187,6 +194,30 @@ pub enum Spec {
     Service {
         service: Box<Service>,
     },
+    /// The resource's name is the scalable target's resource id.
+    Autoscaling {
+        /// The service's name in the stack (its target group is `tg/<service>`).
+        service: String,
+        scaling: Scaling,
+    },
+}
+
+/// What a listener does with a request no rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerDefault {
+    Forward(Id),
+    /// A 301 to the same URL over HTTPS on this port (the HTTP listener of a stack that
+    /// has HTTPS).
+    RedirectHttps(u16),
+}
+
+impl fmt::Display for ListenerDefault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerDefault::Forward(tg) => write!(f, "forward to {tg}"),
+            ListenerDefault::RedirectHttps(port) => write!(f, "redirect 301 to HTTPS:{port}"),
+        }
+    }
 }
 
 /// A resource found in the account.

@@ -44,7 +44,7 @@ pub mod duration;
 mod model;
 mod reader;
 mod resolve;
-mod rules;
+pub mod rules;
 pub mod status;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,8 @@ use aws_sdk_elasticloadbalancingv2 as elb;
 
 use super::Ctx;
 use crate::error::{self, Error, Result};
-use crate::resource::{Actual, Resource, Spec};
+use crate::resource::{Actual, ListenerDefault, Resource, Spec};
+use crate::services::ServiceRequest;
 
 fn elb_tags(cx: &Ctx<'_>, r: &Resource) -> Vec<elb::types::Tag> {
     cx.tags(&r.id, &r.name)
@@ -31,6 +32,40 @@ fn forward(tg: String) -> elb::types::Action {
         .r#type(elb::types::ActionTypeEnum::Forward)
         .target_group_arn(tg)
         .build()
+}
+
+fn protocol(certificate: &Option<String>) -> elb::types::ProtocolEnum {
+    match certificate {
+        Some(_) => elb::types::ProtocolEnum::Https,
+        None => elb::types::ProtocolEnum::Http,
+    }
+}
+
+fn certificates(certificate: &Option<String>) -> Option<Vec<elb::types::Certificate>> {
+    certificate.as_ref().map(|arn| {
+        vec![
+            elb::types::Certificate::builder()
+                .certificate_arn(arn)
+                .build(),
+        ]
+    })
+}
+
+fn default_action(cx: &Ctx<'_>, default: &ListenerDefault) -> Result<elb::types::Action> {
+    // A redirect keeps the host, path and query (`#{host}` ... are the defaults).
+    Ok(match default {
+        ListenerDefault::Forward(tg) => forward(cx.phys(tg)?),
+        ListenerDefault::RedirectHttps(port) => elb::types::Action::builder()
+            .r#type(elb::types::ActionTypeEnum::Redirect)
+            .redirect_config(
+                elb::types::RedirectActionConfig::builder()
+                    .protocol("HTTPS")
+                    .port(port.to_string())
+                    .status_code(elb::types::RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build(),
+    })
 }
 
 pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
@@ -109,16 +144,18 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         }
         Spec::Listener {
             port,
-            default_target_group,
+            certificate,
+            default,
             ..
         } => {
             let out = c
                 .elb
                 .create_listener()
                 .load_balancer_arn(cx.phys("alb")?)
-                .protocol(elb::types::ProtocolEnum::Http)
+                .protocol(protocol(certificate))
                 .port(i32::from(*port))
-                .default_actions(forward(cx.phys(default_target_group)?))
+                .set_certificates(certificates(certificate))
+                .default_actions(default_action(cx, default)?)
                 .set_tags(Some(elb_tags(cx, r)))
                 .send()
                 .await
@@ -134,34 +171,17 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         }
         Spec::TaskDefinition { .. } => register(cx, r).await,
         Spec::Service { service } => {
-            let d = &service.deployment;
-            let out = c
-                .ecs
-                .create_service()
-                .cluster(&cx.stack.cluster)
-                .service_name(&service.service_name)
-                .task_definition(&service.task_family)
-                .desired_count(i32::try_from(service.desired_count).unwrap_or(i32::MAX))
-                .launch_type(ecs::LaunchType::Fargate)
-                .network_configuration(network(cx)?)
-                .load_balancers(
-                    ecs::LoadBalancer::builder()
-                        .target_group_arn(cx.phys(&format!("tg/{}", service.name))?)
-                        .container_name(&service.container_name)
-                        .container_port(i32::from(service.port))
-                        .build(),
-                )
-                .deployment_configuration(deployment(d))
-                .health_check_grace_period_seconds(secs(d.health_check_grace_period))
-                .set_tags(Some(ecs_tags(cx, r)))
-                .send()
-                .await
-                .map_err(error::call("ecs:CreateService"))?;
-            let arn = out
-                .service()
-                .and_then(|s| s.service_arn())
-                .unwrap_or("")
-                .to_owned();
+            let mut request = service_request(cx, r, service)?;
+            request.desired_count = Some(count(service.desired_count));
+            request.load_balancer = Some(
+                ecs::LoadBalancer::builder()
+                    .target_group_arn(cx.phys(&format!("tg/{}", service.name))?)
+                    .container_name(&service.container_name)
+                    .container_port(i32::from(service.port))
+                    .build(),
+            );
+            request.tags = ecs_tags(cx, r);
+            let arn = c.services.create(request).await?;
             wait_stable(cx, r).await?;
             Ok(arn)
         }
@@ -183,9 +203,37 @@ fn network(cx: &Ctx<'_>) -> Result<ecs::NetworkConfiguration> {
                 .security_groups(cx.phys("sg/ecs")?)
                 .assign_public_ip(ecs::AssignPublicIp::Disabled)
                 .build()
-                .expect("subnets are set"),
+                .map_err(error::build("a network configuration"))?,
         )
         .build())
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// What create and update share. The desired count is left out under autoscaling, where it
+/// is AWS's to move (an update must not reset it).
+pub(crate) fn service_request(
+    cx: &Ctx<'_>,
+    r: &Resource,
+    service: &berth_spec::Service,
+) -> Result<ServiceRequest> {
+    let d = &service.deployment;
+    Ok(ServiceRequest {
+        cluster: cx.stack.cluster.clone(),
+        name: r.name.clone(),
+        task_definition: service.task_family.clone(),
+        desired_count: service
+            .autoscaling
+            .is_none()
+            .then(|| count(service.desired_count)),
+        network: network(cx)?,
+        load_balancer: None,
+        deployment: deployment(d),
+        grace_period_secs: secs(d.health_check_grace_period),
+        tags: Vec::new(),
+    })
 }
 
 fn deployment(d: &berth_spec::Deployment) -> ecs::DeploymentConfiguration {
@@ -202,7 +250,7 @@ fn deployment(d: &berth_spec::Deployment) -> ecs::DeploymentConfiguration {
 }
 
 /// A new revision of the family (a task definition never changes in place).
-async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
+pub(crate) async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
     let Spec::TaskDefinition {
         service,
         image,
@@ -229,7 +277,7 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                 .options("awslogs-region", &cx.known.region)
                 .options("awslogs-stream-prefix", &service.logs.stream_prefix)
                 .build()
-                .expect("driver is set"),
+                .map_err(error::build("a log configuration"))?,
         );
     for (k, v) in &service.environment {
         container = container.environment(ecs::KeyValuePair::builder().name(k).value(v).build());
@@ -240,7 +288,7 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                 .name(name)
                 .value_from(arn)
                 .build()
-                .expect("name and value are set"),
+                .map_err(error::build("a secret"))?,
         );
     }
     if let Some(hc) = &service.container_health_check {
@@ -252,7 +300,11 @@ async fn register(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         if let Some(start) = hc.start_period {
             check = check.start_period(secs(start));
         }
-        container = container.health_check(check.build().expect("command is set"));
+        container = container.health_check(
+            check
+                .build()
+                .map_err(error::build("a container health check"))?,
+        );
     }
     let exec = cx.phys("role/execution")?;
     let task_role = cx.phys(&format!("role/task/{}", service.name)).ok();
@@ -284,16 +336,11 @@ async fn wait_stable(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
         return Ok(());
     }
     cx.wait(&r.id, "stable", || async {
-        let out =
-            cx.c.ecs
-                .describe_services()
-                .cluster(&cx.stack.cluster)
-                .services(&r.name)
-                .send()
-                .await
-                .map_err(error::call("ecs:DescribeServices"))?;
-        Ok(out
-            .services()
+        let found =
+            cx.c.services
+                .describe(&cx.stack.cluster, vec![r.name.clone()])
+                .await?;
+        Ok(found
             .first()
             .filter(|s| s.deployments().len() <= 1 && s.running_count() == s.desired_count())
             .map(|_| ()))
@@ -492,13 +539,18 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
             tg_attributes(cx, r, &a.physical).await?;
         }
         Spec::Listener {
-            default_target_group,
+            port,
+            certificate,
+            default,
             ..
         } => {
             c.elb
                 .modify_listener()
                 .listener_arn(&a.physical)
-                .default_actions(forward(cx.phys(default_target_group)?))
+                .protocol(protocol(certificate))
+                .port(i32::from(*port))
+                .set_certificates(certificates(certificate))
+                .default_actions(default_action(cx, default)?)
                 .send()
                 .await
                 .map_err(error::call("elasticloadbalancing:ModifyListener"))?;
@@ -506,19 +558,7 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
         }
         Spec::TaskDefinition { .. } => return register(cx, r).await,
         Spec::Service { service } => {
-            let d = &service.deployment;
-            c.ecs
-                .update_service()
-                .cluster(&cx.stack.cluster)
-                .service(&service.service_name)
-                .task_definition(&service.task_family)
-                .desired_count(i32::try_from(service.desired_count).unwrap_or(i32::MAX))
-                .network_configuration(network(cx)?)
-                .deployment_configuration(deployment(d))
-                .health_check_grace_period_seconds(secs(d.health_check_grace_period))
-                .send()
-                .await
-                .map_err(error::call("ecs:UpdateService"))?;
+            c.services.update(service_request(cx, r, service)?).await?;
             wait_stable(cx, r).await?;
         }
         _ => {
@@ -600,25 +640,13 @@ pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
             }
         }
         K::Service => {
-            c.ecs
-                .delete_service()
-                .cluster(&cx.stack.cluster)
-                .service(&a.name)
-                .force(true)
-                .send()
-                .await
-                .map_err(error::call("ecs:DeleteService"))?;
+            c.services.delete(&cx.stack.cluster, &a.name).await?;
             cx.wait(&a.id, "inactive", || async {
-                let out = c
-                    .ecs
-                    .describe_services()
-                    .cluster(&cx.stack.cluster)
-                    .services(&a.name)
-                    .send()
-                    .await
-                    .map_err(error::call("ecs:DescribeServices"))?;
-                Ok(out
-                    .services()
+                let found = c
+                    .services
+                    .describe(&cx.stack.cluster, vec![a.name.clone()])
+                    .await?;
+                Ok(found
                     .iter()
                     .all(|s| s.status() != Some("ACTIVE") && s.status() != Some("DRAINING"))
                     .then_some(()))

@@ -11,20 +11,19 @@ use crate::resource::{Actual, Resource, Spec};
 pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
     match &r.spec {
         Spec::Role { trust, .. } => {
-            let tags = cx.tags(&r.id, &r.name).into_iter().map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .expect("key and value are set")
-            });
+            let tags = cx
+                .tags(&r.id, &r.name)
+                .into_iter()
+                .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(error::build("a tag"))?;
             let out =
                 cx.c.iam
                     .create_role()
                     .role_name(&r.name)
                     .assume_role_policy_document(trust)
                     .description("berth: ECS task role")
-                    .set_tags(Some(tags.collect()))
+                    .set_tags(Some(tags))
                     .send()
                     .await
                     .map_err(error::call("iam:CreateRole"))?;
@@ -33,13 +32,12 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
             Ok(arn)
         }
         Spec::Repository { registry, .. } => {
-            let tags = cx.tags(&r.id, &r.name).into_iter().map(|(k, v)| {
-                aws_sdk_ecr::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .expect("key and value are set")
-            });
+            let tags = cx
+                .tags(&r.id, &r.name)
+                .into_iter()
+                .map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(error::build("a tag"))?;
             let out =
                 cx.c.ecr
                     .create_repository()
@@ -50,7 +48,7 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                             .build(),
                     )
                     .image_tag_mutability(mutability(registry.immutable_tags))
-                    .set_tags(Some(tags.collect()))
+                    .set_tags(Some(tags))
                     .send()
                     .await
                     .map_err(error::call("ecr:CreateRepository"))?;
@@ -312,14 +310,9 @@ async fn put_parameter(cx: &Ctx<'_>, r: &Resource, exists: bool) -> Result<Strin
         call.set_tags(Some(
             cx.tags(&r.id, &r.name)
                 .into_iter()
-                .map(|(k, v)| {
-                    aws_sdk_ssm::types::Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .expect("key and value are set")
-                })
-                .collect(),
+                .map(|(k, v)| aws_sdk_ssm::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(error::build("a tag"))?,
         ))
     };
     call.send().await.map_err(error::call("ssm:PutParameter"))?;

@@ -4,10 +4,11 @@
 //! uniquely, so the next discovery finds a half-made resource and the planner finishes it
 //! with an update (an internet gateway not yet attached shows `vpc: "" -> "vpc"`).
 
-mod compute;
+pub(crate) mod compute;
 mod data;
 mod identity;
 mod network;
+mod scaling;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -148,6 +149,7 @@ pub(crate) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
         | Spec::Listener { .. }
         | Spec::TaskDefinition { .. }
         | Spec::Service { .. } => Box::pin(compute::create(cx, r)).await?,
+        Spec::Autoscaling { .. } => Box::pin(scaling::put(cx, r)).await?,
     };
     cx.set_phys(&r.id, physical);
     Ok(())
@@ -175,6 +177,8 @@ pub(crate) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<()>
         | Spec::Listener { .. }
         | Spec::TaskDefinition { .. }
         | Spec::Service { .. } => Box::pin(compute::update(cx, r, a)).await?,
+        // Registering a target and putting a policy are both upserts.
+        Spec::Autoscaling { .. } => Box::pin(scaling::put(cx, r)).await?,
     };
     cx.set_phys(&r.id, physical);
     Ok(())
@@ -200,6 +204,7 @@ pub(crate) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
         | K::Listener
         | K::TaskDefinition
         | K::Service => Box::pin(compute::delete(cx, a)).await,
+        K::Autoscaling => Box::pin(scaling::delete(cx, a)).await,
     }
 }
 

@@ -154,7 +154,10 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
             converge_ingress(cx, r, &id).await?;
             Ok(id)
         }
-        _ => unreachable!("network::create called for {:?}", r.kind),
+        _ => Err(Error::Other(format!(
+            "network::create called for {}",
+            r.kind
+        ))),
     }
 }
 
@@ -249,7 +252,7 @@ pub(super) async fn release_addresses(cx: &Ctx<'_>, id: Option<&str>) -> Result<
 
 async fn converge_routes(cx: &Ctx<'_>, r: &Resource, table: &str) -> Result<()> {
     let Spec::RouteTable { target, subnets } = &r.spec else {
-        unreachable!()
+        return Err(Error::Other(format!("{} is not a route table", r.id)));
     };
     let ec2 = &cx.c.ec2;
     let found = ec2
@@ -333,7 +336,7 @@ fn permission((port, source): &Rule) -> IpPermission {
 
 async fn converge_ingress(cx: &Ctx<'_>, r: &Resource, group_id: &str) -> Result<()> {
     let Spec::SecurityGroup { group } = &r.spec else {
-        unreachable!()
+        return Err(Error::Other(format!("{} is not a security group", r.id)));
     };
     let mut wanted: Vec<Rule> = Vec::new();
     for rule in &group.ingress {
@@ -497,7 +500,12 @@ pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
                 .await
                 .map_err(error::call("ec2:DeleteSecurityGroup"))?;
         }
-        _ => unreachable!("network::delete called for {:?}", a.kind),
+        _ => {
+            return Err(Error::Other(format!(
+                "network::delete called for {}",
+                a.kind
+            )));
+        }
     }
     Ok(())
 }

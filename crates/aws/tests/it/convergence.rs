@@ -4,10 +4,12 @@
 //!
 //! A clean `up` of the example makes about 70 mutating calls and each round here is two
 //! `up`s, so the infrastructure's calls are sampled at an even stride (first and last
-//! included) to keep CI in minutes; the services' calls are all tried.
+//! included) to keep CI in minutes; the services' calls (with autoscaling) are all tried.
+
+use std::time::Duration;
 
 use berth_aws::{Engine, Options, Recorder, silent};
-use berth_spec::Stack;
+use berth_spec::{Autoscaling, ScalingTarget, Stack};
 use berth_testkit::Moto;
 
 use crate::lifecycle::{fast, push_image, up};
@@ -88,7 +90,21 @@ async fn up_failing_at_each_mutating_call_converges_when_run_again() {
         no_duplicates(&sdk).await;
     }
 
-    // The task definitions and services, once the images exist.
+    // The task definitions and services, once the images exist, with autoscaling (a
+    // scalable target registered without its policy is finished by the next run).
+    let mut stack = stack;
+    for (service, target) in stack.services.iter_mut().zip([
+        ScalingTarget::CpuPercent(70.0),
+        ScalingTarget::RequestsPerTarget(500),
+    ]) {
+        service.autoscaling = Some(Autoscaling {
+            min: 2,
+            max: 4,
+            target,
+            scale_in_cooldown: Duration::from_secs(300),
+            scale_out_cooldown: Duration::from_secs(60),
+        });
+    }
     moto.reset();
     up(&engine, &stack, fast()).await.expect("clean up");
     push_image(&sdk, "frontend-repo", "v1").await;
@@ -96,7 +112,7 @@ async fn up_failing_at_each_mutating_call_converges_when_run_again() {
     engine.recorder().clear();
     up(&engine, &stack, fast()).await.expect("services up");
     let services = engine.recorder().mutating().len();
-    assert_eq!(services, 4, "{:?}", engine.recorder().mutating());
+    assert_eq!(services, 8, "{:?}", engine.recorder().mutating());
     for k in 0..services {
         moto.reset();
         up(&engine, &stack, fast()).await.expect("clean up");

@@ -2,7 +2,7 @@
 //!
 //! Where moto is not faithful (reference/moto.md): `describe_services` omits the deployment
 //! configuration and the grace period, so the planner does not compare attributes AWS does
-//! not report, and those are checked here on the request side only (the plan's snapshot);
+//! not report; those are tested against a fake of the service calls (`service_fake.rs`);
 //! moto reports a fixed number of running tasks (`MOTO_RUNNING_TASKS`), so the step that
 //! scales a service to another count does not wait for it to be stable.
 
@@ -12,7 +12,7 @@ use berth_aws::{Action, Engine, Options, Waits, silent};
 use berth_spec::Stack;
 use berth_testkit::Moto;
 
-use crate::support::{MOTO_ACCOUNT, REGION, engine, example_stack, sdk_config};
+use crate::support::{MOTO_ACCOUNT, REGION, engine, example_stack, plan_lines, sdk_config};
 
 /// Polls fast: moto makes every resource available at once.
 pub fn fast() -> Options {
@@ -37,7 +37,7 @@ pub async fn up(
         .await
 }
 
-async fn down(engine: &Engine, stack: &Stack, options: Options) -> berth_aws::Outcome {
+pub async fn down(engine: &Engine, stack: &Stack, options: Options) -> berth_aws::Outcome {
     let (snapshot, desired, plan) = engine.plan_down(stack).await.expect("plan down");
     engine
         .destroy(stack, (&snapshot, &desired, &plan), options, &silent())
@@ -118,19 +118,8 @@ async fn whole_lifecycle_against_moto() {
     stack.services[1].desired_count = 3;
     stack.services[0].health_check.path = "/healthz".into();
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
-    let changes: Vec<String> = plan
-        .steps
-        .iter()
-        .flat_map(|s| match &s.action {
-            Action::Update(changes) => changes
-                .iter()
-                .map(|c| format!("{} {}: {} -> {}", s.id, c.attr, c.old, c.new))
-                .collect(),
-            other => vec![format!("{} {other:?}", s.id)],
-        })
-        .collect();
     assert_eq!(
-        changes,
+        plan_lines(&plan),
         [
             r#"tg/frontend health_check_path: "/" -> "/healthz""#,
             r#"service/backend desired_count: "2" -> "3""#,

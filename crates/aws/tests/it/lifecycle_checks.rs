@@ -3,6 +3,19 @@
 
 use aws_sdk_ec2::types::Filter;
 
+/// Asserts that a describe call lists nothing, showing what it lists otherwise.
+macro_rules! assert_empty {
+    ($call:expr, $list:ident) => {{
+        let out = $call.send().await.expect(stringify!($list));
+        assert!(
+            out.$list().is_empty(),
+            "{} left: {:?}",
+            stringify!($list),
+            out.$list()
+        );
+    }};
+}
+
 fn stack_filter() -> Filter {
     Filter::builder()
         .name("tag:berth:stack")
@@ -379,32 +392,11 @@ fn execution_role_is(arn: Option<&str>, name: &str) -> bool {
 
 pub async fn nothing_left(sdk: &aws_config::SdkConfig) {
     let ec2 = aws_sdk_ec2::Client::new(sdk);
-    assert!(
-        ec2.describe_vpcs()
-            .filters(stack_filter())
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .is_empty()
-    );
-    assert!(
-        ec2.describe_addresses()
-            .filters(stack_filter())
-            .send()
-            .await
-            .unwrap()
-            .addresses()
-            .is_empty()
-    );
-    assert!(
-        ec2.describe_security_groups()
-            .filters(stack_filter())
-            .send()
-            .await
-            .unwrap()
-            .security_groups()
-            .is_empty()
+    assert_empty!(ec2.describe_vpcs().filters(stack_filter()), vpcs);
+    assert_empty!(ec2.describe_addresses().filters(stack_filter()), addresses);
+    assert_empty!(
+        ec2.describe_security_groups().filters(stack_filter()),
+        security_groups
     );
     let nats = ec2
         .describe_nat_gateways()
@@ -438,22 +430,8 @@ pub async fn nothing_left(sdk: &aws_config::SdkConfig) {
         .unwrap();
     assert!(params.parameters().is_empty());
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
-    assert!(
-        elb.describe_load_balancers()
-            .send()
-            .await
-            .unwrap()
-            .load_balancers()
-            .is_empty()
-    );
-    assert!(
-        elb.describe_target_groups()
-            .send()
-            .await
-            .unwrap()
-            .target_groups()
-            .is_empty()
-    );
+    assert_empty!(elb.describe_load_balancers(), load_balancers);
+    assert_empty!(elb.describe_target_groups(), target_groups);
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let clusters = ecs
         .describe_clusters()
@@ -468,30 +446,9 @@ pub async fn nothing_left(sdk: &aws_config::SdkConfig) {
             .all(|c| c.status() == Some("INACTIVE"))
     );
     let rds = aws_sdk_rds::Client::new(sdk);
-    assert!(
-        rds.describe_db_instances()
-            .send()
-            .await
-            .unwrap()
-            .db_instances()
-            .is_empty()
-    );
+    assert_empty!(rds.describe_db_instances(), db_instances);
     let ecr = aws_sdk_ecr::Client::new(sdk);
-    assert!(
-        ecr.describe_repositories()
-            .send()
-            .await
-            .unwrap()
-            .repositories()
-            .is_empty()
-    );
+    assert_empty!(ecr.describe_repositories(), repositories);
     let logs = aws_sdk_cloudwatchlogs::Client::new(sdk);
-    assert!(
-        logs.describe_log_groups()
-            .send()
-            .await
-            .unwrap()
-            .log_groups()
-            .is_empty()
-    );
+    assert_empty!(logs.describe_log_groups(), log_groups);
 }

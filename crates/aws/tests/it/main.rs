@@ -1,7 +1,11 @@
 //! The AWS engine's tests: the pure planner (snapshots) and the whole lifecycle against moto.
 
+mod autoscaling;
 mod convergence;
+mod deploy;
+mod https;
 mod lifecycle;
 mod lifecycle_checks;
 mod planner;
+pub mod service_fake;
 mod support;

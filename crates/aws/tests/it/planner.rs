@@ -103,3 +103,15 @@ fn down_deletes_dependents_first() {
     assert!(step("sg/ecs").after.iter().any(|a| a == "service/backend"));
     insta::assert_snapshot!("down_order", plan.to_string());
 }
+
+#[test]
+fn resource_ids_never_hold_an_empty_segment() {
+    // Parameter names start with `/`: their ids are `param/ecs/...`, not `param//ecs/...`.
+    let stack = example_stack();
+    let desired = desired(&stack, &known(true));
+    let ids: Vec<&str> = desired.resources.iter().map(|r| r.id.as_str()).collect();
+    assert!(ids.contains(&"param/ecs/backend/DB_USER"), "{ids:?}");
+    for id in ids {
+        assert!(!id.contains("//") && !id.ends_with('/'), "{id}");
+    }
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use aws_config::BehaviorVersion;
-use berth_aws::{Actual, Clients, Desired, Engine, Known, Value};
+use berth_aws::{Action, Actual, Clients, Desired, Engine, Known, Plan, Value};
 use berth_spec::Stack;
 use berth_testkit::Moto;
 
@@ -86,4 +86,18 @@ pub async fn engine(stack: &Stack, sdk: &aws_config::SdkConfig) -> Engine {
     Engine::with_clients("production", aws, Clients::from_sdk(sdk))
         .await
         .expect("moto answers GetCallerIdentity")
+}
+
+/// A plan's steps as lines: `id attr: old -> new` per change, `id Create` / `id Delete`.
+pub fn plan_lines(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .flat_map(|s| match &s.action {
+            Action::Update(changes) => changes
+                .iter()
+                .map(|c| format!("{} {}: {} -> {}", s.id, c.attr, c.old, c.new))
+                .collect(),
+            other => vec![format!("{} {other:?}", s.id)],
+        })
+        .collect()
 }

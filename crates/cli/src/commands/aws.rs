@@ -1,4 +1,4 @@
-//! `plan`, `up` and `down` on an environment with `runtime = "aws"`: the AWS engine
+//! `plan`, `up`, `down` and `deploy` on an environment with `runtime = "aws"`: the AWS engine
 //! (crate `berth-aws`, behind the cargo feature `aws`) does the work; this module asks for
 //! confirmation and renders its plan and progress.
 
@@ -39,8 +39,18 @@ pub async fn down(
     Err(not_built(environment))
 }
 
+#[cfg(not(feature = "aws"))]
+pub async fn deploy(
+    _: &Context,
+    _: &Stack,
+    environment: &Environment,
+    _: crate::commands::deploy::Args,
+) -> CliResult {
+    Err(not_built(environment))
+}
+
 #[cfg(feature = "aws")]
-pub use engine::{down, plan, up};
+pub use engine::{deploy, down, plan, up};
 
 #[cfg(feature = "aws")]
 mod engine {
@@ -142,7 +152,6 @@ mod engine {
     pub async fn plan(cx: &Context, _args: PlanArgs) -> CliResult {
         let stack = cx.load_stack()?;
         let environment = cx.environment(&stack)?;
-        refuse_autoscaling(&stack)?;
         let engine = connect(environment).await?;
         let (_, _, plan) = engine.plan_up(&stack).await.map_err(failed)?;
         if cx.output.is_json() {
@@ -151,24 +160,6 @@ mod engine {
             render(&plan, &cx.output);
         }
         Ok(())
-    }
-
-    /// The AWS engine creates no Application Auto Scaling resources yet: a stack that asks
-    /// for autoscaling is refused on AWS rather than deployed without it.
-    fn refuse_autoscaling(stack: &Stack) -> CliResult {
-        let scaled: Vec<&str> = stack
-            .services
-            .iter()
-            .filter(|s| s.autoscaling.is_some())
-            .map(|s| s.name.as_str())
-            .collect();
-        if scaled.is_empty() {
-            return Ok(());
-        }
-        Err(CliError::Usage(anyhow!(
-            "autoscaling (services {}) runs on the embedded runtime only: the AWS engine does not create Application Auto Scaling policies yet; remove the `autoscaling` tables for this environment",
-            scaled.join(", ")
-        )))
     }
 
     /// Asks on the terminal; refuses (exit 2) without one unless `--yes`.
@@ -231,7 +222,6 @@ mod engine {
         environment: &Environment,
         answer: Confirm,
     ) -> CliResult {
-        refuse_autoscaling(stack)?;
         let engine = connect(environment).await?;
         let (snapshot, desired, plan) = engine.plan_up(stack).await.map_err(failed)?;
         render(&plan, &cx.output);
@@ -262,6 +252,55 @@ mod engine {
         }
         if let Some(url) = outcome.url {
             cx.output.line(url);
+        }
+        Ok(())
+    }
+
+    /// `berth deploy SERVICE -e <aws env>`: the new revision, the service updated, the
+    /// rollout watched (exit 1 if it fails or times out).
+    pub async fn deploy(
+        cx: &Context,
+        stack: &Stack,
+        environment: &Environment,
+        args: crate::commands::deploy::Args,
+    ) -> CliResult {
+        // An unknown service is the caller's mistake (exit 2), said before connecting.
+        let service = crate::commands::running::find_service(cx, stack, &args.service)?
+            .name
+            .clone();
+        let engine = connect(environment).await?;
+        let progress = progress(&cx.output);
+        let deployed = engine
+            .deploy(stack, &service, args.image.as_deref(), &progress)
+            .await
+            .map_err(failed)?;
+        let summary = serde_json::json!({
+            "service": service,
+            "revision": deployed.revision,
+            "task_definition": deployed.task_definition,
+            "image": deployed.image,
+            "watched": !args.no_watch,
+        });
+        if !cx.output.is_json() {
+            cx.output.line(format!(
+                "{}: revision {} ({}) deploying",
+                service, deployed.revision, deployed.image
+            ));
+        }
+        if !args.no_watch {
+            engine
+                .watch_rollout(stack, &service, &deployed, Options::default(), &progress)
+                .await
+                .map_err(failed)?;
+            if !cx.output.is_json() {
+                cx.output.line(format!(
+                    "{}: revision {} rolled out",
+                    service, deployed.revision
+                ));
+            }
+        }
+        if cx.output.is_json() {
+            cx.output.json(&summary)?;
         }
         Ok(())
     }

@@ -98,8 +98,13 @@ impl RunningService {
     /// and connects to the berth running the stack.
     pub async fn connect(cx: &Context, name: &str) -> Result<Self, CliError> {
         let stack = cx.load_stack()?;
-        let service = find_service(cx, &stack, name)?.clone();
-        let client = connect(&local_run_dir(cx, &stack)?).await?;
+        Self::connect_in(cx, &stack, name).await
+    }
+
+    /// As [`RunningService::connect`], with the stack already loaded.
+    pub async fn connect_in(cx: &Context, stack: &Stack, name: &str) -> Result<Self, CliError> {
+        let service = find_service(cx, stack, name)?.clone();
+        let client = connect(&local_run_dir(cx, stack)?).await?;
         Ok(Self { service, client })
     }
 

@@ -128,3 +128,102 @@ fn missing_credentials_name_the_call_and_what_to_do() {
     assert!(stderr.contains("configure AWS credentials"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `docker push`'s last step as moto takes it: ECR's PutImage with a small manifest (the
+/// CLI's tests do not link the SDK).
+fn push_image(moto: &Moto, repo: &str, tag: &str) {
+    let port: u16 = moto
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("moto's port");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
+                   "digest": "sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},
+        "layers": []
+    });
+    let body = serde_json::json!({
+        "repositoryName": repo,
+        "imageManifest": manifest.to_string(),
+        "imageTag": tag,
+    })
+    .to_string();
+    let response = berth_testkit::http_request(
+        port,
+        "POST",
+        "/",
+        &[
+            (
+                "X-Amz-Target",
+                "AmazonEC2ContainerRegistry_V20150921.PutImage",
+            ),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+        ],
+        body.as_bytes(),
+    )
+    .expect("moto answers");
+    assert_eq!(response.status, 200, "{}", text(&response.body));
+}
+
+#[test]
+fn deploy_on_aws_through_the_cli() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(dir.path(), &moto, &["up", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Before any image: said, exit 1.
+    let out = berth(dir.path(), &moto, &["deploy", "backend"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("repository backend-repo holds no image"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An unknown service: a usage error, before any call.
+    let out = berth(dir.path(), &moto, &["deploy", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    push_image(&moto, "frontend-repo", "abc1234");
+    push_image(&moto, "backend-repo", "abc1234");
+    let out = berth(dir.path(), &moto, &["up", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    push_image(&moto, "backend-repo", "def5678");
+
+    // moto runs no rollout (the deployment it lists keeps the creation's revision), so the
+    // watched half is tested against a fake in berth-aws (tests/it/deploy.rs); here the
+    // CLI's own part, with --no-watch.
+    let out = berth(
+        dir.path(),
+        &moto,
+        &[
+            "deploy",
+            "backend",
+            "--image",
+            "def5678",
+            "--no-watch",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["revision"], 2, "{json}");
+    assert_eq!(json["service"], "backend", "{json}");
+    assert!(
+        json["image"]
+            .as_str()
+            .is_some_and(|i| i.ends_with("/backend-repo:def5678")),
+        "{json}"
+    );
+    let out = berth(dir.path(), &moto, &["plan", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["steps"].as_array().map(Vec::len), Some(0), "{json}");
+}

@@ -105,12 +105,12 @@ pub enum BalancerError {
         priority: u32,
     },
     /// A path pattern the ALB would reject.
-    #[error("path pattern `{pattern}` {problem}")]
+    #[error("path pattern `{pattern}`: {problem}")]
     InvalidPathPattern {
         /// The pattern.
         pattern: String,
         /// What is wrong with it.
-        problem: &'static str,
+        problem: String,
     },
     /// A forward action whose weights are all zero (or that has no target group).
     #[error("a forward action needs a target group with a weight above 0")]

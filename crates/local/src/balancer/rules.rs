@@ -9,7 +9,6 @@ use super::BalancerError;
 use super::config::{Forward, Rule, RuleRef, WeightedTargetGroup};
 
 /// Longest path pattern the ALB accepts (S5.26).
-const MAX_PATTERN_LEN: usize = 128;
 /// Highest rule priority (S5.22).
 const MAX_PRIORITY: u32 = 50_000;
 /// Highest weight of a target group in a forward action (S5.29).
@@ -47,21 +46,9 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Checks one path pattern against the ALB's rules (S5.26).
+/// Checks one path pattern against the ALB's rules (S5.26), the stack file's rule.
 fn validate_pattern(pattern: &str) -> Result<(), BalancerError> {
-    let problem = if pattern.is_empty() {
-        Some("must not be empty")
-    } else if pattern.len() > MAX_PATTERN_LEN {
-        Some("is longer than 128 characters")
-    } else if !pattern
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || b"_-.$/~\"'@:+&*?".contains(&c))
-    {
-        Some("allows only A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?")
-    } else {
-        None
-    };
-    match problem {
+    match berth_spec::rules::path_pattern_problem(pattern) {
         Some(problem) => Err(BalancerError::InvalidPathPattern {
             pattern: pattern.to_owned(),
             problem,

@@ -39,10 +39,8 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error(
-        "invalid log group name {name:?}: 1 to 512 characters of letters, digits and . - _ / #"
-    )]
-    InvalidGroup { name: String },
+    #[error("invalid log group name {name:?}: {problem}")]
+    InvalidGroup { name: String, problem: String },
     #[error("invalid log stream name {name:?}: 1 to 512 characters, without : or *")]
     InvalidStream { name: String },
     #[error("log group {name} does not exist")]
@@ -305,18 +303,14 @@ fn stream_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, LogError> {
         .collect())
 }
 
-/// S8.3: 1–512 characters of `[.\-_/#A-Za-z0-9]`.
+/// S8.3, checked by the rule the stack file uses (`berth_spec::rules`).
 pub fn validate_group(name: &str) -> Result<(), LogError> {
-    let ok = (1..=512).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#'));
-    if ok {
-        Ok(())
-    } else {
-        Err(LogError::InvalidGroup {
+    match berth_spec::rules::log_group_problem(name) {
+        None => Ok(()),
+        Some(problem) => Err(LogError::InvalidGroup {
             name: name.to_owned(),
-        })
+            problem,
+        }),
     }
 }
 

@@ -52,12 +52,12 @@ pub(crate) fn load_balancer(
         let port = h.u16(problems, "port", 1, 65535).map_or(443, |p| p.value);
         let certificate_arn = match h.text(problems, "certificate_arn") {
             Some(arn) => {
-                if !arn.value.starts_with("arn:") {
+                if let Some(why) = rules::certificate_arn_problem(&arn.value) {
                     problems.at(
                         "berth::bad_value",
                         arn.span.clone(),
-                        "`certificate_arn` is an ACM certificate ARN",
-                        "not an ARN",
+                        why,
+                        "not a certificate ARN",
                     );
                 }
                 arn.value

@@ -89,14 +89,11 @@ fn parameter(
     name: Sp<String>,
     database: Option<&Database>,
 ) -> ParameterSpans {
-    if let Some(why) = rules::parameter_name_problem(&name.value) {
+    if let Err(why) = rules::parameter_name(&name.value) {
         problems.push(
-            Problem::new(
-                "berth::bad_parameter_name",
-                format!("`{}` is not a valid parameter name: {why}", name.value),
-            )
-            .label(name.span.clone(), "invalid parameter name")
-            .help("names look like /app/service/NAME: letters, digits, _ . - and /"),
+            Problem::new("berth::bad_parameter_name", why.to_string())
+                .label(name.span.clone(), "invalid parameter name")
+                .help("names look like /app/service/NAME: letters, digits, _ . - and /"),
         );
     }
     let kind = match t.str(problems, "type") {

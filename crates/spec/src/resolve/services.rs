@@ -325,7 +325,11 @@ fn read_routes(t: &mut Table<'_, '_>, problems: &mut Problems) -> Vec<(Sp<u32>, 
         let path = r.text(problems, "path");
         let priority = r.u32(problems, "priority", 1, 50_000);
         if let Some(path) = &path
-            && let Some(why) = rules::path_pattern_problem(&path.value)
+            && let Some(why) = rules::path_pattern_problem(&path.value).or_else(|| {
+                rules::path_pattern_never_matches(&path.value).then(|| {
+                    "a path pattern not starting with `/` or a wildcard never matches".to_owned()
+                })
+            })
         {
             problems.at(
                 "berth::bad_route",

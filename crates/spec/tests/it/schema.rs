@@ -381,3 +381,23 @@ autoscaling = { min = 0, max = 3, target = { cpu_percent = 50 } }
     assert_eq!(b.target, berth_spec::ScalingTarget::CpuPercent(50.0));
     assert_eq!(b.scale_in_cooldown, std::time::Duration::from_secs(300));
 }
+
+#[test]
+fn a_certificate_arn_that_is_no_certificate_is_refused() {
+    let text = r#"
+[stack]
+name = "demo"
+[load_balancer]
+https = { certificate_arn = "arn:aws:iam::123456789012:role/web" }
+[services.web]
+port = 8080
+"#;
+    let err = berth_spec::parse(text, "berth.toml", Path::new("/app")).unwrap_err();
+    let messages: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("a certificate ARN is arn:aws:acm:")),
+        "{messages:?}"
+    );
+}

@@ -1,0 +1,132 @@
+//! The ECS service calls (describe, create, update, delete) behind a trait.
+//!
+//! Why a trait: moto's `describe_services` leaves out the deployment configuration (so the
+//! circuit breaker) and the health-check grace period, and it runs no rollout
+//! (reference/moto.md). The engine's handling of those is tested against a fake of this
+//! trait; everything else goes to moto. [`SdkServices`] is the real thing.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_sdk_ecs::types as ecs;
+
+use crate::error::{self, Result};
+
+/// A boxed future, so that the trait can be used as `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What berth asks of a service, at creation or on update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRequest {
+    pub cluster: String,
+    pub name: String,
+    /// The family: the service runs its latest revision.
+    pub task_definition: String,
+    /// `None` on an update leaves the count alone (autoscaling moves it).
+    pub desired_count: Option<i32>,
+    pub network: ecs::NetworkConfiguration,
+    /// Only at creation: a service's load balancer binding does not change.
+    pub load_balancer: Option<ecs::LoadBalancer>,
+    pub deployment: ecs::DeploymentConfiguration,
+    pub grace_period_secs: i32,
+    /// Only at creation.
+    pub tags: Vec<ecs::Tag>,
+}
+
+/// The ECS service API as the engine uses it.
+pub trait ServiceApi: Debug + Send + Sync {
+    /// The services of `cluster` among `names` that exist (any status).
+    fn describe<'a>(
+        &'a self,
+        cluster: &'a str,
+        names: Vec<String>,
+    ) -> BoxFuture<'a, Result<Vec<ecs::Service>>>;
+    /// Creates the service; returns its ARN.
+    fn create(&self, request: ServiceRequest) -> BoxFuture<'_, Result<String>>;
+    fn update(&self, request: ServiceRequest) -> BoxFuture<'_, Result<()>>;
+    /// Deletes the service, stopping its tasks (`force`).
+    fn delete<'a>(&'a self, cluster: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+/// [`ServiceApi`] through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkServices(pub(crate) aws_sdk_ecs::Client);
+
+impl ServiceApi for SdkServices {
+    fn describe<'a>(
+        &'a self,
+        cluster: &'a str,
+        names: Vec<String>,
+    ) -> BoxFuture<'a, Result<Vec<ecs::Service>>> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(names))
+                .send()
+                .await
+                .map_err(error::call("ecs:DescribeServices"))?;
+            Ok(out.services().to_vec())
+        })
+    }
+
+    fn create(&self, r: ServiceRequest) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .create_service()
+                .cluster(r.cluster)
+                .service_name(r.name)
+                .task_definition(r.task_definition)
+                .set_desired_count(r.desired_count)
+                .launch_type(ecs::LaunchType::Fargate)
+                .network_configuration(r.network)
+                .set_load_balancers(r.load_balancer.map(|l| vec![l]))
+                .deployment_configuration(r.deployment)
+                .health_check_grace_period_seconds(r.grace_period_secs)
+                .set_tags(Some(r.tags))
+                .send()
+                .await
+                .map_err(error::call("ecs:CreateService"))?;
+            Ok(out
+                .service()
+                .and_then(|s| s.service_arn())
+                .unwrap_or("")
+                .to_owned())
+        })
+    }
+
+    fn update(&self, r: ServiceRequest) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.0
+                .update_service()
+                .cluster(r.cluster)
+                .service(r.name)
+                .task_definition(r.task_definition)
+                .set_desired_count(r.desired_count)
+                .network_configuration(r.network)
+                .deployment_configuration(r.deployment)
+                .health_check_grace_period_seconds(r.grace_period_secs)
+                .send()
+                .await
+                .map_err(error::call("ecs:UpdateService"))?;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, cluster: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.0
+                .delete_service()
+                .cluster(cluster)
+                .service(name)
+                .force(true)
+                .send()
+                .await
+                .map_err(error::call("ecs:DeleteService"))?;
+            Ok(())
+        })
+    }
+}
