@@ -21,7 +21,7 @@ pub use parameter::{
     Generator, Parameter, ParameterType, ParameterValue, Reference, Segment, Template,
 };
 pub use service::{
-    Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Logs, Route,
-    ScalingTarget, Service, Strategy,
+    Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Image,
+    ImageBuild, Logs, Route, ScalingTarget, Service, Strategy,
 };
 pub use stack::{ListenerRule, RuleTarget, Stack};
