@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod build;
+mod build_image;
 pub mod deploy;
 pub mod deployments;
 pub mod down;

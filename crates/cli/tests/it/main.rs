@@ -2,6 +2,7 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+mod containers;
 mod local_stores;
 mod running;
 mod verbs;
