@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use berth_local::engine::{Engine, ImageBuildRequest, iidfile};
-use berth_local::registry::{BuildCommand, BuildRequest, git_revision, run_build};
+use berth_local::registry::git_revision;
 use berth_local::state_dir::StateDir;
 use berth_spec::{ImageBuild, Service, Stack};
 use serde::Serialize;
@@ -41,20 +41,13 @@ pub(super) async fn build(
     let revision = git_revision(&image.context);
     let tags: Vec<String> = revision.iter().map(|r| r.tag()).collect();
     let iid = iidfile(&state.registry(), &service.name);
-    // A stale id file would pass for this build's artifact.
-    let _ = std::fs::remove_file(&iid);
-    let argv = engine.build_command(&ImageBuildRequest {
+    let request = ImageBuildRequest {
         build: image,
         repository: &service.repository,
         tags: &tags,
         iidfile: &iid,
-    });
-    let request = BuildRequest {
-        command: BuildCommand::Exec(argv),
-        context: image.context.clone(),
-        artifact: iid.clone(),
-        log_file: state.registry().join(format!("{}.build.log", service.name)),
     };
+    let log_file = state.registry().join(format!("{}.build.log", service.name));
     let started = Instant::now();
     let shown = format!(
         "{} build -f {}",
@@ -62,13 +55,11 @@ pub(super) async fn build(
         image.dockerfile.display()
     );
     let progress = Progress::new(cx, &service.name, &shown);
-    let result = run_build(&request, |line| progress.line(line)).await;
+    let id = engine
+        .build(&request, log_file.clone(), |line| progress.line(line))
+        .await;
     progress.finish();
-    let result = result.map_err(|e| build_failed(&service.name, e))?;
-    let id = std::fs::read_to_string(&iid)
-        .with_context(|| format!("cannot read the image id {}", iid.display()))?
-        .trim()
-        .to_owned();
+    let id = id.map_err(|e| build_failed(&service.name, e))?;
     let keep_last = stack
         .registry(&service.name)
         .map_or(10, |r| r.keep_last as usize);
@@ -94,7 +85,7 @@ pub(super) async fn build(
         tags: built.map(|b| b.tags.clone()).unwrap_or_default(),
         size: built.map_or(0, |b| b.size),
         id,
-        log_file: result.log_file.display().to_string(),
+        log_file: log_file.display().to_string(),
         seconds,
         expired,
     };

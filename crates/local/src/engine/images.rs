@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Engine, EngineError, EngineKind};
+use crate::registry::{BuildCommand, BuildError, BuildOutput, BuildRequest, run_build};
 
 /// The registry host of the images berth builds: never pushed anywhere, and a name both
 /// engines keep local.
@@ -111,12 +112,30 @@ impl Engine {
         Ok(images)
     }
 
-    /// Builds a service's image; see [`build_args`]. The output streams through
-    /// `registry::run_build`, which the caller runs with these arguments.
-    pub fn build_command(&self, request: &ImageBuildRequest<'_>) -> Vec<String> {
+    /// Builds a service's image (see [`build_args`]), every output line to `on_output` and
+    /// the whole output into `log_file`, as a process build's; returns the image id.
+    pub async fn build(
+        &self,
+        request: &ImageBuildRequest<'_>,
+        log_file: PathBuf,
+        on_output: impl FnMut(&BuildOutput),
+    ) -> Result<String, BuildError> {
+        // A stale id file would pass for this build's artifact.
+        let _ = std::fs::remove_file(request.iidfile);
         let mut argv = vec![self.program.display().to_string()];
         argv.extend(build_args(self.kind, request));
-        argv
+        let build = BuildRequest {
+            command: BuildCommand::Exec(argv),
+            context: request.build.context.clone(),
+            artifact: request.iidfile.to_path_buf(),
+            log_file,
+        };
+        let result = run_build(&build, on_output).await?;
+        std::fs::read_to_string(&result.artifact)
+            .map(|id| id.trim().to_owned())
+            .map_err(|_| BuildError::ArtifactMissing {
+                path: result.artifact,
+            })
     }
 
     /// Keeps the newest `keep_last` images of the repository and removes the others, except

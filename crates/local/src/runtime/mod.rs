@@ -2,6 +2,7 @@
 //! (and through them the tasks), the control socket, the recovery state, and the shutdown
 //! steps of the balancer and the database, run in order at the end.
 
+mod containers;
 mod database;
 mod db_watch;
 mod launcher;
@@ -14,7 +15,8 @@ mod up;
 
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
-    LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates, missing_parameters,
+    ContainerTemplate, LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates,
+    missing_parameters,
 };
 pub use release::{Releases, StackReleases};
 pub use router::BalancerRouter;

@@ -77,6 +77,7 @@ impl StackReleases {
         let image = ImageRef {
             path: built.path,
             digest: built.digest,
+            container: None,
         };
         let n = {
             let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());

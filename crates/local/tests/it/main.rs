@@ -2,6 +2,7 @@
 
 mod accept;
 mod balancer;
+mod containers;
 mod control;
 mod database;
 mod e2e;
