@@ -10,7 +10,7 @@ use super::{ContainerTemplate, RuntimeEvent};
 use crate::engine::{Engine, ImageBuildRequest, iidfile, local_name};
 use crate::registry::git_revision;
 use crate::state_dir::StateDir;
-use crate::task::{STATE_LABEL, remove_leftovers};
+use crate::task::{ContainerNetwork, STATE_LABEL, remove_leftovers};
 
 /// The label naming a container's service (for people reading `podman ps`).
 const SERVICE_LABEL: &str = "berth.service";
@@ -125,6 +125,10 @@ pub(super) async fn ensure_image(
             engine: engine.clone(),
             image: reference,
             container_port: service.port,
+            // The stack's PostgreSQL and balancer listen on loopback, which a container's own
+            // network cannot reach: `up` runs containers on the host's network, each on its
+            // task's port, as process tasks run.
+            network: ContainerNetwork::Host,
             cpu_units: service.cpu,
             memory_mib: service.memory,
             labels: vec![

@@ -11,8 +11,8 @@ use crate::cleanup::{RunTask, process_start_time};
 use crate::engine::Engine;
 use crate::service::{BoxFuture, TaskLauncher};
 use crate::task::{
-    ContainerHealthCheck, ContainerRun, SecretValue, Task, TaskId, TaskOutput, TaskSpec, TaskUser,
-    free_port,
+    ContainerHealthCheck, ContainerNetwork, ContainerRun, SecretValue, Task, TaskId, TaskOutput,
+    TaskSpec, TaskUser, free_port,
 };
 
 /// Reads secrets from the parameter store at task start.
@@ -72,6 +72,7 @@ pub struct ContainerTemplate {
     pub engine: Engine,
     pub image: String,
     pub container_port: u16,
+    pub network: ContainerNetwork,
     pub cpu_units: u32,
     pub memory_mib: u32,
     pub labels: Vec<(String, String)>,
@@ -83,6 +84,7 @@ impl ContainerTemplate {
             engine: self.engine.clone(),
             image: self.image.clone(),
             container_port: self.container_port,
+            network: self.network,
             cpu_units: self.cpu_units,
             memory_mib: self.memory_mib,
             labels: self.labels.clone(),

@@ -24,6 +24,18 @@ pub const STATE_LABEL: &str = "berth.state";
 /// ECS's reason for a container the kernel killed for its memory limit (exit code 137).
 pub const OUT_OF_MEMORY: &str = "OutOfMemoryError: Container killed due to memory usage";
 
+/// How a container's port reaches the balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerNetwork {
+    /// ECS's meaning: the app listens on its container port inside the container's own
+    /// network, published on the task's loopback port.
+    Publish,
+    /// The host's network, like a process task: the app listens on the task's port on
+    /// 127.0.0.1 (`PORT`, `HOST`), and reaches what the stack runs on loopback (its
+    /// PostgreSQL, the balancer), which a container's own network cannot.
+    Host,
+}
+
 /// How a task runs as a container instead of a process.
 #[derive(Debug, Clone)]
 pub struct ContainerRun {
@@ -32,6 +44,7 @@ pub struct ContainerRun {
     pub image: String,
     /// The port the container listens on (the stack's `port`); published on the task's port.
     pub container_port: u16,
+    pub network: ContainerNetwork,
     /// The task's CPU units (1024 = 1 vCPU), enforced with `--cpus`.
     pub cpu_units: u32,
     /// The task's memory (MiB), enforced with `--memory` (no swap on top).
@@ -54,9 +67,18 @@ impl ContainerRun {
             args.push(format!("{key}={value}"));
         }
         let cpus = f64::from(self.cpu_units) / 1024.0;
+        let (port, host) = match self.network {
+            ContainerNetwork::Publish => {
+                args.push("--publish".into());
+                args.push(format!("{TASK_HOST}:{host_port}:{}", self.container_port));
+                (self.container_port, "0.0.0.0")
+            }
+            ContainerNetwork::Host => {
+                args.extend(["--network".into(), "host".into()]);
+                (host_port, TASK_HOST)
+            }
+        };
         args.extend([
-            "--publish".into(),
-            format!("{TASK_HOST}:{host_port}:{}", self.container_port),
             "--cpus".into(),
             format!("{cpus}"),
             "--memory".into(),
@@ -78,13 +100,14 @@ impl ContainerRun {
             args.push("--env".into());
             args.push(name.clone());
         }
-        // What the runtime decides, last so it wins: the app listens on its container port on
-        // every interface of the container's network (the publish keeps it on loopback here).
+        // What the runtime decides, last so it wins: published, the app listens on its
+        // container port on every interface of the container's network (the publish keeps it
+        // on loopback here); on the host's network, on the task's port on loopback.
         args.extend([
             "--env".into(),
-            format!("PORT={}", self.container_port),
+            format!("PORT={port}"),
             "--env".into(),
-            "HOST=0.0.0.0".into(),
+            format!("HOST={host}"),
         ]);
         args.push(self.image.clone());
         args.extend(spec.args.iter().cloned());
@@ -206,6 +229,7 @@ mod tests {
             },
             image: "localhost/backend-repo:latest".into(),
             container_port: 3001,
+            network: ContainerNetwork::Publish,
             cpu_units: 512,
             memory_mib: 1024,
             labels: vec![(STATE_LABEL.into(), "/s/.berth".into())],
@@ -223,5 +247,18 @@ mod tests {
              --env PORT=3001 --env HOST=0.0.0.0 localhost/backend-repo:latest"
         );
         assert!(!args.contains("hunter2"));
+        let host = ContainerRun {
+            network: ContainerNetwork::Host,
+            ..run
+        };
+        let args = host.run_args(&spec, 40123).join(" ");
+        assert!(
+            args.contains("--network host") && !args.contains("--publish"),
+            "{args}"
+        );
+        assert!(
+            args.ends_with("--env PORT=40123 --env HOST=127.0.0.1 localhost/backend-repo:latest"),
+            "{args}"
+        );
     }
 }

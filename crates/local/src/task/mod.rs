@@ -13,7 +13,7 @@ mod process;
 mod state;
 mod user;
 
-pub use container::{ContainerRun, OUT_OF_MEMORY, STATE_LABEL, remove_leftovers};
+pub use container::{ContainerNetwork, ContainerRun, OUT_OF_MEMORY, STATE_LABEL, remove_leftovers};
 pub use health::{ContainerHealthCheck, HealthCounter};
 pub use process::free_port;
 pub use state::{DesiredStatus, HealthStatus, StopCode, TaskId, TaskSnapshot, TaskStatus, reasons};

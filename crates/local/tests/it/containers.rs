@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use berth_local::engine::{Engine, EngineKind};
 use berth_local::task::{
-    ContainerHealthCheck, ContainerRun, HealthStatus, OUT_OF_MEMORY, OutputSink, OutputStream,
-    STATE_LABEL, SecretValue, StopCode, Task, TaskId, TaskOutput, TaskSpec, TaskStatus, free_port,
-    remove_leftovers,
+    ContainerHealthCheck, ContainerNetwork, ContainerRun, HealthStatus, OUT_OF_MEMORY, OutputSink,
+    OutputStream, STATE_LABEL, SecretValue, StopCode, Task, TaskId, TaskOutput, TaskSpec,
+    TaskStatus, free_port, remove_leftovers,
 };
 use berth_testkit::{ImageCleanup, container_engine, http_get};
 
@@ -32,6 +32,7 @@ fn run(engine: &Engine, image: &str, label: &str) -> ContainerRun {
         engine: engine.clone(),
         image: image.to_owned(),
         container_port: 8080,
+        network: ContainerNetwork::Publish,
         cpu_units: 256,
         memory_mib: 512,
         labels: vec![(STATE_LABEL.to_owned(), label.to_owned())],

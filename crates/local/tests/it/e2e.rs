@@ -48,7 +48,7 @@ impl Fixture {
             text = replace_once(
                 &text,
                 &format!(
-                    "build = {{ context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-{app}\", artifact = \"target/berth/file-analyzer-{app}\" }}"
+                    "build = {{ context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-{app}\", artifact = \"target/berth/file-analyzer-{app}\", dockerfile = \"apps/{app}/Dockerfile\", args = {{ PROFILE = \"berth\" }} }}"
                 ),
                 &format!(
                     "build = {{ context = \".\", command = \"true\", artifact = \"{}\" }}",
