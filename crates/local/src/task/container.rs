@@ -134,15 +134,21 @@ impl ContainerRun {
             .output(&[
                 "inspect",
                 "--format",
-                "{{.State.OOMKilled}} {{.State.ExitCode}}",
+                "{{.State.Running}} {{.State.OOMKilled}} {{.State.ExitCode}}",
                 &self.name,
             ])
             .await
             .ok();
         self.remove().await;
         let state = state?;
-        let (oom, code) = state.trim().split_once(' ')?;
-        Some((oom == "true", code.parse().ok()?))
+        let mut fields = state.split_whitespace();
+        // Still running: the `run` client died alone (killed); its status is the task's, and
+        // the container has just been removed with it.
+        if fields.next()? == "true" {
+            return None;
+        }
+        let oom = fields.next()? == "true";
+        Some((oom, fields.next()?.parse().ok()?))
     }
 
     /// Removes the container, running or not.
