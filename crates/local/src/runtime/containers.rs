@@ -64,61 +64,106 @@ pub(super) fn state_label(state: &StateDir) -> String {
     state.root().display().to_string()
 }
 
-/// The image a container service runs: `localhost/<repository>:latest` (built now when the
-/// store has none) pinned by its id, or the stack's reference.
+/// Which image of a Dockerfile service a revision runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Pick<'a> {
+    /// `latest`, built now when the engine's store has none (`berth up`).
+    LatestOrBuild,
+    /// A fresh build of the source as it is now (`berth deploy`).
+    Build,
+    /// An image already built, by tag (`berth deploy --image TAG`).
+    Tag(&'a str),
+}
+
+/// The image a container service runs, pinned by its id (a Dockerfile service) or the
+/// stack's reference, as the task template of a container task.
 pub(super) async fn ensure_image(
     stack: &Stack,
     service: &Service,
     image: &Image,
+    pick: Pick<'_>,
     state: &StateDir,
     engine: &Engine,
     progress: &Progress,
 ) -> Result<ImageRef, UpError> {
-    let reference = match image {
-        Image::Reference(reference) => reference.clone(),
-        Image::Dockerfile(build) => {
-            let latest = format!("{}:latest", local_name(&service.repository));
-            match engine.image_id(&latest).await.map_err(UpError::Engine)? {
-                Some(id) => id,
-                None => {
-                    progress(RuntimeEvent::Progress {
-                        message: format!(
-                            "{}: no image yet, building {} with {}",
-                            service.name,
-                            build.dockerfile.display(),
-                            engine.kind.name()
-                        ),
-                    });
-                    let tags: Vec<String> =
-                        git_revision(&stack.root).iter().map(|r| r.tag()).collect();
-                    let iid = iidfile(&state.registry(), &service.name);
-                    let request = ImageBuildRequest {
-                        build,
-                        repository: &service.repository,
-                        tags: &tags,
-                        iidfile: &iid,
-                    };
-                    let log_file = state.registry().join(format!("{}.build.log", service.name));
-                    let name = service.name.clone();
+    let reference = match (image, pick) {
+        (Image::Reference(reference), _) => reference.clone(),
+        (Image::Dockerfile(build), pick) => {
+            let tagged = |tag: &str| format!("{}:{tag}", local_name(&service.repository));
+            let existing = match pick {
+                Pick::LatestOrBuild => engine
+                    .image_id(&tagged("latest"))
+                    .await
+                    .map_err(UpError::Engine)?,
+                Pick::Tag(tag) => Some(
                     engine
-                        .build(&request, log_file, |line| {
-                            progress(RuntimeEvent::Progress {
-                                message: format!("{name}: {}", line.line()),
-                            });
-                        })
+                        .image_id(&tagged(tag))
                         .await
-                        .map_err(|source| UpError::ImageBuild {
-                            service: service.name.clone(),
-                            source,
-                        })?
-                }
+                        .map_err(UpError::Engine)?
+                        .ok_or_else(|| UpError::NoContainerImage {
+                            reference: tagged(tag),
+                        })?,
+                ),
+                Pick::Build => None,
+            };
+            match existing {
+                Some(id) => id,
+                None => build_image(stack, service, build, state, engine, progress).await?,
             }
         }
     };
     progress(RuntimeEvent::Progress {
         message: format!("{}: container image {reference}", service.name),
     });
-    Ok(ImageRef {
+    Ok(container_ref(service, reference, state, engine))
+}
+
+async fn build_image(
+    stack: &Stack,
+    service: &Service,
+    build: &berth_spec::ImageBuild,
+    state: &StateDir,
+    engine: &Engine,
+    progress: &Progress,
+) -> Result<String, UpError> {
+    progress(RuntimeEvent::Progress {
+        message: format!(
+            "{}: building {} with {}",
+            service.name,
+            build.dockerfile.display(),
+            engine.kind.name()
+        ),
+    });
+    let tags: Vec<String> = git_revision(&stack.root).iter().map(|r| r.tag()).collect();
+    let iid = iidfile(&state.registry(), &service.name);
+    let request = ImageBuildRequest {
+        build,
+        repository: &service.repository,
+        tags: &tags,
+        iidfile: &iid,
+    };
+    let log_file = state.registry().join(format!("{}.build.log", service.name));
+    let name = service.name.clone();
+    engine
+        .build(&request, log_file, |line| {
+            progress(RuntimeEvent::Progress {
+                message: format!("{name}: {}", line.line()),
+            });
+        })
+        .await
+        .map_err(|source| UpError::ImageBuild {
+            service: service.name.clone(),
+            source,
+        })
+}
+
+fn container_ref(
+    service: &Service,
+    reference: String,
+    state: &StateDir,
+    engine: &Engine,
+) -> ImageRef {
+    ImageRef {
         path: Default::default(),
         digest: reference.clone(),
         container: Some(ContainerTemplate {
@@ -136,5 +181,5 @@ pub(super) async fn ensure_image(
                 (SERVICE_LABEL.to_owned(), service.name.clone()),
             ],
         }),
-    })
+    }
 }

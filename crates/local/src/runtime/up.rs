@@ -99,6 +99,8 @@ pub enum UpError {
     Runtime(#[from] RuntimeError),
     #[error("the container engine cannot be used")]
     Engine(#[source] EngineError),
+    #[error("the container engine has no image {reference}")]
+    NoContainerImage { reference: String },
     #[error("cannot build the image of service {service}")]
     ImageBuild {
         service: String,
@@ -224,6 +226,7 @@ pub async fn up(
             state: state.clone(),
             launcher: Arc::clone(&launcher),
             progress: progress.clone(),
+            engine: engine.clone(),
             revisions: Default::default(),
         };
         let services = stack
@@ -310,8 +313,16 @@ async fn ensure_images(
         if let (Some(Artifact::Image(image)), Some(engine)) =
             (engine::artifact(service, engine.is_some()), engine)
         {
-            let image =
-                containers::ensure_image(stack, service, image, state, engine, progress).await?;
+            let image = containers::ensure_image(
+                stack,
+                service,
+                image,
+                containers::Pick::LatestOrBuild,
+                state,
+                engine,
+                progress,
+            )
+            .await?;
             images.insert(service.name.clone(), image);
             continue;
         }

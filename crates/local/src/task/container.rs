@@ -71,6 +71,10 @@ impl ContainerRun {
             ContainerNetwork::Publish => {
                 args.push("--publish".into());
                 args.push(format!("{TASK_HOST}:{host_port}:{}", self.container_port));
+                // A non-root app may listen on port 80 in its own network, as under docker
+                // (which sets this by default) and on ECS; podman keeps the kernel's 1024.
+                args.push("--sysctl".into());
+                args.push("net.ipv4.ip_unprivileged_port_start=0".into());
                 (self.container_port, "0.0.0.0")
             }
             ContainerNetwork::Host => {
@@ -248,7 +252,7 @@ mod tests {
         assert_eq!(
             args,
             "run --name berth-abc --label berth.state=/s/.berth \
-             --publish 127.0.0.1:40123:3001 --cpus 0.5 --memory 1024m --memory-swap 1024m \
+             --publish 127.0.0.1:40123:3001 --sysctl net.ipv4.ip_unprivileged_port_start=0 --cpus 0.5 --memory 1024m --memory-swap 1024m \
              --no-healthcheck --stop-signal SIGTERM --env MAX=10 --env DB_PASSWORD \
              --env PORT=3001 --env HOST=0.0.0.0 localhost/backend-repo:latest"
         );

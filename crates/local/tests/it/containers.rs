@@ -304,3 +304,98 @@ async fn containers_a_killed_berth_left_are_found_by_their_label_and_removed() {
     assert_eq!(remove_leftovers(&engine, &label).await.unwrap(), 1);
     assert!(!container_exists(&program, &name));
 }
+
+/// Both apps' real Dockerfiles build (with the `dev` profile: the Rust builder stage is the
+/// same, the compile shorter; the registry and target cache mounts keep a rebuild warm),
+/// and each image runs as its non-root user and passes its own HEALTHCHECK.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apps_dockerfiles_build_and_their_healthchecks_pass() {
+    let Some(program) = container_engine() else {
+        return;
+    };
+    let engine = engine(program.clone());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    for (app, health) in [("api", "/api/health"), ("web", "/health")] {
+        let repository = format!("berth-test/dockerfile-{app}-{}", std::process::id());
+        let _cleanup = ImageCleanup {
+            engine: program.clone(),
+            repository: repository.clone(),
+        };
+        let build = berth_spec::ImageBuild {
+            context: root.clone(),
+            dockerfile: root.join(format!("apps/{app}/Dockerfile")),
+            target: None,
+            args: [("PROFILE".to_owned(), "dev".to_owned())].into(),
+        };
+        let iid = state.path().join(format!("{app}.iid"));
+        let request = berth_local::engine::ImageBuildRequest {
+            build: &build,
+            repository: &repository,
+            tags: &[],
+            iidfile: &iid,
+        };
+        let id = engine
+            .build(&request, state.path().join(format!("{app}.log")), |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("apps/{app}/Dockerfile builds: {e}"));
+        let inspect = Command::new(&program)
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{.Config.User}} {{len .Config.Healthcheck.Test}}",
+                &id,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&inspect.stdout).trim(),
+            "10001:10001 4",
+            "{app}"
+        );
+
+        let name = format!("berth-dockerfile-{app}-{}", std::process::id());
+        let port = free_port().unwrap();
+        let started = Command::new(&program)
+            .args(["run", "--detach", "--name", &name, "--publish"])
+            .arg(format!(
+                "127.0.0.1:{port}:{}",
+                if app == "api" { 3001 } else { 80 }
+            ))
+            // Port 80 as uid 10001 (web): what docker allows by default.
+            .args(["--sysctl", "net.ipv4.ip_unprivileged_port_start=0"])
+            .args(["--env", "API_URL=http://127.0.0.1:9", &id])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(started.success());
+        let answered = within("the app to answer", async {
+            loop {
+                let response = tokio::task::spawn_blocking(move || http_get(port, health))
+                    .await
+                    .unwrap();
+                if let Some(response) = response {
+                    return response.status;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        // The image's own HEALTHCHECK (bash /dev/tcp, no curl in the image) passes.
+        let check = Command::new(&program)
+            .args(["healthcheck", "run", &name])
+            .output()
+            .unwrap();
+        let _ = Command::new(&program)
+            .args(["rm", "--force", &name])
+            .output();
+        assert_eq!(answered, 200, "{app}");
+        assert!(
+            check.status.success(),
+            "{app}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}

@@ -744,6 +744,33 @@ async fn file_analyzer_from_images_serves_heals_and_leaves_no_container() {
         200
     );
 
+    // `berth deploy` of a container service: a new image revision rolls out as containers.
+    let before: Vec<String> = running_backend_tasks(&runtime);
+    let out = fx.berth(&["deploy", "backend"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = running_backend_tasks(&runtime);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after.iter().all(|t| !before.contains(t)),
+        "{before:?} → {after:?}"
+    );
+    let containers = stack_containers(&engine, &fx);
+    for task in &after {
+        assert!(
+            containers.contains(&format!("berth-{task}")),
+            "{containers:?}"
+        );
+    }
+
     within("the shutdown", runtime.shutdown()).await;
     assert_eq!(stack_containers(&engine, &fx), Vec::<String>::new());
+}
+
+fn running_backend_tasks(runtime: &Runtime) -> Vec<String> {
+    backend(&runtime.status())
+        .tasks
+        .iter()
+        .filter(|t| t.task.last_status == TaskStatus::Running)
+        .map(|t| t.task.task_id.to_string())
+        .collect()
 }
