@@ -238,3 +238,43 @@ fn engine_choices_without_an_engine() {
         "{stderr}"
     );
 }
+
+#[test]
+fn down_without_a_berth_removes_the_containers_a_killed_one_left() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let dir = stack("berth-test/down-leftovers", DOCKERFILE);
+    let name = format!("berth-down-leftover-{}", std::process::id());
+    // What a killed berth of this stack leaves: a container labelled with its state dir.
+    let state = dir.path().canonicalize().unwrap().join(".berth");
+    let status = Command::new(&engine)
+        .args(["run", "--detach", "--name", &name, "--label"])
+        .arg(format!("berth.state={}", state.display()))
+        .args(["docker.io/library/debian:bookworm-slim", "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = berth(dir.path(), &["down"], engine.to_str());
+    let left = Command::new(&engine)
+        .args([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("name=^{name}$"),
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new(&engine)
+        .args(["rm", "--force", &name])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("removed 1 container(s) a killed berth left"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&left.stdout).trim(), "");
+}

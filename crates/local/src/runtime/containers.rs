@@ -59,6 +59,25 @@ pub(super) async fn engine_for(
     Ok(Some(engine))
 }
 
+/// `berth down` when no berth answers: removes the containers a killed berth of this
+/// stack left (their `run` clients are the task processes recovery stops). `Ok(0)` when no
+/// service has an image or no engine is here.
+pub async fn remove_left_containers(
+    stack: &Stack,
+    environment: &berth_spec::Environment,
+) -> Result<usize, UpError> {
+    if stack.services.iter().all(|s| s.image.is_none()) {
+        return Ok(0);
+    }
+    let state = super::up::state_dir(stack, environment)?;
+    match Engine::available().await.map_err(UpError::Engine)? {
+        Some(engine) => remove_leftovers(&engine, &state_label(&state))
+            .await
+            .map_err(UpError::Engine),
+        None => Ok(0),
+    }
+}
+
 /// The value of [`STATE_LABEL`] for this stack: its state directory.
 pub(super) fn state_label(state: &StateDir) -> String {
     state.root().display().to_string()

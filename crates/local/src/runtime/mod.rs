@@ -13,6 +13,7 @@ mod state_file;
 mod traffic;
 mod up;
 
+pub use containers::remove_left_containers;
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
     ContainerTemplate, LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates,
