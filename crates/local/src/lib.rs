@@ -5,6 +5,7 @@ pub mod balancer;
 pub mod cleanup;
 pub mod control;
 pub mod database;
+pub mod engine;
 pub mod fds;
 pub mod logs;
 pub mod params;

@@ -375,3 +375,119 @@ mod tests {
         assert!(pg_identifier_ok("fileanalyzer") && !pg_identifier_ok("file-analyzer"));
     }
 }
+
+/// A Dockerfile stage name (`FROM ... AS name`): a letter, then letters, digits, `-_.`.
+pub(crate) fn is_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// An image reference as docker and podman accept it: `[host[:port]/]path[:tag][@digest]`,
+/// path components lowercase (`a-z0-9` separated by `.`, `_`, `__` or `-`), a tag of up to
+/// 128 of `\w.-` not starting with `.` or `-`, a digest `algorithm:hex`.
+pub(crate) fn image_reference_problem(reference: &str) -> Option<String> {
+    if reference.len() > 255 {
+        return Some("longer than 255 characters".into());
+    }
+    let (name, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty()
+                && algorithm
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && hex.len() >= 32
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        });
+        if !ok {
+            return Some(format!(
+                "`{digest}` is not a digest such as `sha256:<64 hex digits>`"
+            ));
+        }
+    }
+    // A tag follows the last `:` after the last `/` (an earlier `:` is a registry's port).
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match name[last_slash..].find(':') {
+        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+        None => (name, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Some(format!(
+                "tag `{tag}`: up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+            ));
+        }
+    }
+    let mut components: Vec<&str> = path.split('/').collect();
+    // The first component is a registry host when it has a `.` or a `:`, or is `localhost`.
+    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost")
+    {
+        let host = components.remove(0);
+        let (domain, port) = host.split_once(':').unwrap_or((host, "0"));
+        let ok = !domain.is_empty()
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+            && port.parse::<u16>().is_ok();
+        if !ok {
+            return Some(format!("`{host}` is not a registry host[:port]"));
+        }
+    }
+    for component in components {
+        let ok = !component.is_empty()
+            && component
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            return Some(format!(
+                "name component `{component}`: lowercase letters and digits, separated by `.`, `_` or `-`"
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod image_reference_tests {
+    use super::image_reference_problem;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "nginx",
+            "nginx:1.27",
+            "docker.io/library/debian:bookworm-slim",
+            "localhost:5000/backend-repo:abc123",
+            "localhost/berth/backend-repo:0123abcd",
+            "ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_reference_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "Nginx",
+            "nginx:",
+            "nginx:-x",
+            "nginx@sha256:xyz",
+            "a//b",
+            "registry.example:port/app",
+            "app name",
+        ] {
+            assert!(image_reference_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+}

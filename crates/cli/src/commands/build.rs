@@ -7,15 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use berth_local::cleanup::RunState;
+use berth_local::engine::{self, Artifact, Engine};
 use berth_local::registry::{
     BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, digests_in_use,
     git_revision, run_build,
 };
 use berth_local::state_dir::StateDir;
-use berth_spec::{Service, Stack};
+use berth_spec::{Image as SpecImage, Service, Stack};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::build_image;
 use super::local_state::{self, human_size, short_digest};
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
@@ -23,7 +25,10 @@ use crate::output::Paint;
 
 /// Build services and push their artifacts to the local registry.
 ///
-/// Runs each service's `build.command` in its `build.context`, then snapshots
+/// A service whose `build` names a `dockerfile` is built as an image by the container
+/// engine (podman or docker; `BERTH_CONTAINER_ENGINE` chooses), tagged
+/// `localhost/<repository>:<git SHA>` and `latest`, when one is present.
+/// Otherwise runs each service's `build.command` in its `build.context`, then snapshots
 /// `build.artifact` into `.berth/registry/<repository>/<digest>`, tagged with the git
 /// commit (`-dirty` for uncommitted changes) and `latest`. The whole build output is kept in
 /// `.berth/registry/<service>.build.log`. Images beyond the repository's `keep_last` are
@@ -47,22 +52,24 @@ struct Built {
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
     let state = local_state::open(cx, &stack, "build")?;
+    let buildable =
+        |s: &&Service| s.build.is_some() || matches!(s.image, Some(SpecImage::Dockerfile(_)));
     let services: Vec<&Service> = match &args.service {
         Some(name) => {
             let service = find_service(&stack, name)?;
-            if service.build.is_none() {
+            if !buildable(&service) {
                 return Err(CliError::Usage(anyhow!(
-                    "service `{name}` has no `build` in {}",
-                    cx.file.display()
+                    "service `{name}` has no `build` in {}{}",
+                    cx.file.display(),
+                    match &service.image {
+                        Some(SpecImage::Reference(r)) => format!(" (it runs the image {r})"),
+                        _ => String::new(),
+                    }
                 )));
             }
             vec![service]
         }
-        None => stack
-            .services
-            .iter()
-            .filter(|s| s.build.is_some())
-            .collect(),
+        None => stack.services.iter().filter(buildable).collect(),
     };
     if services.is_empty() {
         return Err(CliError::Usage(anyhow!(
@@ -70,10 +77,37 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
             cx.file.display()
         )));
     }
+    let engine = if services.iter().any(|s| s.image.is_some()) {
+        Engine::available()
+            .await
+            .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?
+    } else {
+        None
+    };
     let registry = Registry::open(&state).context("cannot open the local registry")?;
     let mut built = Vec::new();
     for service in services {
-        built.push(build_one(cx, &stack, &state, &registry, service).await?);
+        built.push(match (engine::artifact(service, engine.is_some()), &engine) {
+            (Some(Artifact::Image(SpecImage::Dockerfile(image))), Some(engine)) => {
+                build_image::build(cx, &stack, &state, engine, service, image).await?
+            }
+            (Some(Artifact::Process(_)), _) => {
+                if service.image.is_some() && !cx.output.is_json() {
+                    cx.output.note(format!(
+                        "{}: no container engine here, building its process artifact instead of its image",
+                        service.name
+                    ));
+                }
+                serde_json::to_value(build_one(cx, &stack, &state, &registry, service).await?)
+                    .context("cannot render the build")?
+            }
+            _ => {
+                return Err(CliError::Failed(anyhow::Error::new(
+                    berth_local::engine::EngineError::NotFound,
+                )
+                .context(format!("service `{}` builds only an image", service.name))));
+            }
+        });
     }
     if cx.output.is_json() {
         cx.output.json(&built)?;
@@ -115,33 +149,7 @@ async fn build_one(
     let progress = Progress::new(cx, &service.name, &build.command);
     let result = run_build(&request, |line| progress.line(line)).await;
     progress.finish();
-    let result = match result {
-        Ok(result) => result,
-        Err(BuildError::Failed {
-            command,
-            status,
-            log_file,
-            tail,
-        }) => {
-            let mut message = format!(
-                "building {} failed: `{command}` exited with {status}",
-                service.name
-            );
-            if !tail.is_empty() {
-                message.push_str("; its last lines:\n");
-                for line in &tail {
-                    message.push_str(&format!("    {line}\n"));
-                }
-            }
-            message.push_str(&format!("  full log: {}", log_file.display()));
-            return Err(CliError::Failed(anyhow!(message)));
-        }
-        Err(e) => {
-            return Err(CliError::Failed(
-                anyhow::Error::new(e).context(format!("cannot build {}", service.name)),
-            ));
-        }
-    };
+    let result = result.map_err(|e| build_failed(&service.name, e))?;
 
     let revision = git_revision(&build.context);
     let tags: Vec<String> = revision.iter().map(|r| r.tag()).collect();
@@ -197,6 +205,30 @@ async fn build_one(
     })
 }
 
+/// A failed build as the CLI reports it: the command, its status and its last lines.
+pub(super) fn build_failed(service: &str, error: BuildError) -> CliError {
+    match error {
+        BuildError::Failed {
+            command,
+            status,
+            log_file,
+            tail,
+        } => {
+            let mut message =
+                format!("building {service} failed: `{command}` exited with {status}");
+            if !tail.is_empty() {
+                message.push_str("; its last lines:\n");
+                for line in &tail {
+                    message.push_str(&format!("    {line}\n"));
+                }
+            }
+            message.push_str(&format!("  full log: {}", log_file.display()));
+            CliError::Failed(anyhow!(message))
+        }
+        e => CliError::Failed(anyhow::Error::new(e).context(format!("cannot build {service}"))),
+    }
+}
+
 /// The digests the running berth's tasks use (none when berth is not running), or `None`
 /// when that cannot be known: then the lifecycle waits for another build.
 fn images_in_use(state: &StateDir) -> Option<HashSet<String>> {
@@ -209,14 +241,14 @@ fn images_in_use(state: &StateDir) -> Option<HashSet<String>> {
 
 /// A spinner with the last output line on a terminal; plain prefixed lines on stderr
 /// otherwise (CI logs keep the whole build); nothing with `--output json`.
-enum Progress {
+pub(super) enum Progress {
     Spinner(ProgressBar),
     Lines(String),
     Quiet,
 }
 
 impl Progress {
-    fn new(cx: &Context, service: &str, command: &str) -> Progress {
+    pub(super) fn new(cx: &Context, service: &str, command: &str) -> Progress {
         if cx.output.is_json() {
             return Progress::Quiet;
         }
@@ -234,7 +266,7 @@ impl Progress {
         Progress::Spinner(bar)
     }
 
-    fn line(&self, output: &BuildOutput) {
+    pub(super) fn line(&self, output: &BuildOutput) {
         match self {
             Progress::Spinner(bar) => bar.set_message(output.line().trim().to_owned()),
             Progress::Lines(service) => eprintln!("  {service} | {}", output.line()),
@@ -242,7 +274,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Progress::Spinner(bar) = self {
             bar.finish_and_clear();
         }

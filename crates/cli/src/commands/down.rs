@@ -67,15 +67,25 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
                 .await
                 .map_err(|e| CliError::Failed(e.into()))?
                 .map_err(|e| CliError::Failed(e.into()))?;
+            // The killed berth's containers outlive their `run` clients: removed by label.
+            let containers = berth_local::runtime::remove_left_containers(&stack, environment)
+                .await
+                .map_err(|e| CliError::Failed(e.into()))?;
+            if containers > 0 && !cx.output.is_json() {
+                cx.output.note(format!(
+                    "removed {containers} container(s) a killed berth left"
+                ));
+            }
             if cx.output.is_json() {
                 cx.output.json(&serde_json::json!({
                     "stopped": false,
                     "cleanedUp": recovery.stale_berth.is_some(),
                     "killedTasks": recovery.killed_tasks.len(),
+                    "removedContainers": containers,
                 }))?;
             } else if recovery.stale_berth.is_some() {
                 report_recovery(cx, &recovery);
-            } else {
+            } else if containers == 0 {
                 cx.output.line("nothing is running");
             }
             Ok(())

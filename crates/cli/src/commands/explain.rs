@@ -1,5 +1,6 @@
 //! `berth explain`: the resolved stack, every default filled in.
 
+use berth_local::engine::Engine;
 use berth_spec::{Environment, EnvironmentKind, Stack, duration};
 
 use crate::context::Context;
@@ -15,16 +16,38 @@ pub async fn run(cx: &Context, _args: Args) -> CliResult {
         return Ok(());
     }
     let environment = cx.environment(&stack)?;
+    let engine = if stack.services.iter().any(|s| s.image.is_some()) {
+        Some(engine_here().await)
+    } else {
+        None
+    };
     let body = toml::to_string_pretty(&stack).map_err(anyhow::Error::from)?;
     cx.output.text(format!(
         "{}\n{body}",
-        header(&stack, environment, &cx.file.display().to_string())
+        header(
+            &stack,
+            environment,
+            &cx.file.display().to_string(),
+            engine.as_deref()
+        )
     ));
     Ok(())
 }
 
+/// What runs image services on this machine, in words.
+async fn engine_here() -> String {
+    match Engine::available().await {
+        Ok(Some(engine)) => format!(
+            "{} is here, so they run as containers",
+            engine.program.display()
+        ),
+        Ok(None) => "no engine is here, so they run as processes from their builds".to_owned(),
+        Err(error) => format!("the engine here cannot be used ({error})"),
+    }
+}
+
 /// Comment lines that say what differs between the local runtime and AWS.
-fn header(stack: &Stack, env: &Environment, file: &str) -> String {
+fn header(stack: &Stack, env: &Environment, file: &str, engine: Option<&str>) -> String {
     let mut out = format!("# {file}, resolved: every default filled in.\n");
     match &env.kind {
         EnvironmentKind::Aws(aws) => {
@@ -63,6 +86,18 @@ fn header(stack: &Stack, env: &Environment, file: &str) -> String {
                 out.push_str(&format!(
                     "#   autoscaling: a metric datapoint every {} (CloudWatch: 1m); 3 above target scale out, 15 below scale in\n",
                     duration::format(local.metric_period)
+                ));
+            }
+            if let Some(engine) = engine {
+                let names: Vec<&str> = stack
+                    .services
+                    .iter()
+                    .filter(|s| s.image.is_some())
+                    .map(|s| s.name.as_str())
+                    .collect();
+                out.push_str(&format!(
+                    "#   {}: containers from their images when podman or docker runs here (BERTH_CONTAINER_ENGINE chooses; `none`: processes), else processes from their builds; {engine}\n",
+                    names.join(", ")
                 ));
             }
         }

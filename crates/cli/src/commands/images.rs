@@ -1,16 +1,19 @@
 //! `berth images [SERVICE]`: the images of the local registry.
 
 use anyhow::Context as _;
+use berth_local::engine::{Engine, EngineImage};
 use berth_local::registry::{Image, Registry};
 use berth_spec::Service;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::build::find_service;
 use super::local_state::{self, human_size, short_digest};
 use crate::context::Context;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output::Table;
 
-/// List the images of the local registry, newest first.
+/// List the images of the local registry and the container images berth built, newest first.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this service's repository.
@@ -25,48 +28,113 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         Some(name) => vec![find_service(&stack, name)?],
         None => stack.services.iter().collect(),
     };
-    let mut images: Vec<(String, Image)> = Vec::new();
-    for service in services {
+    let mut rows: Vec<Row> = Vec::new();
+    for service in &services {
         let listed = registry
             .list(&service.repository)
             .with_context(|| format!("cannot list repository {}", service.repository))?;
-        images.extend(listed.into_iter().map(|i| (service.name.clone(), i)));
+        rows.extend(
+            listed
+                .into_iter()
+                .map(|image| Row::snapshot(service, image)),
+        );
     }
+    // The engine's store holds the services' container images: asked only when a service
+    // has one, and an engine that is missing is no error here (there is nothing to list).
+    if services.iter().any(|s| s.image.is_some()) {
+        let engine = Engine::available()
+            .await
+            .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        if let Some(engine) = engine {
+            for service in &services {
+                let listed = engine
+                    .images(&service.repository)
+                    .await
+                    .with_context(|| format!("cannot list the images of {}", service.repository))?;
+                rows.extend(
+                    listed
+                        .into_iter()
+                        .map(|image| Row::container(service, image)),
+                );
+            }
+        }
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse(row.pushed_at));
     if cx.output.is_json() {
-        let rows: Vec<serde_json::Value> = images
-            .iter()
-            .map(|(service, image)| {
-                let mut value = serde_json::to_value(image).unwrap_or_default();
-                value["service"] = serde_json::Value::String(service.clone());
-                value
-            })
-            .collect();
         cx.output.json(&rows)?;
         return Ok(());
     }
-    if images.is_empty() {
+    if rows.is_empty() {
         cx.output
             .note("no images yet: `berth build` builds and pushes them");
         return Ok(());
     }
     let mut table = Table::new([
         "SERVICE",
+        "KIND",
         "REPOSITORY",
         "TAGS",
         "DIGEST",
         "PUSHED (UTC)",
         "SIZE",
     ]);
-    for (service, image) in &images {
+    for row in &rows {
         table.row([
-            service.clone(),
-            image.repository.clone(),
-            image.tags.join(", "),
-            short_digest(&image.digest).to_owned(),
-            image.pushed_at.format("%Y-%m-%d %H:%M").to_string(),
-            human_size(image.size),
+            row.service.clone(),
+            row.kind.to_owned(),
+            row.repository.clone(),
+            row.tags.join(", "),
+            short_digest(&row.digest).to_owned(),
+            row.pushed_at.format("%Y-%m-%d %H:%M").to_string(),
+            human_size(row.size),
         ]);
     }
     cx.output.table(&table);
     Ok(())
+}
+
+/// One image of either kind: a registry snapshot (what a process runs) or a container
+/// image in the engine's store.
+#[derive(Debug, Serialize)]
+struct Row {
+    service: String,
+    /// `snapshot` or `container`.
+    kind: &'static str,
+    repository: String,
+    tags: Vec<String>,
+    /// The snapshot's content digest, or the image id.
+    digest: String,
+    pushed_at: DateTime<Utc>,
+    size: u64,
+    /// The snapshot's path (snapshots only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+}
+
+impl Row {
+    fn snapshot(service: &Service, image: Image) -> Row {
+        Row {
+            service: service.name.clone(),
+            kind: "snapshot",
+            repository: image.repository,
+            tags: image.tags,
+            digest: image.digest,
+            pushed_at: image.pushed_at,
+            size: image.size,
+            path: Some(image.path.display().to_string()),
+        }
+    }
+
+    fn container(service: &Service, image: EngineImage) -> Row {
+        Row {
+            service: service.name.clone(),
+            kind: "container",
+            repository: image.repository,
+            tags: image.tags,
+            digest: image.id,
+            pushed_at: image.created,
+            size: image.size,
+            path: None,
+        }
+    }
 }

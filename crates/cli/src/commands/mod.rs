@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod build;
+mod build_image;
 pub mod ci;
 pub mod deploy;
 pub mod deployments;

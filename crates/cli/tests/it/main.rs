@@ -3,6 +3,7 @@
 #[cfg(feature = "aws")]
 mod aws;
 mod ci;
+mod containers;
 mod local_stores;
 mod running;
 mod verbs;

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use super::RunStateFile;
 use crate::cleanup::{RunTask, process_start_time};
+use crate::engine::Engine;
 use crate::service::{BoxFuture, TaskLauncher};
 use crate::task::{
-    ContainerHealthCheck, SecretValue, Task, TaskId, TaskOutput, TaskSpec, TaskUser, free_port,
+    ContainerHealthCheck, ContainerNetwork, ContainerRun, SecretValue, Task, TaskId, TaskOutput,
+    TaskSpec, TaskUser, free_port,
 };
 
 /// Reads secrets from the parameter store at task start.
@@ -59,6 +61,36 @@ pub struct TaskTemplate {
     pub secrets: Vec<(String, String)>,
     pub stop_timeout: Duration,
     pub health_check: Option<ContainerHealthCheck>,
+    /// Run from this image as a container (`executable` is then unused); the kind is the
+    /// launcher's business only: the scheduler and the balancer see a task and its port.
+    pub container: Option<ContainerTemplate>,
+}
+
+/// A container task's part of its template: every task gets its own container name.
+#[derive(Debug, Clone)]
+pub struct ContainerTemplate {
+    pub engine: Engine,
+    pub image: String,
+    pub container_port: u16,
+    pub network: ContainerNetwork,
+    pub cpu_units: u32,
+    pub memory_mib: u32,
+    pub labels: Vec<(String, String)>,
+}
+
+impl ContainerTemplate {
+    fn for_task(&self, id: &TaskId) -> ContainerRun {
+        ContainerRun {
+            engine: self.engine.clone(),
+            image: self.image.clone(),
+            container_port: self.container_port,
+            network: self.network,
+            cpu_units: self.cpu_units,
+            memory_mib: self.memory_mib,
+            labels: self.labels.clone(),
+            name: format!("berth-{id}"),
+        }
+    }
 }
 
 /// Task templates by revision (`<family>:<n>`): `berth deploy` adds one while tasks of the
@@ -137,6 +169,7 @@ impl StackLauncher {
             health_check: template.health_check.clone(),
             output,
             user: self.user.clone(),
+            container: template.container.as_ref().map(|c| c.for_task(&id)),
         };
         let task = Task::start(id, spec, port);
         self.record(service, &task);

@@ -3,6 +3,7 @@
 //! steps of the balancer and the database, run in order at the end.
 
 mod autoscale;
+mod containers;
 mod database;
 mod db_watch;
 mod launcher;
@@ -17,9 +18,11 @@ mod usage;
 
 pub use crate::service::shift::{ShiftOutcome, ShiftProgress};
 pub use autoscale::{Metric, Scaler, ScalerSettings};
+pub use containers::remove_left_containers;
 pub use database::{DatabaseOutputs, DatabaseStartError, RunningDatabase};
 pub use launcher::{
-    LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates, missing_parameters,
+    ContainerTemplate, LogStreams, NoSecrets, SecretSource, StackLauncher, TaskTemplate, Templates,
+    missing_parameters,
 };
 pub use release::{Release, Releases, StackReleases};
 pub use router::BalancerRouter;

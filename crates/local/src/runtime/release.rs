@@ -7,10 +7,12 @@ use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::containers::{self, Pick};
 use super::launcher::StackLauncher;
 use super::revisions::RevisionNumbers;
 use super::traffic::DEFAULT_HOOK_TIMEOUT;
 use super::up::{ImageRef, Progress, build_image, local_environment, task_template};
+use crate::engine::{self, Artifact, Engine};
 use crate::registry::{LATEST, Registry};
 use crate::service::shift::{ShiftPlan, Shifting};
 use crate::service::{BoxFuture, DeploymentConfiguration, Revision, ServiceUpdate};
@@ -93,6 +95,8 @@ pub struct StackReleases {
     pub(super) state: StateDir,
     pub(super) launcher: Arc<StackLauncher>,
     pub(super) progress: Progress,
+    /// The engine that runs the stack's image services (`None`: they run as processes).
+    pub(super) engine: Option<Engine>,
     /// The last revision registered per task family, kept across restarts.
     pub(super) revisions: Arc<RevisionNumbers>,
 }
@@ -124,21 +128,43 @@ impl StackReleases {
             .find(|s| s.service_name == service || s.name == service)
             .ok_or_else(|| format!("{} has no service `{service}`", stack_file.display()))?;
         let shift = shift_plan(svc, strategy)?;
-        let registry = Registry::open(&self.state).map_err(|e| chain(&e))?;
-        let built = match (image, &svc.build) {
-            (Some(tag), _) => registry
-                .resolve(&svc.repository, tag)
-                .map_err(|e| chain(&e))?,
-            (None, Some(_)) => build_image(&stack, svc, &self.state, &registry, &self.progress)
+        let image = match (&self.engine, engine::artifact(svc, self.engine.is_some())) {
+            // A container service: a fresh image of the source as it is now, or a tag.
+            (Some(engine), Some(Artifact::Image(spec_image))) => {
+                let pick = image.map_or(Pick::Build, Pick::Tag);
+                containers::ensure_image(
+                    &stack,
+                    svc,
+                    spec_image,
+                    pick,
+                    &self.state,
+                    engine,
+                    &self.progress,
+                )
                 .await
-                .map_err(|e| chain(&e))?,
-            (None, None) => registry
-                .resolve(&svc.repository, LATEST)
-                .map_err(|e| chain(&e))?,
-        };
-        let image = ImageRef {
-            path: built.path,
-            digest: built.digest,
+                .map_err(|e| chain(&e))?
+            }
+            _ => {
+                let registry = Registry::open(&self.state).map_err(|e| chain(&e))?;
+                let built = match (image, &svc.build) {
+                    (Some(tag), _) => registry
+                        .resolve(&svc.repository, tag)
+                        .map_err(|e| chain(&e))?,
+                    (None, Some(_)) => {
+                        build_image(&stack, svc, &self.state, &registry, &self.progress)
+                            .await
+                            .map_err(|e| chain(&e))?
+                    }
+                    (None, None) => registry
+                        .resolve(&svc.repository, LATEST)
+                        .map_err(|e| chain(&e))?,
+                };
+                ImageRef {
+                    path: built.path,
+                    digest: built.digest,
+                    container: None,
+                }
+            }
         };
         let n = self
             .revisions

@@ -13,8 +13,11 @@ use berth_spec::{Environment, LocalEnvironment, ParameterValue, Reference, Servi
 use tokio_util::sync::CancellationToken;
 
 use super::autoscale::ScalerSettings;
+use super::containers;
 use super::database::{DatabaseOutputs, RunningDatabase, start_database};
-use super::launcher::{SecretSource, StackLauncher, TaskTemplate, missing_parameters};
+use super::launcher::{
+    ContainerTemplate, SecretSource, StackLauncher, TaskTemplate, missing_parameters,
+};
 use super::release::StackReleases;
 use super::revisions::RevisionNumbers;
 use super::router::BalancerRouter;
@@ -25,6 +28,7 @@ use crate::balancer::{
     TargetGroupConfig,
 };
 use crate::cleanup::{CleanupError, Recovery, left_behind, leftovers_message, recover};
+use crate::engine::{self, Artifact, Engine, EngineError};
 use crate::params::{ParamError, ParamStore, ParameterType};
 use crate::registry::{
     BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
@@ -97,6 +101,16 @@ pub enum UpError {
     TaskUser(#[source] TaskUserError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("the container engine cannot be used")]
+    Engine(#[source] EngineError),
+    #[error("the container engine has no image {reference}")]
+    NoContainerImage { reference: String },
+    #[error("cannot build the image of service {service}")]
+    ImageBuild {
+        service: String,
+        #[source]
+        source: BuildError,
+    },
     #[error("interrupted before the stack was up")]
     Interrupted,
 }
@@ -159,6 +173,7 @@ pub async fn up(
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     let recovery = recovery.stale_berth.is_some().then_some(recovery);
+    let engine = containers::engine_for(stack, &state, &progress).await?;
     let params = Arc::new(ParamStore::open(&state).map_err(UpError::Params)?);
     let say = |message: String| {
         progress(RuntimeEvent::Progress { message });
@@ -174,7 +189,7 @@ pub async fn up(
     };
 
     let result = async {
-        let images = ensure_images(stack, &state, &progress).await?;
+        let images = ensure_images(stack, &state, engine.as_ref(), &progress).await?;
 
         let listener = listener_config(stack, environment);
         let balancer = Balancer::bind(local.listen, listener)
@@ -224,6 +239,7 @@ pub async fn up(
             state: state.clone(),
             launcher: Arc::clone(&launcher),
             progress: progress.clone(),
+            engine: engine.clone(),
             revisions,
         };
         let router = Arc::new(BalancerRouter::new(balancer.clone()));
@@ -324,11 +340,28 @@ impl Cleanup {
 async fn ensure_images(
     stack: &Stack,
     state: &StateDir,
+    engine: Option<&Engine>,
     progress: &Progress,
 ) -> Result<HashMap<String, ImageRef>, UpError> {
     let registry = Registry::open(state).map_err(UpError::Registry)?;
     let mut images = HashMap::new();
     for service in &stack.services {
+        if let (Some(Artifact::Image(image)), Some(engine)) =
+            (engine::artifact(service, engine.is_some()), engine)
+        {
+            let image = containers::ensure_image(
+                stack,
+                service,
+                image,
+                containers::Pick::LatestOrBuild,
+                state,
+                engine,
+                progress,
+            )
+            .await?;
+            images.insert(service.name.clone(), image);
+            continue;
+        }
         let image = match registry.resolve(&service.repository, LATEST) {
             Ok(image) => image,
             Err(RegistryError::ImageNotFound { .. }) => {
@@ -349,6 +382,7 @@ async fn ensure_images(
             ImageRef {
                 path: image.path,
                 digest: image.digest,
+                container: None,
             },
         );
     }
@@ -363,8 +397,12 @@ fn short_digest(digest: &str) -> &str {
 /// An image a service runs.
 #[derive(Debug, Clone)]
 pub(super) struct ImageRef {
+    /// The snapshot's executable (process tasks).
     pub(super) path: PathBuf,
+    /// The snapshot's digest, or the container image's id.
     pub(super) digest: String,
+    /// How the tasks run as containers (container tasks).
+    pub(super) container: Option<ContainerTemplate>,
 }
 
 pub(super) async fn build_image(
@@ -661,6 +699,7 @@ pub(super) fn task_template(
             .container_health_check
             .as_ref()
             .map(|check| container_health_check(check, service.port, local)),
+        container: image.container,
     }
 }
 

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::TaskUser;
 use super::state::{HealthStatus, TaskSnapshot};
+use super::{ContainerRun, TaskUser};
 
 /// `healthCheck` of a container definition, `CMD-SHELL` form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +89,8 @@ pub struct HealthTracker {
     env: Vec<(String, String)>,
     /// The task's account: the check runs as the task does, as inside its container.
     user: Option<TaskUser>,
+    /// A container task's check runs inside its container (`exec`), as ECS runs it.
+    container: Option<ContainerRun>,
     state: Arc<watch::Sender<TaskSnapshot>>,
 }
 
@@ -97,12 +99,14 @@ impl HealthTracker {
         check: ContainerHealthCheck,
         env: Vec<(String, String)>,
         user: Option<TaskUser>,
+        container: Option<ContainerRun>,
         state: Arc<watch::Sender<TaskSnapshot>>,
     ) -> Self {
         Self {
             check,
             env,
             user,
+            container,
             state,
         }
     }
@@ -129,19 +133,34 @@ impl HealthTracker {
     }
 
     async fn probe(&self) -> bool {
-        let mut command = Command::new("sh");
+        let mut command = match &self.container {
+            Some(container) => {
+                let argv = container.exec_argv(&self.check.command);
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+            None => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(&self.check.command);
+                c
+            }
+        };
         command
-            .arg("-c")
-            .arg(&self.check.command)
-            .env_clear()
-            .envs(std::env::var("PATH").map(|p| ("PATH".to_owned(), p)))
-            .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        if let Some(user) = &self.user {
-            command.uid(user.uid).gid(user.gid);
+        // Inside a container the check has the container's environment and user; the
+        // engine's client keeps its own.
+        if self.container.is_none() {
+            command
+                .env_clear()
+                .envs(std::env::var("PATH").map(|p| ("PATH".to_owned(), p)))
+                .envs(self.env.iter().cloned());
+            if let Some(user) = &self.user {
+                command.uid(user.uid).gid(user.gid);
+            }
         }
         let Ok(mut child) = command.spawn() else {
             return false;

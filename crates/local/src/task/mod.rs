@@ -1,4 +1,5 @@
-//! Tasks: one OS process per ECS task, supervised through ECS's task lifecycle.
+//! Tasks: one OS process per ECS task, supervised through ECS's task lifecycle; for a
+//! container task that process is the engine's foreground `run` (`container.rs`).
 //!
 //! A task is started from a [`TaskSpec`] (the registry snapshot's executable, the service's
 //! environment, the secrets already resolved, the task's own `PORT`). It lives in its own
@@ -6,11 +7,13 @@
 //! SIGKILL after the stop timeout (ECS-SEMANTICS S4.19). Its state is published through a
 //! [`tokio::sync::watch`] channel of [`TaskSnapshot`]s, the shape `berth status` shows.
 
+mod container;
 mod health;
 mod process;
 mod state;
 mod user;
 
+pub use container::{ContainerNetwork, ContainerRun, OUT_OF_MEMORY, STATE_LABEL, remove_leftovers};
 pub use health::{ContainerHealthCheck, HealthCounter};
 pub use process::free_port;
 pub use state::{DesiredStatus, HealthStatus, StopCode, TaskId, TaskSnapshot, TaskStatus, reasons};
@@ -102,6 +105,8 @@ pub struct TaskSpec {
     pub output: TaskOutput,
     /// The account the task (and its container health check) runs as; `None`: berth's own.
     pub user: Option<TaskUser>,
+    /// Run as a container of this image instead of `executable` (`container.rs`).
+    pub container: Option<ContainerRun>,
 }
 
 impl TaskSpec {
@@ -116,6 +121,7 @@ impl TaskSpec {
             health_check: None,
             output: TaskOutput::Null,
             user: None,
+            container: None,
         }
     }
 

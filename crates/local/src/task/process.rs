@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -33,6 +34,20 @@ pub(super) struct SpawnedChild {
 }
 
 pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
+    if let Some(container) = &spec.container {
+        let mut command = Command::new(&container.engine.program);
+        command
+            .args(container.run_args(spec, port))
+            // The secrets' values: `--env NAME` makes the engine read them from here.
+            .envs(
+                spec.secrets
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.expose().to_owned())),
+            )
+            .stdin(Stdio::null())
+            .process_group(0);
+        return spawn_command(command, spec, None);
+    }
     // As another account, the task is started through a descriptor berth opened: that
     // account needs execute permission on the file only, not a path into `.berth` (see
     // `user.rs`). The descriptor is inherited (not close-on-exec) so that a `#!` script's
@@ -70,6 +85,15 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
+    spawn_command(command, spec, executable)
+}
+
+/// Spawns the prepared command with the task's output wiring.
+fn spawn_command(
+    mut command: Command,
+    spec: &TaskSpec,
+    executable: Option<std::fs::File>,
+) -> io::Result<SpawnedChild> {
     match &spec.output {
         TaskOutput::Null => {
             command.stdout(Stdio::null()).stderr(Stdio::null());
@@ -123,14 +147,18 @@ pub(super) async fn supervise(
             check,
             spec.environment(port),
             spec.user.clone(),
+            spec.container.clone(),
             state.clone(),
         );
         tokio::spawn(tracker.run(health_stop.clone()));
     }
 
+    let oom_kills_at_start = super::container::kernel_oom_kills();
+    let mut stopped_by_berth = false;
     let status = tokio::select! {
         status = spawned.child.wait() => status,
         Some(request) = stop_rx.recv() => {
+            stopped_by_berth = true;
             stop_group(&mut spawned.child, pgid, &spec, &state, request).await
         }
     };
@@ -139,14 +167,31 @@ pub(super) async fn supervise(
     // container's init exits.
     let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
 
-    let exit_code = status.ok().map(exit_code_of);
+    let mut exit_code = status.ok().map(exit_code_of);
+    let mut reason = reasons::ESSENTIAL_CONTAINER_EXITED;
+    if let Some(container) = &spec.container {
+        // The engine knows the container's own exit code and whether the kernel killed it
+        // for its memory limit (ECS: OutOfMemoryError, exit code 137).
+        if let Some((oom, code)) = container.finish().await {
+            exit_code = Some(code);
+            let oom = oom
+                || super::container::killed_by_the_kernel(
+                    code,
+                    stopped_by_berth,
+                    oom_kills_at_start,
+                );
+            if oom {
+                reason = super::OUT_OF_MEMORY;
+            }
+        }
+    }
     state.send_modify(|s| {
         s.last_status = TaskStatus::Deprovisioning;
     });
     state.send_modify(|s| {
         s.finish(
             StopCode::EssentialContainerExited,
-            reasons::ESSENTIAL_CONTAINER_EXITED.to_owned(),
+            reason.to_owned(),
             exit_code,
         );
     });
@@ -173,6 +218,19 @@ async fn stop_group(
         s.stopped_reason.get_or_insert(request.reason);
     });
     let group = Pid::from_raw(pgid as i32);
+    if let Some(container) = &spec.container {
+        // The engine signals the container (SIGTERM, SIGKILL after the timeout); its `run`
+        // client then exits with the container's status. The client gets a little longer
+        // than the timeout before its own group is killed.
+        container.stop(spec.stop_timeout).await;
+        return match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(status) => status,
+            Err(_elapsed) => {
+                let _ = killpg(group, Signal::SIGKILL);
+                child.wait().await
+            }
+        };
+    }
     if let Err(error) = killpg(group, Signal::SIGTERM) {
         tracing::debug!(%error, pgid, "SIGTERM to the task's group failed");
     }

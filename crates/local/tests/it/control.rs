@@ -23,6 +23,7 @@ pub fn sleeper() -> TaskTemplate {
         secrets: vec![],
         stop_timeout: Duration::from_secs(5),
         health_check: None,
+        container: None,
     }
 }
 

@@ -17,8 +17,8 @@ use berth_local::params::ParamStore;
 use berth_local::runtime::{Runtime, RuntimeEvent, UpError, UpOptions, state_dir, up};
 use berth_local::service::ServiceStatus;
 use berth_local::state_dir::StateDir;
-use berth_local::task::{StopCode, TASK_OS_USER, TaskStatus, TaskUser};
-use berth_testkit::bin_path;
+use berth_local::task::{STATE_LABEL, StopCode, TASK_OS_USER, TaskStatus, TaskUser};
+use berth_testkit::{ImageCleanup, bin_path, container_engine};
 use berth_testkit::{free_port, http_get, http_request};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -48,7 +48,7 @@ impl Fixture {
             text = replace_once(
                 &text,
                 &format!(
-                    "build = {{ context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-{app}\", artifact = \"target/berth/file-analyzer-{app}\" }}"
+                    "build = {{ context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-{app}\", artifact = \"target/berth/file-analyzer-{app}\", dockerfile = \"apps/{app}/Dockerfile\", args = {{ PROFILE = \"berth\" }} }}"
                 ),
                 &format!(
                     "build = {{ context = \".\", command = \"true\", artifact = \"{}\" }}",
@@ -604,4 +604,173 @@ async fn an_interrupted_start_stops_what_it_started() {
         Err(other) => panic!("expected an interrupt, got {other}"),
     }
     assert_start_undone(&fx, &stack);
+}
+
+/// The example stack with both services built as images by the container engine: each
+/// Dockerfile copies the already-built debug binary into `debian:bookworm-slim` (the real
+/// Dockerfiles' build is `containers::the_apps_dockerfiles_build`), repositories unique to
+/// the test, removed at its end.
+fn image_fixture(engine: &Path) -> (Fixture, Vec<ImageCleanup>) {
+    let fx = Fixture::new();
+    let dir = fx.stack_file.parent().unwrap().to_path_buf();
+    let mut text = std::fs::read_to_string(&fx.stack_file).unwrap();
+    let mut cleanups = Vec::new();
+    for (app, binary, repository) in [
+        ("web", "file-analyzer-web", "frontend-repo"),
+        ("api", "file-analyzer-api", "backend-repo"),
+    ] {
+        std::fs::copy(bin_path(binary), dir.join(binary)).unwrap();
+        std::fs::write(
+            dir.join(format!("Dockerfile.{app}")),
+            format!(
+                "FROM docker.io/library/debian:bookworm-slim\nCOPY {binary} /app\nUSER 10001\nENTRYPOINT [\"/app\"]\n"
+            ),
+        )
+        .unwrap();
+        text = replace_once(
+            &text,
+            &format!(
+                "build = {{ context = \".\", command = \"true\", artifact = \"{}\" }}",
+                bin_path(binary).display()
+            ),
+            &format!("build = {{ context = \".\", dockerfile = \"Dockerfile.{app}\" }}"),
+        );
+        let unique = format!("berth-test/e2e-{repository}-{}", std::process::id());
+        text = replace_once(
+            &text,
+            &format!("repository = \"{repository}\""),
+            &format!("repository = \"{unique}\""),
+        );
+        cleanups.push(ImageCleanup {
+            engine: engine.to_path_buf(),
+            repository: unique,
+        });
+    }
+    std::fs::write(&fx.stack_file, text).unwrap();
+    (fx, cleanups)
+}
+
+/// Containers labelled with this stack's state directory.
+fn stack_containers(engine: &Path, fx: &Fixture) -> Vec<String> {
+    let out = Command::new(engine)
+        .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
+        .arg(format!(
+            "label={STATE_LABEL}={}",
+            fx.state().root().display()
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_analyzer_from_images_serves_heals_and_leaves_no_container() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let (fx, _cleanups) = image_fixture(&engine);
+    // What a killed berth of this stack left: the next up removes it.
+    let leftover = format!("berth-leftover-{}", std::process::id());
+    let status = Command::new(&engine)
+        .args(["run", "--detach", "--name", &leftover, "--label"])
+        .arg(format!("{STATE_LABEL}={}", fx.state().root().display()))
+        .args(["docker.io/library/debian:bookworm-slim", "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let runtime = fx.up_steady().await;
+    let port = fx.port;
+    let containers = stack_containers(&engine, &fx);
+    assert!(!containers.contains(&leftover), "{containers:?}");
+    assert_eq!(containers.len(), 4, "two tasks per service: {containers:?}");
+
+    assert_eq!(http_get(port, "/").unwrap().status, 200);
+    let health = http_get(port, "/api/health").unwrap();
+    assert_eq!(health.status, 200, "{}", health.text());
+    // Uploads through the balancer are served by both backend containers (one database).
+    let id = upload(port, "hello.txt", "hello from a container");
+    for _ in 0..6 {
+        let download = http_get(port, &format!("/api/files/{id}/download")).unwrap();
+        assert_eq!(download.status, 200);
+        assert_eq!(download.text(), "hello from a container");
+    }
+
+    // A backend container killed: the task stops with 137, a replacement becomes healthy.
+    let victim = backend(&runtime.status())
+        .tasks
+        .iter()
+        .find(|t| t.task.last_status == TaskStatus::Running)
+        .map(|t| t.task.task_id.clone())
+        .unwrap();
+    let killed = Command::new(&engine)
+        .args(["kill", "--signal", "KILL", &format!("berth-{victim}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    eventually("a healthy replacement and two backend tasks", || {
+        let status = runtime.status();
+        let backend = backend(&status);
+        let running: Vec<_> = backend
+            .tasks
+            .iter()
+            .filter(|t| t.task.last_status == TaskStatus::Running)
+            .collect();
+        backend.steady_state
+            && running.len() == 2
+            && running.iter().all(|t| t.task.task_id != victim)
+    })
+    .await;
+    let status = runtime.status();
+    let stopped = backend(&status)
+        .tasks
+        .iter()
+        .find(|t| t.task.task_id == victim)
+        .expect("the killed task is listed");
+    assert_eq!(stopped.task.exit_code, Some(137));
+    assert_eq!(
+        stopped.task.stop_code,
+        Some(StopCode::EssentialContainerExited)
+    );
+    assert_eq!(
+        http_get(port, &format!("/api/files/{id}/download"))
+            .unwrap()
+            .status,
+        200
+    );
+
+    // `berth deploy` of a container service: a new image revision rolls out as containers.
+    let before: Vec<String> = running_backend_tasks(&runtime);
+    let out = fx.berth(&["deploy", "backend"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = running_backend_tasks(&runtime);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after.iter().all(|t| !before.contains(t)),
+        "{before:?} → {after:?}"
+    );
+    let containers = stack_containers(&engine, &fx);
+    for task in &after {
+        assert!(
+            containers.contains(&format!("berth-{task}")),
+            "{containers:?}"
+        );
+    }
+
+    within("the shutdown", runtime.shutdown()).await;
+    assert_eq!(stack_containers(&engine, &fx), Vec::<String>::new());
+}
+
+fn running_backend_tasks(runtime: &Runtime) -> Vec<String> {
+    backend(&runtime.status())
+        .tasks
+        .iter()
+        .filter(|t| t.task.last_status == TaskStatus::Running)
+        .map(|t| t.task.task_id.to_string())
+        .collect()
 }

@@ -3,6 +3,7 @@
 mod accept;
 mod autoscaling;
 mod balancer;
+mod containers;
 mod control;
 mod database;
 mod e2e;

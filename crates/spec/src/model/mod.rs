@@ -23,7 +23,7 @@ pub use parameter::{
     Generator, Parameter, ParameterType, ParameterValue, Reference, Segment, Template,
 };
 pub use service::{
-    Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Logs, Route,
-    ScalingTarget, Service, Strategy, TrafficWiring,
+    Autoscaling, Build, CircuitBreaker, ContainerHealthCheck, Deployment, HealthCheck, Image,
+    ImageBuild, Logs, Route, ScalingTarget, Service, Strategy, TrafficWiring,
 };
 pub use stack::{ListenerRule, RuleTarget, Stack};

@@ -28,6 +28,9 @@ pub struct Service {
     pub desired_count: u32,
     /// How to build the artifact locally; absent for services run from pushed images only.
     pub build: Option<Build>,
+    /// The service's image: built from a Dockerfile or a given reference. With a container
+    /// engine the local runtime runs it; without one it runs `build`'s process instead.
+    pub image: Option<Image>,
     /// The target group's name (`backend-tg`).
     pub target_group: String,
     /// Path rules that forward to this service, in file order.
@@ -59,6 +62,30 @@ pub struct Build {
     pub command: String,
     /// The executable the task runs.
     pub artifact: PathBuf,
+}
+
+/// Where a service's image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Image {
+    /// `build = { dockerfile = ... }`: built by the container engine.
+    Dockerfile(ImageBuild),
+    /// `image = "registry/name:tag"`: run as given (pulled by the engine if missing).
+    Reference(String),
+}
+
+/// An image build: `docker build -f <dockerfile> [--target <target>] [--build-arg k=v] <context>`.
+///
+/// Paths are absolute: `context` resolved against the stack file's directory, `dockerfile`
+/// against `context` (as Compose does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageBuild {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    /// The stage to build (`--target`); the last stage when absent.
+    pub target: Option<String>,
+    /// `--build-arg NAME=value`, in name order.
+    pub args: BTreeMap<String, String>,
 }
 
 /// One listener rule: requests whose path matches `path` go to the service.

@@ -8,7 +8,7 @@ use toml::de::DeValue;
 
 use super::{autoscaling, deployment, health};
 use crate::diagnostics::Problem;
-use crate::model::{Build, Logs, Route, Service};
+use crate::model::{Build, Image, ImageBuild, Logs, Route, Service};
 use crate::reader::{Problems, Sp, Span, Table, as_table, type_name};
 use crate::rules;
 
@@ -118,11 +118,37 @@ fn service(
     let memory = t.u32(problems, "memory", 1, u32::MAX);
     fargate_size(problems, cpu.as_ref(), memory.as_ref());
     let desired_count = t.u32(problems, "desired_count", 0, 10_000);
-    let build = t.table(problems, "build").and_then(|mut b| {
-        let build = read_build(&mut b, problems, root);
-        b.finish(problems);
-        build
-    });
+    let (build, built_image) = match t.table(problems, "build") {
+        Some(mut b) => {
+            let builds = read_build(&mut b, problems, root);
+            b.finish(problems);
+            builds
+        }
+        None => (None, None),
+    };
+    let image = match (t.text(problems, "image"), built_image) {
+        (Some(reference), Some(_)) => {
+            problems.at(
+                "berth::conflicting_keys",
+                reference.span,
+                format!("service `{n}` has both `image` and `build.dockerfile`: keep one"),
+                "a second image",
+            );
+            None
+        }
+        (Some(reference), None) => {
+            if let Some(why) = rules::image_reference_problem(&reference.value) {
+                problems.at(
+                    "berth::bad_image",
+                    reference.span,
+                    format!("invalid image reference: {why}"),
+                    "invalid image reference",
+                );
+            }
+            Some(Image::Reference(reference.value))
+        }
+        (None, built) => built.map(Image::Dockerfile),
+    };
     let target_group = named(t, problems, "target_group", format!("{n}-tg"), 32);
     let routes = read_routes(t, problems);
     let health_check = match t.table(problems, "health_check") {
@@ -197,6 +223,7 @@ fn service(
             memory: memory.map_or(512, |m| m.value),
             desired_count: desired_count.map_or(2, |d| d.value),
             build,
+            image,
             target_group,
             routes: routes
                 .iter()
@@ -277,21 +304,94 @@ fn fargate_size(problems: &mut Problems, cpu: Option<&Sp<u32>>, memory: Option<&
     }
 }
 
-fn read_build(b: &mut Table<'_, '_>, problems: &mut Problems, root: &Path) -> Option<Build> {
+/// The `build` table: a process build (`command` + `artifact`), an image build
+/// (`dockerfile`, with `target` and `args`), or both, sharing `context`.
+fn read_build(
+    b: &mut Table<'_, '_>,
+    problems: &mut Problems,
+    root: &Path,
+) -> (Option<Build>, Option<ImageBuild>) {
     let context = b
         .text(problems, "context")
         .map_or_else(|| root.to_path_buf(), |c| root.join(c.value));
+    let context = normalize(&context);
     let command = b.text(problems, "command");
     let artifact = b.text(problems, "artifact");
-    for (key, value) in [("command", &command), ("artifact", &artifact)] {
-        if value.is_none() {
-            b.missing(problems, key);
+    let dockerfile = b.text(problems, "dockerfile");
+    let target = b.text(problems, "target");
+    let args = string_map(b, problems, "args");
+    let image = if b.mentions("dockerfile") {
+        read_image_build(problems, &context, dockerfile, target, args)
+    } else {
+        let stray = [
+            ("target", target.map(|t| t.span)),
+            ("args", args.first().map(|(k, _)| k.span.clone())),
+        ];
+        for (key, span) in stray
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+        {
+            problems.at(
+                "berth::needs_dockerfile",
+                span,
+                format!(
+                    "`{}.{key}` applies to an image build: add `dockerfile`",
+                    b.path
+                ),
+                "without `dockerfile`",
+            );
+        }
+        None
+    };
+    let process = if b.mentions("command") || b.mentions("artifact") || image.is_none() {
+        for (key, value) in [("command", &command), ("artifact", &artifact)] {
+            if value.is_none() {
+                b.missing(problems, key);
+            }
+        }
+        command.zip(artifact).map(|(command, artifact)| Build {
+            artifact: normalize(&context.join(artifact.value)),
+            context: context.clone(),
+            command: command.value,
+        })
+    } else {
+        None
+    };
+    (process, image)
+}
+
+fn read_image_build(
+    problems: &mut Problems,
+    context: &Path,
+    dockerfile: Option<Sp<String>>,
+    target: Option<Sp<String>>,
+    args: Vec<(Sp<String>, Sp<String>)>,
+) -> Option<ImageBuild> {
+    if let Some(target) = &target
+        && !rules::is_stage_name(&target.value)
+    {
+        problems.at(
+            "berth::bad_name",
+            target.span.clone(),
+            "a build stage name has letters, digits, `-`, `_` and `.`, and starts with a letter",
+            "invalid stage name",
+        );
+    }
+    for (name, _) in &args {
+        if !rules::env_name_ok(&name.value) {
+            problems.at(
+                "berth::bad_name",
+                name.span.clone(),
+                "a build argument's name has letters, digits and `_`, and does not start with a digit",
+                "invalid build argument",
+            );
         }
     }
-    Some(Build {
-        context: normalize(&context),
-        command: command?.value,
-        artifact: normalize(&context.join(artifact?.value)),
+    Some(ImageBuild {
+        dockerfile: normalize(&context.join(dockerfile?.value)),
+        context: context.to_path_buf(),
+        target: target.map(|t| t.value),
+        args: args.into_iter().map(|(k, v)| (k.value, v.value)).collect(),
     })
 }
 

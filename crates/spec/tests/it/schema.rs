@@ -401,3 +401,49 @@ port = 8080
         "{messages:?}"
     );
 }
+
+#[test]
+fn image_builds_and_image_references() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[load_balancer]
+default_service = "web"
+[services.api]
+port = 3001
+routes = [{ path = "/api/*", priority = 1 }]
+build = { context = "..", command = "make", artifact = "out/api", dockerfile = "apps/api/Dockerfile", target = "runtime", args = { PROFILE = "berth" } }
+[services.web]
+port = 80
+build = { context = "src", dockerfile = "Dockerfile" }
+[services.proxy]
+port = 80
+routes = [{ path = "/p/*", priority = 2 }]
+image = "docker.io/library/nginx:1.27"
+"#,
+    );
+    let api = stack.service("api").unwrap();
+    assert_eq!(api.build.as_ref().unwrap().artifact, Path::new("/out/api"));
+    assert_eq!(
+        api.image,
+        Some(berth_spec::Image::Dockerfile(berth_spec::ImageBuild {
+            context: "/".into(),
+            dockerfile: "/apps/api/Dockerfile".into(),
+            target: Some("runtime".into()),
+            args: [("PROFILE".to_owned(), "berth".to_owned())].into(),
+        }))
+    );
+    let web = stack.service("web").unwrap();
+    assert_eq!(web.build, None, "an image build alone has no process build");
+    assert!(matches!(
+        &web.image,
+        Some(berth_spec::Image::Dockerfile(b)) if b.dockerfile == Path::new("/app/src/Dockerfile")
+    ));
+    assert_eq!(
+        stack.service("proxy").unwrap().image,
+        Some(berth_spec::Image::Reference(
+            "docker.io/library/nginx:1.27".into()
+        ))
+    );
+}

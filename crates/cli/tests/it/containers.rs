@@ -1,0 +1,280 @@
+//! `berth build` and `berth images` with a real container engine (podman here; CI runs
+//! `scripts/container-setup` first), and the engine's errors without one.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use berth_testkit::{ImageCleanup, container_engine};
+
+fn berth(dir: &Path, args: &[&str], engine: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "200")
+        .env_remove("BERTH_FILE")
+        .env_remove("BERTH_ENV");
+    match engine {
+        Some(engine) => command.env("BERTH_CONTAINER_ENGINE", engine),
+        None => command.env_remove("BERTH_CONTAINER_ENGINE"),
+    };
+    command.output().expect("berth runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A git repository with a stack whose `web` has both a process build and a Dockerfile,
+/// and whose `worker` only has a process build. `repository` is unique per test.
+fn stack(repository: &str, dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = format!(
+        r#"
+[stack]
+name = "demo"
+
+[load_balancer]
+default_service = "web"
+
+[registries]
+keep_last = 1
+
+[services.web]
+port = 8080
+repository = "{repository}"
+build = {{ context = ".", command = "printf web > web.bin", artifact = "web.bin", dockerfile = "Dockerfile", args = {{ GREETING = "hello" }} }}
+
+[services.worker]
+port = 8081
+routes = [{{ path = "/w/*", priority = 1 }}]
+build = {{ context = ".", command = "printf worker > worker.bin", artifact = "worker.bin" }}
+"#
+    );
+    std::fs::write(dir.path().join("berth.toml"), stack).unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.path().join(".gitignore"), ".berth\n*.bin\n").unwrap();
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "one"]);
+    dir
+}
+
+fn head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_owned()
+}
+
+const DOCKERFILE: &str = "FROM docker.io/library/debian:bookworm-slim\n\
+                          ARG GREETING\n\
+                          RUN echo \"$GREETING\" > /greeting\n";
+
+#[test]
+fn build_makes_images_tagged_by_commit_and_images_lists_both_kinds() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let repository = format!("berth-test/build-{}", std::process::id());
+    let _cleanup = ImageCleanup {
+        engine: engine.clone(),
+        repository: repository.clone(),
+    };
+    let dir = stack(&repository, DOCKERFILE);
+    let engine_name = engine.to_str().unwrap();
+
+    let out = berth(dir.path(), &["build"], Some(engine_name));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = head(dir.path());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("localhost/{repository}")) && stdout.contains(&first),
+        "{stdout}"
+    );
+    // The build argument reached the Dockerfile.
+    let greeting = Command::new(&engine)
+        .args(["run", "--rm", &format!("localhost/{repository}:{first}")])
+        .args(["cat", "/greeting"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&greeting.stdout).trim(), "hello");
+
+    let out = berth(
+        dir.path(),
+        &["images", "--output", "json"],
+        Some(engine_name),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["service"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("web", "container")), "{kinds:?}");
+    assert!(kinds.contains(&("worker", "snapshot")), "{kinds:?}");
+    assert!(
+        !kinds.contains(&("web", "snapshot")),
+        "the engine builds web's image: {kinds:?}"
+    );
+    let web = rows.iter().find(|r| r["kind"] == "container").unwrap();
+    let mut tags: Vec<&str> = web["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, [first.as_str(), "latest"]);
+
+    // A second commit with other content: keep_last = 1 removes the first image.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("{DOCKERFILE}RUN echo two > /two\n"),
+    )
+    .unwrap();
+    git(dir.path(), &["commit", "-qam", "two"]);
+    let out = berth(
+        dir.path(),
+        &["build", "web", "--output", "json"],
+        Some(engine_name),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let built: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        built[0]["expired"].as_array().unwrap().len(),
+        1,
+        "{built:?}"
+    );
+    let listed = Command::new(&engine)
+        .args([
+            "images",
+            "--format",
+            "{{.Tag}}",
+            &format!("localhost/{repository}"),
+        ])
+        .output()
+        .unwrap();
+    let mut left: Vec<String> = text(&listed.stdout).lines().map(str::to_owned).collect();
+    left.sort_unstable();
+    assert_eq!(left, [head(dir.path()), "latest".to_owned()]);
+}
+
+#[test]
+fn a_dockerfile_that_fails_is_a_clear_error_with_its_last_lines() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let repository = format!("berth-test/fails-{}", std::process::id());
+    let _cleanup = ImageCleanup {
+        engine: engine.clone(),
+        repository: repository.clone(),
+    };
+    let dir = stack(
+        &repository,
+        "FROM docker.io/library/debian:bookworm-slim\nRUN echo the-step-that-fails && false\n",
+    );
+    let out = berth(dir.path(), &["build", "web"], engine.to_str());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("building web failed"), "{stderr}");
+    assert!(stderr.contains("the-step-that-fails"), "{stderr}");
+    assert!(stderr.contains("web.build.log"), "{stderr}");
+}
+
+#[test]
+fn engine_choices_without_an_engine() {
+    let dir = stack("berth-test/no-engine", DOCKERFILE);
+    let out = berth(dir.path(), &["build", "web"], Some("nerdctl"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("BERTH_CONTAINER_ENGINE=\"nerdctl\" names neither docker nor podman"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(dir.path(), &["build", "web"], Some("/nonexistent/podman"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // `none`: web falls back to its process build, and says so.
+    let out = berth(dir.path(), &["build", "web"], Some("none"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no container engine here"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("web"), "{}", text(&out.stdout));
+
+    // A service that only has an image cannot be built without an engine.
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        "[stack]\nname = \"demo\"\n[services.web]\nport = 80\nbuild = { dockerfile = \"Dockerfile\" }\n",
+    )
+    .unwrap();
+    let out = berth(dir.path(), &["build"], Some("none"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("builds only an image") && stderr.contains("no container engine found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn down_without_a_berth_removes_the_containers_a_killed_one_left() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let dir = stack("berth-test/down-leftovers", DOCKERFILE);
+    let name = format!("berth-down-leftover-{}", std::process::id());
+    // What a killed berth of this stack leaves: a container labelled with its state dir.
+    let state = dir.path().canonicalize().unwrap().join(".berth");
+    let status = Command::new(&engine)
+        .args(["run", "--detach", "--name", &name, "--label"])
+        .arg(format!("berth.state={}", state.display()))
+        .args(["docker.io/library/debian:bookworm-slim", "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = berth(dir.path(), &["down"], engine.to_str());
+    let left = Command::new(&engine)
+        .args([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("name=^{name}$"),
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new(&engine)
+        .args(["rm", "--force", &name])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("removed 1 container(s) a killed berth left"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&left.stdout).trim(), "");
+}
