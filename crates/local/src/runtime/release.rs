@@ -217,3 +217,66 @@ fn chain(error: &dyn Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn service(deployment: &str) -> Service {
+        let text = format!(
+            "[stack]\nname = \"demo\"\n[services.web]\nport = 80\ndeployment = {deployment}\n"
+        );
+        let stack = berth_spec::parse(&text, "berth.toml", Path::new("/app")).unwrap();
+        stack.services[0].clone()
+    }
+
+    /// `berth deploy --strategy`: the file's parameters when it names the same strategy,
+    /// ECS's defaults otherwise (S3.4, S3.6), rolling as no plan, a typo refused.
+    #[test]
+    fn the_strategy_override_takes_the_files_parameters_or_the_defaults() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        let canary = service(
+            r#"{ strategy = "canary", canary_percent = 20, canary_bake = "1m", hooks = { pre_scale_up = "true" }, hook_timeout = "3m" }"#,
+        );
+        let plan = shift_plan(&canary, None).unwrap().unwrap();
+        assert_eq!(
+            plan.strategy,
+            Shifting::Canary {
+                percent: 20.0,
+                canary_bake: minutes(1),
+                bake_time: minutes(5)
+            }
+        );
+        assert_eq!(plan.hook_timeout, minutes(3));
+        assert_eq!(plan.hooks.len(), 1);
+        assert_eq!(shift_plan(&canary, Some("canary")).unwrap(), Some(plan));
+        assert_eq!(shift_plan(&canary, Some("rolling")).unwrap(), None);
+        let linear = shift_plan(&canary, Some("linear")).unwrap().unwrap();
+        assert_eq!(
+            linear.strategy,
+            Shifting::Linear {
+                step_percent: 10.0,
+                step_bake: minutes(6),
+                bake_time: minutes(5)
+            }
+        );
+        let rolling = service(r#"{ strategy = "rolling" }"#);
+        assert_eq!(shift_plan(&rolling, None).unwrap(), None);
+        let blue_green = shift_plan(&rolling, Some("blue_green")).unwrap().unwrap();
+        assert_eq!(
+            blue_green.strategy,
+            Shifting::BlueGreen {
+                bake_time: minutes(5)
+            }
+        );
+        assert_eq!(blue_green.hook_timeout, DEFAULT_HOOK_TIMEOUT);
+        assert!(blue_green.hooks.is_empty() && blue_green.test_listener_port.is_none());
+        let error = shift_plan(&rolling, Some("bluegreen")).unwrap_err();
+        assert!(
+            error.contains("\"bluegreen\" is not a deployment strategy"),
+            "{error}"
+        );
+    }
+}
