@@ -233,8 +233,8 @@ pub async fn delete_all_or_none(pool: PgPool, ids: Vec<Uuid>) -> Result<Deletion
 /// Delete the blobs among `hashes` that no file references any more.
 ///
 /// Runs after the files' deletion committed, in its own transaction: inside it, it would wait
-/// on uploads re-using a blob while holding the `files_version` row lock they need next (a
-/// deadlock). The foreign key keeps a blob an upload has just referenced.
+/// on uploads re-using a blob while holding a `files_version` slot's row lock they need next
+/// (a deadlock). The foreign key keeps a blob an upload has just referenced.
 pub async fn collect_blobs(pool: &PgPool, hashes: &[Vec<u8>]) -> Result<u64, sqlx::Error> {
     if hashes.is_empty() {
         return Ok(0);
