@@ -34,7 +34,10 @@ BERTH=${BERTH:-}
 BERTH_PORT=${BERTH_PORT:-18490}
 
 if [ "${BUILD:-1}" = 1 ]; then  # BUILD=0: use the binaries as they are
-    cargo build --release -q -p file-analyzer-api -p file-analyzer-web --bins
+    # One package per build, as the example stack builds them: built together, cargo unifies
+    # their dependencies' features and `berth up`'s own builds would compile the API again.
+    cargo build --release -q -p file-analyzer-web
+    cargo build --release -q -p file-analyzer-api
     cargo build --release -q -p file-analyzer-api --example upload_bench
 fi
 root=$(pwd)
