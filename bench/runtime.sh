@@ -32,8 +32,8 @@ trap cleanup EXIT
 
 # The example with a free listener and builds that only point at the release binaries.
 sed -e "s|listen = \"127.0.0.1:8080\"|listen = \"127.0.0.1:$PORT\"|" \
-    -e "s|build = { context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-web\", artifact = \"target/berth/file-analyzer-web\", dockerfile = \"apps/web/Dockerfile\", args = { PROFILE = \"berth\" } }|build = { context = \".\", command = \"true\", artifact = \"$root/target/release/file-analyzer-web\" }|" \
-    -e "s|build = { context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-api\", artifact = \"target/berth/file-analyzer-api\", dockerfile = \"apps/api/Dockerfile\", args = { PROFILE = \"berth\" } }|build = { context = \".\", command = \"true\", artifact = \"$root/target/release/file-analyzer-api\" }|" \
+    -e "s|build = { context = \"../..\", command = \"cargo build --release -p file-analyzer-web\", artifact = \"target/release/file-analyzer-web\", dockerfile = \"apps/web/Dockerfile\" }|build = { context = \".\", command = \"true\", artifact = \"$root/target/release/file-analyzer-web\" }|" \
+    -e "s|build = { context = \"../..\", command = \"cargo build --release -p file-analyzer-api\", artifact = \"target/release/file-analyzer-api\", dockerfile = \"apps/api/Dockerfile\" }|build = { context = \".\", command = \"true\", artifact = \"$root/target/release/file-analyzer-api\" }|" \
     examples/file-analyzer/berth.toml >"$tmp/berth.toml"
 grep -q "artifact = \"$root/target/release/file-analyzer-api\"" "$tmp/berth.toml" \
     || { echo "the example stack changed: update bench/runtime.sh" >&2; exit 2; }

@@ -73,9 +73,10 @@ pub struct NewFile {
     pub metadata: Value,
 }
 
-/// Store the blob (once per distinct content) and the file row, in one transaction; once
-/// more when a concurrent delete removed the shared blob between the two inserts. Owns its
-/// arguments so that it can run [`crate::db::detached`].
+/// Store the blob (once per distinct content) and the file row, in one statement (so one
+/// transaction and one round trip, where BEGIN, two inserts and COMMIT took four); once more
+/// when a concurrent delete removed the shared blob between the blob's insert and the
+/// foreign key's check. Owns its arguments so that it can run [`crate::db::detached`].
 pub async fn insert_file(pool: PgPool, new: NewFile) -> Result<FileRow, sqlx::Error> {
     match insert_file_once(&pool, &new).await {
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => {
@@ -86,18 +87,12 @@ pub async fn insert_file(pool: PgPool, new: NewFile) -> Result<FileRow, sqlx::Er
 }
 
 async fn insert_file_once(pool: &PgPool, new: &NewFile) -> Result<FileRow, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO blobs (sha256, size, content) VALUES ($1, $2, $3) \
-         ON CONFLICT (sha256) DO NOTHING",
-    )
-    .bind(&new.sha256[..])
-    .bind(new.content.len() as i64)
-    .bind(&new.content[..])
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query_as::<_, FileRow>(&format!(
-        "INSERT INTO files (id, filename, original_filename, mime_type, size, sha256, metadata) \
+    // The foreign key is checked at the end of the statement, where it sees the CTE's blob.
+    sqlx::query_as::<_, FileRow>(&format!(
+        "WITH blob AS ( \
+             INSERT INTO blobs (sha256, size, content) VALUES ($6, $5, $8) \
+             ON CONFLICT (sha256) DO NOTHING) \
+         INSERT INTO files (id, filename, original_filename, mime_type, size, sha256, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {FILE_COLUMNS}"
     ))
     .bind(new.id)
@@ -107,10 +102,9 @@ async fn insert_file_once(pool: &PgPool, new: &NewFile) -> Result<FileRow, sqlx:
     .bind(new.content.len() as i64)
     .bind(&new.sha256[..])
     .bind(&new.metadata)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(row)
+    .bind(&new.content[..])
+    .fetch_one(pool)
+    .await
 }
 
 /// A page of files, newest first, with the total number of files and the `files_version`
@@ -233,8 +227,8 @@ pub async fn delete_all_or_none(pool: PgPool, ids: Vec<Uuid>) -> Result<Deletion
 /// Delete the blobs among `hashes` that no file references any more.
 ///
 /// Runs after the files' deletion committed, in its own transaction: inside it, it would wait
-/// on uploads re-using a blob while holding the `files_version` row lock they need next (a
-/// deadlock). The foreign key keeps a blob an upload has just referenced.
+/// on uploads re-using a blob while holding a `files_version` slot's row lock they need next
+/// (a deadlock). The foreign key keeps a blob an upload has just referenced.
 pub async fn collect_blobs(pool: &PgPool, hashes: &[Vec<u8>]) -> Result<u64, sqlx::Error> {
     if hashes.is_empty() {
         return Ok(0);

@@ -333,7 +333,7 @@ async fn stats_are_numbers() {
 }
 
 /// The summary (from the totals the triggers keep) equals aggregates over the rows.
-async fn assert_stats_match_the_rows(env: &Env) {
+pub async fn assert_stats_match_the_rows(env: &Env) {
     let (_, body) = json(env.get("/api/files/stats/summary").await).await;
     let data = &body["data"];
     let direct = env.pg.psql(

@@ -6,3 +6,4 @@ mod health;
 mod hostile;
 mod images;
 mod resilience;
+mod writers;

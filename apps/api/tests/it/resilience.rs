@@ -311,11 +311,12 @@ async fn an_upload_abandoned_during_its_transaction_commits_and_leaves_no_open_t
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let env = Env::start();
-    // Hold the row every write to `files` updates (its trigger), so that the upload's
-    // transaction is under way, and waiting, when its client leaves.
+    // Hold the rows every write to `files` updates (its trigger, one of the counter's
+    // slots), so that the upload's transaction is under way, and waiting, when its client
+    // leaves.
     let mut holder = PgConnection::connect(&env.pg.url()).await.unwrap();
     let mut held = holder.begin().await.unwrap();
-    sqlx::query("SELECT version FROM files_version FOR UPDATE")
+    sqlx::query("SELECT version FROM files_version_slots FOR UPDATE")
         .execute(&mut *held)
         .await
         .unwrap();

@@ -48,7 +48,7 @@ impl Fixture {
             text = replace_once(
                 &text,
                 &format!(
-                    "build = {{ context = \"../..\", command = \"cargo build --profile berth -p file-analyzer-{app}\", artifact = \"target/berth/file-analyzer-{app}\", dockerfile = \"apps/{app}/Dockerfile\", args = {{ PROFILE = \"berth\" }} }}"
+                    "build = {{ context = \"../..\", command = \"cargo build --release -p file-analyzer-{app}\", artifact = \"target/release/file-analyzer-{app}\", dockerfile = \"apps/{app}/Dockerfile\" }}"
                 ),
                 &format!(
                     "build = {{ context = \".\", command = \"true\", artifact = \"{}\" }}",

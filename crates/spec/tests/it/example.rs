@@ -153,7 +153,7 @@ fn services_match_the_seed() {
             .as_ref()
             .unwrap()
             .artifact
-            .ends_with("target/berth/file-analyzer-api")
+            .ends_with("target/release/file-analyzer-api")
     );
 
     for service in [frontend, backend] {
