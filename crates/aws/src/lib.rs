@@ -141,6 +141,7 @@ impl Engine {
 
     /// Discovers, then plans `up` (pure from here).
     pub async fn plan_up(&self, stack: &Stack) -> Result<(Snapshot, Desired, Plan)> {
+        refuse_unsupported(stack)?;
         let snapshot = self.discover(stack).await?;
         let desired = desired(stack, &snapshot.known);
         let plan = plan(&desired, &snapshot.actual);
@@ -191,6 +192,7 @@ impl Engine {
         image: Option<&str>,
         progress: &Progress,
     ) -> Result<Deployed> {
+        refuse_unsupported(stack)?;
         let service = deploy::find(stack, service)?;
         let snapshot = self.discover(stack).await?;
         let cx = self.ctx(stack, &snapshot, Options::default(), progress);
@@ -269,5 +271,49 @@ impl Engine {
             kept,
             waiting_for_image: plan.waiting_for_image.clone(),
         })
+    }
+}
+
+/// What the stack file accepts and this engine does not carry out yet is refused before any
+/// AWS call, rather than created as something else: a blue/green, canary or linear service
+/// would otherwise be made rolling.
+fn refuse_unsupported(stack: &Stack) -> Result<()> {
+    match stack
+        .services
+        .iter()
+        .find(|s| s.deployment.strategy != berth_spec::Strategy::Rolling)
+    {
+        Some(service) => Err(Error::Other(format!(
+            "service {}: the AWS engine does not run the \"{}\" strategy yet (the local runtime does); use strategy = \"rolling\" for this environment",
+            service.name,
+            service.deployment.strategy.kind()
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod unsupported_tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn traffic_shifting_strategies_are_refused_before_any_call() {
+        let text = |strategy: &str| {
+            format!(
+                "[stack]\nname = \"demo\"\n[services.web]\nport = 80\ndeployment = {{ strategy = \"{strategy}\" }}\n"
+            )
+        };
+        let stack =
+            |strategy| berth_spec::parse(&text(strategy), "berth.toml", Path::new("/app")).unwrap();
+        assert!(refuse_unsupported(&stack("rolling")).is_ok());
+        let error = refuse_unsupported(&stack("canary"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("service web: the AWS engine does not run the \"canary\" strategy yet"),
+            "{error}"
+        );
     }
 }
