@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Blue/green and canary deployments against their bake times, under a paced load:
+# Rolling, blue/green and canary deployments against their floors, under a paced load:
 #   - a stack of one web service (2 tasks of the web app, health checks every 1 s,
 #     healthy threshold 2, deregistration delay 2 s), `berth up -d`,
 #   - a load of about RATE req/s to `/health` through the balancer, counting every
 #     answer that is not a 2xx (connection errors included),
-#   - `berth deploy web` with blue_green (bake 10 s), then canary (10 %, canary bake 10 s,
+#   - `berth deploy web` rolling (min 100 %, max 200 %: floor = both new tasks healthy,
+#     2 s, plus the old ones' draining, up to the 2 s delay), then blue_green (bake 10 s), then canary (10 %, canary bake 10 s,
 #     bake 10 s): the time `berth deploy` takes, against its floor: green healthy (healthy
 #     threshold × interval, 2 s) plus the bakes; blue's draining ends early once it has no
 #     request in flight.
@@ -117,5 +118,6 @@ run() {
     echo "| $name | ${floor} s | $(elapsed "$deploy_start" "$end") s | $ok | $failed | ~$rate req/s |"
     : >"$tmp/load.out"
 }
+run rolling '{ strategy = "rolling", minimum_healthy_percent = 100, maximum_percent = 200 }' "2–4"
 run blue_green '{ strategy = "blue_green", bake_time = "10s" }' 12
 run canary '{ strategy = "canary", canary_percent = 10, canary_bake = "10s", bake_time = "10s" }' 22

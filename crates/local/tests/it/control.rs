@@ -165,6 +165,14 @@ async fn as_root_tasks_run_unprivileged_and_are_told_to_listen_on_loopback() {
         .collect();
     assert_eq!(pids.len(), 2);
     for pid in pids {
+        // RUNNING comes as soon as the process is spawned; `sh` may still be in the middle of
+        // exec'ing `sleep`, when /proc/PID/environ reads empty (CI saw exactly that on a cold
+        // machine). Wait for the exec to be done, then look.
+        eventually("the task to have exec'd sleep", || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+                && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|e| !e.is_empty())
+        })
+        .await;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let field = |name: &str| {
             status
