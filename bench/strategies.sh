@@ -24,8 +24,9 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     exit 2
 fi
 root=$(pwd)
-berth=$root/target/$PROFILE/berth
-web=$root/target/$PROFILE/file-analyzer-web
+target=${CARGO_TARGET_DIR:-$root/target}
+berth=$target/$PROFILE/berth
+web=$target/$PROFILE/file-analyzer-web
 [ -x "$berth" ] && [ -x "$web" ] || { echo "build berth and file-analyzer-web ($PROFILE) first" >&2; exit 2; }
 
 tmp=$(mktemp -d)
