@@ -11,7 +11,7 @@ use std::time::Instant;
 use aws_sdk_ecs::types::{self as ecs, DeploymentRolloutState};
 use berth_spec::{Service, Stack};
 
-use crate::desired::desired;
+use crate::desired::{Desired, desired};
 use crate::discover::{Snapshot, newest_image};
 use crate::error::{Error, Result};
 use crate::ops::{Ctx, compute};
@@ -70,6 +70,17 @@ pub(crate) async fn image(
     })
 }
 
+/// The service's absence said with what creates it.
+pub(crate) fn exists(snapshot: &Snapshot, service: &Service) -> Result<()> {
+    if snapshot.get(&format!("service/{}", service.name)).is_none() {
+        return Err(Error::Other(format!(
+            "service {} does not exist yet: `berth up` creates it with the newest image",
+            service.service_name
+        )));
+    }
+    Ok(())
+}
+
 /// Registers the revision and updates the service to it; returns what was deployed.
 pub(crate) async fn start(
     cx: &Ctx<'_>,
@@ -77,12 +88,7 @@ pub(crate) async fn start(
     service: &Service,
     image: String,
 ) -> Result<Deployed> {
-    if snapshot.get(&format!("service/{}", service.name)).is_none() {
-        return Err(Error::Other(format!(
-            "service {} does not exist yet: `berth up` creates it with the newest image",
-            service.service_name
-        )));
-    }
+    exists(snapshot, service)?;
     let mut known = cx.known.clone();
     known.images.insert(service.name.clone(), image.clone());
     let wanted = desired(cx.stack, &known);
@@ -95,20 +101,41 @@ pub(crate) async fn start(
     };
     let task_definition =
         compute::register(cx, resource(format!("taskdef/{}", service.name))?).await?;
-    let revision = task_definition
-        .rsplit(':')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let mut request =
-        compute::service_request(cx, resource(format!("service/{}", service.name))?, service)?;
-    request.task_definition = task_definition.clone();
-    cx.c.services.update(request).await?;
+    let revision = revision(&task_definition);
+    update_to(cx, &wanted, service, task_definition.clone()).await?;
     Ok(Deployed {
         task_definition,
         revision,
         image,
     })
+}
+
+/// Updates the service to run `task_definition` (an ARN), with the stack's deployment
+/// configuration.
+pub(crate) async fn update_to(
+    cx: &Ctx<'_>,
+    wanted: &Desired,
+    service: &Service,
+    task_definition: String,
+) -> Result<()> {
+    let id = format!("service/{}", service.name);
+    let resource = wanted
+        .resources
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::Other(format!("{id} is not a desired resource")))?;
+    let mut request = compute::service_request(cx, resource, service)?;
+    request.task_definition = task_definition;
+    cx.c.services.update(request).await
+}
+
+/// The revision number at the end of a task definition's ARN (`…:backend-task:3` → 3).
+pub(crate) fn revision(task_definition: &str) -> i32 {
+    task_definition
+        .rsplit(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Where a rollout stands, from the service's deployments.

@@ -52,6 +52,14 @@ pub enum Error {
         /// The service's most recent events, newest first.
         events: Vec<String>,
     },
+    /// `rollback` with no deployment in progress and no earlier completed revision.
+    #[error(
+        "nothing to roll back to: service {service} has no deployment in progress and no earlier completed revision"
+    )]
+    NothingToRollBack { service: String },
+    /// PutParameter of an existing name without overwrite (the caller's to fix: exit 2).
+    #[error("parameter {name} already exists (ParameterAlreadyExists)")]
+    ParameterExists { name: String },
     #[error("{0}")]
     Other(String),
 }
@@ -77,6 +85,9 @@ impl Error {
             ),
             Error::Timeout { .. } => Some("run the command again: it continues where it stopped"),
             Error::Step { source, .. } => source.hint(),
+            Error::ParameterExists { .. } => {
+                Some("add --overwrite to replace it (as a new version)")
+            }
             Error::Rollout { .. } => Some(
                 "fix what the events say (the image, the health check, the secrets), then deploy again",
             ),

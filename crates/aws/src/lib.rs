@@ -28,12 +28,17 @@ mod discover_ecs;
 mod discover_elb;
 mod discover_scaling;
 mod error;
+mod logs;
+mod operate;
 mod ops;
+mod params;
 pub mod plan;
 mod progress;
 mod resource;
+mod rollback;
 pub mod scaling;
 mod services;
+pub mod status;
 
 use std::sync::Mutex;
 
@@ -44,11 +49,15 @@ pub use deploy::Deployed;
 pub use desired::{Desired, Known, desired};
 pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
 pub use error::{Error, Result};
+pub use logs::LogLine;
+pub use operate::Scaled;
 pub use ops::Waits;
+pub use params::{Param, ParamSummary, PutParam};
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
 pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
-pub use services::{BoxFuture, SdkServices, ServiceApi, ServiceRequest};
+pub use rollback::RolledBack;
+pub use services::{BoxFuture, DeploymentRecord, SdkServices, ServiceApi, ServiceRequest};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +223,127 @@ impl Engine {
         let snapshot = Snapshot::default();
         let cx = self.ctx(stack, &snapshot, options, progress);
         deploy::watch(&cx, service, deployed).await
+    }
+
+    /// `berth scale SERVICE N`: sets the service's desired count on ECS.
+    pub async fn scale(&self, stack: &Stack, service: &str, count: u32) -> Result<Scaled> {
+        let service = deploy::find(stack, service)?;
+        operate::scale(&self.clients, stack, service, count).await
+    }
+
+    /// `berth param put`: PutParameter (SecureString with the default SSM key); returns the
+    /// new version.
+    pub async fn param_put(&self, name: &str, value: &str, options: &PutParam) -> Result<u64> {
+        params::put(&self.clients, name, value, options).await
+    }
+
+    /// `berth param get`: `NAME` or `NAME:VERSION`; a SecureString's value only
+    /// `with_decryption`.
+    pub async fn param_get(&self, selector: &str, with_decryption: bool) -> Result<Param> {
+        params::get(&self.clients, selector, with_decryption).await
+    }
+
+    /// `berth param history`: every kept version, oldest first.
+    pub async fn param_history(&self, name: &str, with_decryption: bool) -> Result<Vec<Param>> {
+        params::history(&self.clients, name, with_decryption).await
+    }
+
+    /// `berth param list`: metadata only.
+    pub async fn param_list(
+        &self,
+        path: Option<&str>,
+        recursive: bool,
+    ) -> Result<Vec<ParamSummary>> {
+        params::list(&self.clients, path, recursive).await
+    }
+
+    /// `berth param rm`.
+    pub async fn param_delete(&self, name: &str) -> Result<()> {
+        params::delete(&self.clients, name).await
+    }
+
+    /// `berth status`: services, deployments, tasks, target health and events, from
+    /// describe calls.
+    pub async fn status(&self, stack: &Stack) -> Result<status::StackStatus> {
+        status::status(&self.clients, stack).await
+    }
+
+    /// `berth deployments SERVICE`: the service's deployments, newest first.
+    pub async fn deployments(&self, stack: &Stack, service: &str) -> Result<Vec<DeploymentRecord>> {
+        let service = deploy::find(stack, service)?;
+        self.clients
+            .services
+            .history(&stack.cluster, &service.service_name)
+            .await
+    }
+
+    /// `berth rollback SERVICE`: stops the deployment in progress with ROLLBACK, or on a
+    /// settled service deploys the previous completed revision again.
+    /// [`Engine::watch_rollback`] follows it.
+    pub async fn rollback(
+        &self,
+        stack: &Stack,
+        service: &str,
+        progress: &Progress,
+    ) -> Result<RolledBack> {
+        refuse_unsupported(stack)?;
+        let service = deploy::find(stack, service)?;
+        let history = self
+            .clients
+            .services
+            .history(&stack.cluster, &service.service_name)
+            .await?;
+        match rollback::choose(&service.service_name, &history)? {
+            rollback::Choice::Stop(deployment) => {
+                self.clients.services.roll_back(&deployment).await?;
+                Ok(RolledBack::Stopped { deployment })
+            }
+            rollback::Choice::Redeploy(task_definition) => {
+                let snapshot = self.discover(stack).await?;
+                deploy::exists(&snapshot, service)?;
+                let cx = self.ctx(stack, &snapshot, Options::default(), progress);
+                let wanted = desired(stack, &snapshot.known);
+                deploy::update_to(&cx, &wanted, service, task_definition.clone()).await?;
+                Ok(RolledBack::Redeployed(Deployed {
+                    revision: deploy::revision(&task_definition),
+                    task_definition,
+                    image: String::new(),
+                }))
+            }
+        }
+    }
+
+    /// Watches what [`Engine::rollback`] started until it ends (`options.waits`).
+    pub async fn watch_rollback(
+        &self,
+        stack: &Stack,
+        service: &str,
+        started: &RolledBack,
+        options: Options,
+        progress: &Progress,
+    ) -> Result<()> {
+        let service_spec = deploy::find(stack, service)?;
+        let snapshot = Snapshot::default();
+        let cx = self.ctx(stack, &snapshot, options, progress);
+        match started {
+            RolledBack::Stopped { deployment } => {
+                rollback::watch_stop(&cx, service_spec, deployment).await
+            }
+            RolledBack::Redeployed(deployed) => deploy::watch(&cx, service_spec, deployed).await,
+        }
+    }
+
+    /// `berth logs SERVICE`: the service's log group since `since` (milliseconds since the
+    /// epoch), matching `filter`, every stream merged in time order.
+    pub async fn logs(
+        &self,
+        stack: &Stack,
+        service: &str,
+        since: Option<i64>,
+        filter: Option<&str>,
+    ) -> Result<Vec<LogLine>> {
+        let service = deploy::find(stack, service)?;
+        logs::events(&self.clients, service, since, filter).await
     }
 
     fn ctx<'a>(

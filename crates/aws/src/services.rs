@@ -1,4 +1,5 @@
-//! The ECS service calls (describe, create, update, delete) behind a trait.
+//! The ECS service calls (describe, create, update, delete; the deployment history and
+//! StopServiceDeployment) behind a trait.
 //!
 //! Why a trait: moto's `describe_services` leaves out the deployment configuration (so the
 //! circuit breaker) and the health-check grace period, and it runs no rollout
@@ -10,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use aws_sdk_ecs::types as ecs;
+use chrono::{DateTime, Utc};
 
 use crate::error::{self, Result};
 
@@ -34,6 +36,20 @@ pub struct ServiceRequest {
     pub tags: Vec<ecs::Tag>,
 }
 
+/// One deployment of a service's history (ListServiceDeployments, with the task definition
+/// of its target revision from DescribeServiceRevisions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRecord {
+    /// The service deployment's ARN.
+    pub arn: String,
+    pub status: ecs::ServiceDeploymentStatus,
+    /// The task definition (ARN) the deployment rolls out.
+    pub task_definition: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
 /// The ECS service API as the engine uses it.
 pub trait ServiceApi: Debug + Send + Sync {
     /// The services of `cluster` among `names` that exist (any status).
@@ -47,6 +63,15 @@ pub trait ServiceApi: Debug + Send + Sync {
     fn update(&self, request: ServiceRequest) -> BoxFuture<'_, Result<()>>;
     /// Deletes the service, stopping its tasks (`force`).
     fn delete<'a>(&'a self, cluster: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// The service's deployments, newest first.
+    fn history<'a>(
+        &'a self,
+        cluster: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<DeploymentRecord>>>;
+    /// StopServiceDeployment with ROLLBACK: ECS returns the service to the revision the
+    /// deployment started from.
+    fn roll_back<'a>(&'a self, deployment_arn: &'a str) -> BoxFuture<'a, Result<()>>;
 }
 
 /// [`ServiceApi`] through the SDK.
@@ -126,6 +151,86 @@ impl ServiceApi for SdkServices {
                 .send()
                 .await
                 .map_err(error::call("ecs:DeleteService"))?;
+            Ok(())
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        cluster: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<DeploymentRecord>>> {
+        Box::pin(async move {
+            let mut briefs = Vec::new();
+            let mut token = None;
+            loop {
+                let page = self
+                    .0
+                    .list_service_deployments()
+                    .cluster(cluster)
+                    .service(name)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(error::call("ecs:ListServiceDeployments"))?;
+                briefs.extend(page.service_deployments().iter().cloned());
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            let revisions: Vec<String> = briefs
+                .iter()
+                .filter_map(|b| b.target_service_revision_arn().map(str::to_owned))
+                .collect();
+            let mut task_definitions = std::collections::BTreeMap::new();
+            // DescribeServiceRevisions takes at most 20 revisions a call.
+            for chunk in revisions.chunks(20) {
+                let out = self
+                    .0
+                    .describe_service_revisions()
+                    .set_service_revision_arns(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(error::call("ecs:DescribeServiceRevisions"))?;
+                for r in out.service_revisions() {
+                    if let (Some(arn), Some(td)) = (r.service_revision_arn(), r.task_definition()) {
+                        task_definitions.insert(arn.to_owned(), td.to_owned());
+                    }
+                }
+            }
+            let mut records: Vec<DeploymentRecord> = briefs
+                .iter()
+                .map(|b| DeploymentRecord {
+                    arn: b.service_deployment_arn().unwrap_or("").to_owned(),
+                    status: b
+                        .status()
+                        .cloned()
+                        .unwrap_or(ecs::ServiceDeploymentStatus::Pending),
+                    task_definition: b
+                        .target_service_revision_arn()
+                        .and_then(|r| task_definitions.get(r))
+                        .cloned()
+                        .unwrap_or_default(),
+                    created_at: crate::status::time(b.created_at()),
+                    finished_at: crate::status::time(b.finished_at()),
+                    reason: b.status_reason().unwrap_or("").to_owned(),
+                })
+                .collect();
+            records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+            Ok(records)
+        })
+    }
+
+    fn roll_back<'a>(&'a self, deployment_arn: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.0
+                .stop_service_deployment()
+                .service_deployment_arn(deployment_arn)
+                .stop_type(ecs::StopServiceDeploymentStopType::Rollback)
+                .send()
+                .await
+                .map_err(error::call("ecs:StopServiceDeployment"))?;
             Ok(())
         })
     }

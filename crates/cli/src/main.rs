@@ -73,18 +73,20 @@ enum Command {
     Build(commands::build::Args),
     /// List the images of the local registry.
     Images(commands::images::Args),
-    /// Manage parameters (String and SecureString), as SSM Parameter Store does.
+    /// Manage parameters (String and SecureString), as SSM Parameter Store does (SSM itself
+    /// with `-e <aws env>`).
     Param(commands::param::Args),
     /// Show a service's logs, every task merged in time order.
     Logs(commands::logs::Args),
     /// Run the whole stack on this machine: database, tasks, load balancer.
     Up(commands::up::Args),
-    /// Show services, deployments, tasks, targets and recent events of the running stack.
+    /// Show services, deployments, tasks, targets and recent events of the running stack (of
+    /// ECS and the ALB with `-e <aws env>`).
     Status(commands::status::Args),
     /// Show what `berth up` would create, change and delete on an AWS environment.
     #[cfg(feature = "aws")]
     Plan(commands::aws::PlanArgs),
-    /// Change a service's desired count on the running stack.
+    /// Change a service's desired count on the running stack (on ECS with `-e <aws env>`).
     Scale(commands::scale::Args),
     /// Stop the running stack in order: drain, stop tasks, balancer, database.
     Down(commands::down::Args),
@@ -92,9 +94,9 @@ enum Command {
     /// breaker); exit 0 when it completed, 1 when it failed or was rolled back.
     Deploy(commands::deploy::Args),
     /// Roll a service back: stop the deployment in progress, or return to the previous
-    /// release.
+    /// release (locally or on ECS).
     Rollback(commands::rollback::Args),
-    /// List a service's deployments, newest first, with their outcome.
+    /// List a service's deployments, newest first, with their outcome (locally or on ECS).
     Deployments(commands::deployments::Args),
     /// Write the CI/CD workflows of the stack file's `[ci.github]`. Hidden until the verbs
     /// its workflows call (`build --push`, `deploy -e` on AWS) work.

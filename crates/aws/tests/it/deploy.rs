@@ -4,18 +4,17 @@
 //! deployment keeps the task definition the service was created with and is COMPLETED
 //! from the start (reference/moto.md).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use berth_aws::{Clients, Engine, Error, Options, Waits, silent};
+use berth_aws::{Engine, Error, Options, Waits, silent};
 use berth_spec::Stack;
 use berth_testkit::Moto;
 
 use crate::lifecycle::{fast, push_image, up};
-use crate::service_fake::{FakeServices, RolloutStep};
+use crate::service_fake::{RolloutStep, engine_with_fake};
 use crate::support::{REGION, engine, example_stack, sdk_config};
 
-async fn ready(sdk: &aws_config::SdkConfig, engine: &Engine, stack: &Stack) {
+pub async fn ready(sdk: &aws_config::SdkConfig, engine: &Engine, stack: &Stack) {
     up(engine, stack, fast()).await.expect("first up");
     push_image(sdk, "frontend-repo", "abc1234").await;
     push_image(sdk, "backend-repo", "abc1234").await;
@@ -95,7 +94,7 @@ async fn deploy_registers_the_next_revision_and_updates_the_service() {
     assert!(plan.is_empty(), "{plan}");
 }
 
-fn watching() -> Options {
+pub fn watching() -> Options {
     Options {
         waits: Waits {
             interval: Duration::from_millis(20),
@@ -110,17 +109,8 @@ fn watching() -> Options {
 async fn rollouts_complete_fail_or_time_out() {
     let moto = Moto::start();
     let sdk = sdk_config(&moto).await;
-    let fake = Arc::new(FakeServices::default());
     let stack = example_stack();
-    let aws = stack
-        .environment("production")
-        .and_then(|e| e.as_aws())
-        .expect("production runs on AWS")
-        .clone();
-    let clients = Clients::from_sdk(&sdk).with_services(fake.clone());
-    let engine = Engine::with_clients("production", &aws, clients)
-        .await
-        .expect("engine");
+    let (fake, engine) = engine_with_fake(&sdk, &stack).await;
     ready(&sdk, &engine, &stack).await;
 
     // COMPLETED after two polls in progress.

@@ -6,6 +6,8 @@ mod deploy;
 mod https;
 mod lifecycle;
 mod lifecycle_checks;
+mod operate;
 mod planner;
+mod rollback;
 pub mod service_fake;
 mod support;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::types as ecs;
-use berth_aws::{BoxFuture, Clients, Engine, ServiceApi, ServiceRequest};
+use berth_aws::{BoxFuture, Clients, DeploymentRecord, Engine, ServiceApi, ServiceRequest};
 use berth_testkit::Moto;
 
 use crate::lifecycle::{fast, push_image, up};
@@ -26,6 +26,12 @@ pub struct FakeServices {
     /// ("create" | "update" | "delete", the request), in order.
     calls: Mutex<Vec<(&'static str, Option<ServiceRequest>)>>,
     rollout: Mutex<VecDeque<RolloutStep>>,
+    /// The deployment history, newest first, as the test sets it.
+    history: Mutex<Vec<DeploymentRecord>>,
+    /// StopServiceDeployment(ROLLBACK)'s deployments, in order.
+    stops: Mutex<Vec<String>>,
+    /// The statuses the stopped deployment goes through, one per history call.
+    stop_script: Mutex<VecDeque<ecs::ServiceDeploymentStatus>>,
 }
 
 /// One describe's view of the newest deployment.
@@ -60,6 +66,21 @@ impl FakeServices {
     /// The steps the next rollout goes through, one per describe.
     pub fn script(&self, steps: impl IntoIterator<Item = RolloutStep>) {
         *self.rollout.lock().unwrap() = steps.into_iter().collect();
+    }
+
+    /// The service's deployments, newest first.
+    pub fn set_history(&self, history: Vec<DeploymentRecord>) {
+        *self.history.lock().unwrap() = history;
+    }
+
+    /// The statuses a stopped deployment goes through, one per history call.
+    pub fn script_stop(&self, steps: impl IntoIterator<Item = ecs::ServiceDeploymentStatus>) {
+        *self.stop_script.lock().unwrap() = steps.into_iter().collect();
+    }
+
+    /// The deployments stopped with ROLLBACK.
+    pub fn stops(&self) -> Vec<String> {
+        self.stops.lock().unwrap().clone()
     }
 
     pub fn calls(&self) -> Vec<(&'static str, Option<ServiceRequest>)> {
@@ -201,6 +222,55 @@ impl ServiceApi for FakeServices {
         self.calls.lock().unwrap().push(("delete", None));
         Box::pin(async move { Ok(()) })
     }
+
+    fn history<'a>(
+        &'a self,
+        _cluster: &'a str,
+        _name: &'a str,
+    ) -> BoxFuture<'a, berth_aws::Result<Vec<DeploymentRecord>>> {
+        let mut history = self.history.lock().unwrap();
+        if let Some(stopped) = self.stops.lock().unwrap().last()
+            && let Some(status) = self.stop_script.lock().unwrap().pop_front()
+        {
+            for d in history.iter_mut().filter(|d| &d.arn == stopped) {
+                d.status = status.clone();
+            }
+        }
+        let found = history.clone();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn roll_back<'a>(&'a self, deployment_arn: &'a str) -> BoxFuture<'a, berth_aws::Result<()>> {
+        self.stops.lock().unwrap().push(deployment_arn.to_owned());
+        for d in self
+            .history
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|d| d.arn == deployment_arn)
+        {
+            d.status = ecs::ServiceDeploymentStatus::RollbackRequested;
+        }
+        Box::pin(async move { Ok(()) })
+    }
+}
+
+/// An engine on the stack's production environment whose service calls go to a new fake.
+pub async fn engine_with_fake(
+    sdk: &aws_config::SdkConfig,
+    stack: &berth_spec::Stack,
+) -> (Arc<FakeServices>, Engine) {
+    let fake = Arc::new(FakeServices::default());
+    let aws = stack
+        .environment("production")
+        .and_then(|e| e.as_aws())
+        .expect("production runs on AWS")
+        .clone();
+    let clients = Clients::from_sdk(sdk).with_services(fake.clone());
+    let engine = Engine::with_clients("production", &aws, clients)
+        .await
+        .expect("engine");
+    (fake, engine)
 }
 
 fn breaker(s: &ecs::Service) -> (bool, bool) {
@@ -215,17 +285,8 @@ fn breaker(s: &ecs::Service) -> (bool, bool) {
 async fn deployment_configuration_and_grace_period_converge() {
     let moto = Moto::start();
     let sdk = sdk_config(&moto).await;
-    let fake = Arc::new(FakeServices::default());
     let mut stack = example_stack();
-    let aws = stack
-        .environment("production")
-        .and_then(|e| e.as_aws())
-        .expect("production runs on AWS")
-        .clone();
-    let clients = Clients::from_sdk(&sdk).with_services(fake.clone());
-    let engine = Engine::with_clients("production", &aws, clients)
-        .await
-        .expect("engine");
+    let (fake, engine) = engine_with_fake(&sdk, &stack).await;
 
     up(&engine, &stack, fast()).await.expect("first up");
     push_image(&sdk, "frontend-repo", "abc1234").await;

@@ -16,7 +16,7 @@ pub struct Confirm {
 }
 
 #[cfg(not(feature = "aws"))]
-fn not_built(environment: &Environment) -> CliError {
+pub(crate) fn not_built(environment: &Environment) -> CliError {
     CliError::Usage(anyhow::anyhow!(
         "environment `{}` runs on AWS, and this berth was built without AWS support: build it with `cargo build -p berth-cli --features aws`",
         environment.name
@@ -67,7 +67,7 @@ mod engine {
     #[derive(Debug, clap::Args)]
     pub struct PlanArgs {}
 
-    async fn connect(environment: &Environment) -> CliResult<Engine> {
+    pub(crate) async fn connect(environment: &Environment) -> CliResult<Engine> {
         let aws = environment.as_aws().ok_or_else(|| {
             CliError::Usage(anyhow!(
                 "environment `{}` runs locally: `berth plan` is for AWS environments",
@@ -80,8 +80,13 @@ mod engine {
     }
 
     /// The engine's error as the one error the CLI prints: its chain, then what to do.
-    fn failed(e: berth_aws::Error) -> CliError {
-        let usage = matches!(e, berth_aws::Error::WrongAccount { .. });
+    pub(crate) fn failed(e: berth_aws::Error) -> CliError {
+        let usage = matches!(
+            e,
+            berth_aws::Error::WrongAccount { .. }
+                | berth_aws::Error::ParameterExists { .. }
+                | berth_aws::Error::NothingToRollBack { .. }
+        );
         let mut chain: Vec<String> = vec![e.to_string()];
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
@@ -189,7 +194,7 @@ mod engine {
         }
     }
 
-    fn progress(out: &Output) -> Progress {
+    pub(crate) fn progress(out: &Output) -> Progress {
         let style = out.stderr_style();
         Arc::new(move |event| {
             let line = match event {
@@ -347,3 +352,5 @@ mod engine {
 
 #[cfg(feature = "aws")]
 pub use engine::PlanArgs;
+#[cfg(feature = "aws")]
+pub(crate) use engine::{connect, failed, progress};

@@ -1,10 +1,11 @@
-//! `berth deployments SERVICE`: the service's deployments, newest first, with their outcome.
+//! `berth deployments SERVICE`: the service's deployments, newest first, with their outcome;
+//! on an AWS environment, ECS's ListServiceDeployments (`commands::aws_ops::deployments`).
 
 use berth_local::control::{Request, Response};
 use berth_local::service::Deployment;
 use berth_spec::status::RolloutState;
 
-use crate::commands::running::RunningService;
+use crate::commands::running::{RunningService, find_service};
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::output::Table;
@@ -16,7 +17,14 @@ pub struct Args {
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
-    let mut running = RunningService::connect(cx, &args.service).await?;
+    let stack = cx.load_stack()?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        // An unknown service is the caller's mistake (exit 2), said before connecting.
+        find_service(cx, &stack, &args.service)?;
+        return crate::commands::aws_ops::deployments(cx, &stack, environment, &args).await;
+    }
+    let mut running = RunningService::connect_in(cx, &stack, &args.service).await?;
     let request = Request::Deployments {
         service: running.service.service_name.clone(),
     };

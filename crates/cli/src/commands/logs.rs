@@ -1,4 +1,5 @@
-//! `berth logs SERVICE`: a service's log group, every task's stream merged in time order.
+//! `berth logs SERVICE`: a service's log group, every task's stream merged in time order; on
+//! an AWS environment, CloudWatch Logs' FilterLogEvents (`commands::aws_ops::logs`).
 
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use crate::output::Paint;
 /// Show a service's logs: every task's stdout and stderr, merged in time order.
 ///
 /// Events older than the group's retention are deleted first, as CloudWatch would have.
+/// With `-e <aws env>`: CloudWatch Logs itself, where --filter takes CloudWatch's whole
+/// filter pattern syntax (-F is not offered there yet).
 ///
 /// --filter takes the unstructured subset of CloudWatch filter patterns: space-separated
 /// terms that must all occur (case-sensitive), "quoted phrases", -term to exclude a term,
@@ -24,32 +27,41 @@ use crate::output::Paint;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The service whose log group to show.
-    service: String,
+    pub(crate) service: String,
     /// Keep printing new events as tasks write them (Ctrl-C to stop). The short flag is -F
     /// because -f is the stack file.
     #[arg(short = 'F', long)]
-    follow: bool,
+    pub(crate) follow: bool,
     /// Only events since this long ago (30s, 10m, 2h, 1d) or since an RFC 3339 time.
     #[arg(long)]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only events matching this filter pattern. Supported (CloudWatch's unstructured
     /// subset): space-separated terms that must all occur (case-sensitive), "quoted phrases",
     /// -term to exclude, ?term for alternatives (one must occur). JSON and space-delimited
     /// patterns are not supported.
     #[arg(long)]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
     let service = find_service(&stack, &args.service)?;
-    let state = local_state::open(cx, &stack, "logs")?;
     let since = args
         .since
         .as_deref()
         .map(|text| parse_since(text, Utc::now()))
         .transpose()
         .map_err(|e| CliError::Usage(anyhow::Error::new(e)))?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        if args.follow {
+            return Err(CliError::Usage(anyhow!(
+                "-F/--follow is not built for AWS environments yet: run without it"
+            )));
+        }
+        return crate::commands::aws_ops::logs(cx, &stack, environment, &args, since).await;
+    }
+    let state = local_state::open(cx, &stack, "logs")?;
     let filter = args
         .filter
         .as_deref()
@@ -98,7 +110,7 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
     Ok(())
 }
 
-fn print_event(cx: &Context, event: &LogEvent) -> CliResult {
+pub(crate) fn print_event(cx: &Context, event: &LogEvent) -> CliResult {
     if cx.output.is_json() {
         // One JSON object per line: a followed stream has no end to close an array at.
         let line = serde_json::to_string(event).map_err(anyhow::Error::from)?;

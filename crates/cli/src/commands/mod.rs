@@ -1,6 +1,7 @@
 //! One module per verb: `Args` (clap) and `run`.
 
 pub mod aws;
+pub mod aws_ops;
 pub mod build;
 mod build_image;
 pub mod ci;

@@ -1,4 +1,6 @@
-//! `berth param put|get|list|history|rm`: the local parameter store (SSM semantics).
+//! `berth param put|get|list|history|rm`: the local parameter store (SSM semantics); on an AWS
+//! environment, SSM Parameter Store itself (`commands::aws_ops::param`), rendered by the same
+//! functions.
 
 use std::io::Read;
 
@@ -18,15 +20,17 @@ use crate::output::{Paint, Table};
 ///
 /// Names follow SSM's rules: letters, digits, `_ . - /`, hierarchies start with `/` (at most
 /// 15 levels), nothing starting with `aws` or `ssm`. SecureString values are encrypted at
-/// rest in `.berth/params` and shown only with `--with-decryption`.
+/// rest in `.berth/params` and shown only with `--with-decryption`. With `-e <aws env>`: SSM
+/// Parameter Store of that account and Region (SecureString with the default `aws/ssm` KMS
+/// key).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
-    command: ParamCommand,
+    pub(crate) command: ParamCommand,
 }
 
 #[derive(Debug, clap::Subcommand)]
-enum ParamCommand {
+pub(crate) enum ParamCommand {
     /// Create a parameter, or add a version with --overwrite.
     Put(PutArgs),
     /// Print a parameter's value (`NAME` or `NAME:VERSION`).
@@ -40,43 +44,43 @@ enum ParamCommand {
 }
 
 #[derive(Debug, clap::Args)]
-struct PutArgs {
-    name: String,
+pub(crate) struct PutArgs {
+    pub(crate) name: String,
     /// The value; `-` reads it from stdin, so a secret stays out of the shell history.
-    value: String,
+    pub(crate) value: String,
     /// String or SecureString. Default: String for a new parameter, the current type when
     /// overwriting.
     #[arg(long = "type", value_parser = parse_type)]
-    kind: Option<ParameterType>,
+    pub(crate) kind: Option<ParameterType>,
     /// Replace an existing parameter (adds a version); without it, an existing name fails.
     #[arg(long)]
-    overwrite: bool,
+    pub(crate) overwrite: bool,
     #[arg(long)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
-struct GetArgs {
+pub(crate) struct GetArgs {
     /// `NAME` or `NAME:VERSION`.
-    name: String,
+    pub(crate) name: String,
     /// Show a SecureString's value instead of `********`.
     #[arg(long)]
-    with_decryption: bool,
+    pub(crate) with_decryption: bool,
 }
 
 #[derive(Debug, clap::Args)]
-struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only parameters under this hierarchy (`/ecs/backend`).
     #[arg(long)]
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     /// With --path: every level below it, not only its direct children.
     #[arg(long)]
-    recursive: bool,
+    pub(crate) recursive: bool,
 }
 
 #[derive(Debug, clap::Args)]
-struct RmArgs {
-    name: String,
+pub(crate) struct RmArgs {
+    pub(crate) name: String,
 }
 
 fn parse_type(text: &str) -> Result<ParameterType, String> {
@@ -85,6 +89,10 @@ fn parse_type(text: &str) -> Result<ParameterType, String> {
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        return crate::commands::aws_ops::param(cx, &stack, environment, args).await;
+    }
     let state = local_state::open(cx, &stack, "param")?;
     let store = ParamStore::open(&state).context("cannot open the parameter store")?;
     match args.command {
@@ -99,27 +107,10 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
             let versions = store
                 .history(&get.name, get.with_decryption)
                 .map_err(param_error)?;
-            if cx.output.is_json() {
-                let rows: Vec<ParameterJson> = versions.iter().map(ParameterJson::from).collect();
-                cx.output.json(&rows)?;
-                return Ok(());
-            }
-            let mut table = Table::new(["VERSION", "TYPE", "MODIFIED", "VALUE"]);
-            for p in &versions {
-                table.row([
-                    p.version.to_string(),
-                    p.kind.to_string(),
-                    p.last_modified.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    shown_value(&p.value),
-                ]);
-            }
-            cx.output.table(&table);
-            Ok(())
+            show_history(cx, &versions)
         }
         ParamCommand::List(list) => {
-            if list.recursive && list.path.is_none() {
-                return Err(CliError::Usage(anyhow!("--recursive needs --path")));
-            }
+            check_list(&list)?;
             let parameters = store
                 .list(list.path.as_deref(), list.recursive)
                 .map_err(param_error)?;
@@ -127,28 +118,73 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         }
         ParamCommand::Rm(rm) => {
             store.delete(&rm.name).map_err(param_error)?;
-            if cx.output.is_json() {
-                cx.output.json(&serde_json::json!({ "deleted": rm.name }))?;
-            } else {
-                cx.output.line(format!("deleted {}", rm.name));
-            }
-            Ok(())
+            show_deleted(cx, &rm.name)
         }
     }
 }
 
-fn put_parameter(cx: &Context, store: &ParamStore, put: PutArgs) -> CliResult {
-    let value = if put.value == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the value from stdin")?;
-        // `echo secret | berth param put` adds a newline that is not part of the value.
-        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
-        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+pub(crate) fn check_list(list: &ListArgs) -> CliResult {
+    if list.recursive && list.path.is_none() {
+        return Err(CliError::Usage(anyhow!("--recursive needs --path")));
+    }
+    Ok(())
+}
+
+pub(crate) fn show_deleted(cx: &Context, name: &str) -> CliResult {
+    if cx.output.is_json() {
+        cx.output.json(&serde_json::json!({ "deleted": name }))?;
     } else {
-        put.value
-    };
+        cx.output.line(format!("deleted {name}"));
+    }
+    Ok(())
+}
+
+pub(crate) fn show_history(cx: &Context, versions: &[Parameter]) -> CliResult {
+    if cx.output.is_json() {
+        let rows: Vec<ParameterJson> = versions.iter().map(ParameterJson::from).collect();
+        cx.output.json(&rows)?;
+        return Ok(());
+    }
+    let mut table = Table::new(["VERSION", "TYPE", "MODIFIED", "VALUE"]);
+    for p in versions {
+        table.row([
+            p.version.to_string(),
+            p.kind.to_string(),
+            p.last_modified.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            shown_value(&p.value),
+        ]);
+    }
+    cx.output.table(&table);
+    Ok(())
+}
+
+/// The value to put: the argument, or stdin for `-` (so a secret stays out of the shell
+/// history).
+pub(crate) fn read_value(value: String) -> CliResult<String> {
+    if value != "-" {
+        return Ok(value);
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the value from stdin")?;
+    // `echo secret | berth param put` adds a newline that is not part of the value.
+    let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
+}
+
+pub(crate) fn show_put(cx: &Context, name: &str, version: u64) -> CliResult {
+    if cx.output.is_json() {
+        cx.output
+            .json(&serde_json::json!({ "name": name, "version": version }))?;
+    } else {
+        cx.output.line(format!("{name} version {version}"));
+    }
+    Ok(())
+}
+
+fn put_parameter(cx: &Context, store: &ParamStore, put: PutArgs) -> CliResult {
+    let value = read_value(put.value)?;
     let options = PutOptions {
         kind: put.kind,
         overwrite: put.overwrite,
@@ -157,16 +193,10 @@ fn put_parameter(cx: &Context, store: &ParamStore, put: PutArgs) -> CliResult {
     let version = store
         .put(&put.name, &value, &options)
         .map_err(param_error)?;
-    if cx.output.is_json() {
-        cx.output
-            .json(&serde_json::json!({ "name": put.name, "version": version }))?;
-    } else {
-        cx.output.line(format!("{} version {version}", put.name));
-    }
-    Ok(())
+    show_put(cx, &put.name, version)
 }
 
-fn show_parameter(cx: &Context, parameter: &Parameter) -> CliResult {
+pub(crate) fn show_parameter(cx: &Context, parameter: &Parameter) -> CliResult {
     if cx.output.is_json() {
         cx.output.json(&ParameterJson::from(parameter))?;
         return Ok(());
@@ -186,7 +216,7 @@ fn show_parameter(cx: &Context, parameter: &Parameter) -> CliResult {
     Ok(())
 }
 
-fn list_parameters(
+pub(crate) fn list_parameters(
     cx: &Context,
     stack: &berth_spec::Stack,
     parameters: &[ParameterSummary],

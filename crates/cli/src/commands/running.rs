@@ -94,14 +94,7 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// Loads the stack file (its problems are diagnostics, exit 2), finds the service `name`
-    /// and connects to the berth running the stack.
-    pub async fn connect(cx: &Context, name: &str) -> Result<Self, CliError> {
-        let stack = cx.load_stack()?;
-        Self::connect_in(cx, &stack, name).await
-    }
-
-    /// As [`RunningService::connect`], with the stack already loaded.
+    /// Finds the service `name` of the loaded stack and connects to the berth running it.
     pub async fn connect_in(cx: &Context, stack: &Stack, name: &str) -> Result<Self, CliError> {
         let service = find_service(cx, stack, name)?.clone();
         let client = connect(&local_run_dir(cx, stack)?).await?;

@@ -1,4 +1,5 @@
-//! `berth scale SERVICE N`: change a service's desired count on the running stack.
+//! `berth scale SERVICE N`: change a service's desired count on the running stack; on an AWS
+//! environment, through the AWS engine (`commands::aws_ops::scale`).
 
 use berth_local::control::{Request, Response};
 
@@ -16,7 +17,12 @@ pub struct Args {
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
+    // An unknown service is the caller's mistake (exit 2), said before connecting.
     let service = find_service(cx, &stack, &args.service)?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        return crate::commands::aws_ops::scale(cx, &stack, environment, &args).await;
+    }
     let run_dir = local_run_dir(cx, &stack)?;
     let mut client = connect(&run_dir).await?;
     let request = Request::Scale {

@@ -1,5 +1,6 @@
 //! `berth status`: services, deployments, tasks, targets and recent events of the running
-//! stack, asked of the running berth through its control socket.
+//! stack, asked of the running berth through its control socket; on an AWS environment,
+//! read from ECS and the ALB (`commands::aws_ops::status`) and rendered by the same tables.
 
 use berth_local::control::{Request, Response, StatusReport};
 
@@ -17,6 +18,10 @@ pub struct Args {
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
+    let environment = cx.environment(&stack)?;
+    if environment.as_local().is_none() {
+        return crate::commands::aws_ops::status(cx, &stack, environment, &args).await;
+    }
     let run_dir = local_run_dir(cx, &stack)?;
     let mut client = connect(&run_dir).await?;
     let response = client
@@ -51,6 +56,13 @@ pub fn render(status: &StatusReport, width: usize, style: Style, events: usize) 
         style.paint(Paint::Bold, &status.url),
         status.pid,
     );
+    out.push_str(&render_tables(status, width, style, events));
+    out
+}
+
+/// The tables of [`render`] without its header (the AWS environment's status has its own).
+pub fn render_tables(status: &StatusReport, width: usize, style: Style, events: usize) -> String {
+    let mut out = String::new();
 
     let mut services = Table::new([
         "SERVICE",

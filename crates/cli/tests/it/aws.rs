@@ -10,8 +10,10 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/file-analyzer/berth.toml")
 }
 
-fn berth(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+/// `berth -f <example> -e production ARGS` against moto, as a user's shell would run it.
+fn command(dir: &Path, moto: &Moto, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .args(["-f", example().to_str().unwrap(), "-e", "production"])
         .args(args)
         .current_dir(dir)
@@ -22,7 +24,12 @@ fn berth(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("BERTH_FILE")
-        .env_remove("BERTH_ENV")
+        .env_remove("BERTH_ENV");
+    command
+}
+
+fn berth(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
+    command(dir, moto, args)
         .stdin(Stdio::null())
         .output()
         .expect("berth runs")
@@ -226,4 +233,125 @@ fn deploy_on_aws_through_the_cli() {
     let out = berth(dir.path(), &moto, &["plan", "--output", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["steps"].as_array().map(Vec::len), Some(0), "{json}");
+}
+
+/// `berth` with `input` on its stdin.
+fn berth_with_input(dir: &Path, moto: &Moto, args: &[&str], input: &str) -> Output {
+    crate::output_with_stdin(&mut command(dir, moto, args), input)
+}
+
+#[test]
+fn scale_param_logs_and_status_on_aws_through_the_cli() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(dir.path(), &moto, &["up", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    push_image(&moto, "frontend-repo", "abc1234");
+    push_image(&moto, "backend-repo", "abc1234");
+    let out = berth(dir.path(), &moto, &["up", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // scale: the count changes, and the note says the stack file sets it back.
+    let out = berth(dir.path(), &moto, &["scale", "backend", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "backend-service: desired count 3");
+    assert!(
+        text(&out.stderr).contains("the stack file says 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(dir.path(), &moto, &["plan", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["steps"].as_array().map(Vec::len), Some(1), "{json}");
+    for verb in [
+        &["scale", "nosuch", "1"][..],
+        &["deployments", "nosuch"],
+        &["rollback", "nosuch"],
+    ] {
+        let out = berth(dir.path(), &moto, verb);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{verb:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // param: a SecureString from stdin, shown only when asked for.
+    let out = berth_with_input(
+        dir.path(),
+        &moto,
+        &[
+            "param",
+            "put",
+            "/ecs/api/token",
+            "-",
+            "--type",
+            "SecureString",
+        ],
+        "s3cr3t\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "/ecs/api/token version 1");
+    let out = berth(dir.path(), &moto, &["param", "get", "/ecs/api/token"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "********");
+    assert!(text(&out.stderr).contains("--with-decryption"));
+    let out = berth(
+        dir.path(),
+        &moto,
+        &["param", "get", "/ecs/api/token", "--with-decryption"],
+    );
+    assert_eq!(text(&out.stdout).trim(), "s3cr3t");
+    let out = berth(dir.path(), &moto, &["param", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("/ecs/api/token") && l.contains("SecureString")),
+        "{list}"
+    );
+    assert!(!list.contains("s3cr3t"), "{list}");
+    let out = berth(dir.path(), &moto, &["param", "put", "/ecs/api/token", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--overwrite"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(dir.path(), &moto, &["param", "get", "aws-reserved"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // logs: the group is empty here (moto runs no task); -F is refused on AWS.
+    let out = berth(dir.path(), &moto, &["logs", "backend", "--since", "10m"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no log events in /ecs/backend"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(dir.path(), &moto, &["logs", "backend", "-F"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // status: the same tables as locally, from ECS's describe calls.
+    let out = berth(dir.path(), &moto, &["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    for expected in [
+        "backend-service",
+        "frontend-service",
+        "PRIMARY",
+        "DEPLOYMENT",
+    ] {
+        assert!(status.contains(expected), "missing {expected} in\n{status}");
+    }
+    let out = berth(dir.path(), &moto, &["status", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services = json["services"].as_array().expect("services");
+    let backend = services
+        .iter()
+        .find(|s| s["serviceName"] == "backend-service")
+        .expect("backend");
+    assert_eq!(backend["desiredCount"], 3, "{json}");
 }

@@ -1,8 +1,7 @@
 //! `berth build`, `images`, `param` and `logs` through the built binary.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const STACK: &str = r#"
 [stack]
@@ -25,25 +24,16 @@ fn berth(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn berth_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "200")
-        .env_remove("BERTH_FILE")
-        .env_remove("BERTH_ENV")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .env_remove("BERTH_FILE")
+            .env_remove("BERTH_ENV"),
+        stdin,
+    )
 }
 
 fn text(bytes: &[u8]) -> String {

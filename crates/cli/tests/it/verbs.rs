@@ -250,6 +250,31 @@ fn aws_environment_without_the_feature_says_how_to_build_it() {
         "{}",
         text(&out.stderr)
     );
+    // The operating verbs hand over to the AWS engine too: the same answer.
+    let file = example();
+    let file = file.to_str().unwrap();
+    for verb in [
+        &["scale", "backend", "3"][..],
+        &["status"],
+        &["param", "list"],
+        &["deployments", "backend"],
+        &["rollback", "backend"],
+    ] {
+        let mut args = vec!["-f", file, "-e", "production"];
+        args.extend_from_slice(verb);
+        let out = berth(dir.path(), &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{verb:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("--features aws"),
+            "{verb:?}: {}",
+            text(&out.stderr)
+        );
+    }
     let help = text(&berth(dir.path(), &["--help"]).stdout);
     assert!(!help.contains("plan"), "{help}");
 }
