@@ -20,6 +20,7 @@
 //! [`Event`]s.
 
 mod apply;
+pub mod ci;
 mod clients;
 mod deploy;
 pub mod desired;
@@ -84,6 +85,7 @@ pub struct Outcome {
 /// A connection to one account and Region.
 pub struct Engine {
     clients: Clients,
+    environment: String,
     region: String,
     account_id: String,
 }
@@ -120,6 +122,7 @@ impl Engine {
         }
         Ok(Engine {
             clients,
+            environment: environment.to_owned(),
             region: aws.region.clone(),
             account_id,
         })
@@ -136,7 +139,12 @@ impl Engine {
 
     /// What the account holds of `stack`.
     pub async fn discover(&self, stack: &Stack) -> Result<Snapshot> {
-        discover::discover(&self.clients, stack, &self.region, &self.account_id).await
+        let place = discover::Place {
+            environment: &self.environment,
+            region: &self.region,
+            account_id: &self.account_id,
+        };
+        discover::discover(&self.clients, stack, &place).await
     }
 
     /// Discovers, then plans `up` (pure from here).
