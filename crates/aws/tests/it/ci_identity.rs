@@ -188,11 +188,11 @@ async fn ci_identity_is_created_least_privileged_idempotent_and_removed() {
     let service = arn("ecs", "service/shop-cluster/shop-api-service");
     assert_eq!(
         strings(&statement(&deploy, "PushImages")["Resource"]),
-        [repo.clone()]
+        std::slice::from_ref(&repo)
     );
     assert_eq!(
         strings(&statement(&deploy, "DeployServices")["Resource"]),
-        [service.clone()]
+        std::slice::from_ref(&service)
     );
     assert_eq!(
         strings(&statement(&deploy, "TagTaskDefinitions")["Resource"]),
