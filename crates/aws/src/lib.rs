@@ -32,6 +32,7 @@ mod error;
 mod ops;
 pub mod plan;
 mod progress;
+mod registry;
 mod resource;
 pub mod scaling;
 mod services;
@@ -48,6 +49,7 @@ pub use error::{Error, Result};
 pub use ops::Waits;
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
+pub use registry::RegistryLogin;
 pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
 pub use services::{BoxFuture, SdkServices, ServiceApi, ServiceRequest};
 
@@ -206,6 +208,13 @@ impl Engine {
         let cx = self.ctx(stack, &snapshot, Options::default(), progress);
         let image = deploy::image(&cx, &snapshot, service, image).await?;
         deploy::start(&cx, &snapshot, service, image).await
+    }
+
+    /// `berth build SERVICE --push`: the service's repository URI and a login to its
+    /// registry (ECR's authorization token, valid 12 hours).
+    pub async fn registry_login(&self, stack: &Stack, service: &str) -> Result<RegistryLogin> {
+        let service = deploy::find(stack, service)?;
+        registry::login(&self.clients, &self.environment, service).await
     }
 
     /// Watches the rollout of `deployed` until it is COMPLETED (`options.waits`: the poll

@@ -5,5 +5,7 @@ mod aws;
 mod ci;
 mod containers;
 mod local_stores;
+#[cfg(feature = "aws")]
+mod push;
 mod running;
 mod verbs;
