@@ -22,6 +22,8 @@ pub const EXECUTION_POLICY_ARN: &str =
 /// What the planner needs from the account besides the stack.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
+    /// The environment being planned (`up -e NAME`): CI's identity belongs to one.
+    pub environment: String,
     pub region: String,
     pub account_id: String,
     /// The Region's Availability Zones, in order; the stack uses the first N.
@@ -31,6 +33,9 @@ pub struct Known {
     pub images: BTreeMap<String, String>,
     /// The outputs of resources that already exist.
     pub outputs: Outputs,
+    /// The account has a GitHub OIDC provider that is not this stack's (another stack's,
+    /// or made by hand): the CI roles trust it, and berth neither changes nor deletes it.
+    pub shared_oidc_provider: bool,
 }
 
 /// The desired resources, and the services left out because their repository is empty.
@@ -140,6 +145,7 @@ pub fn desired(stack: &Stack, known: &Known) -> Desired {
     network(stack, known, &mut b);
     security_groups(stack, &mut b);
     iam(stack, known, &mut b);
+    ci_identity(stack, known, &mut b);
     for registry in &stack.registries {
         b.add(
             format!("repo/{}", registry.service),
@@ -389,6 +395,7 @@ fn role(b: &mut Builder, id: Id, name: &str, managed: Vec<String>, policy: Optio
         name,
         Spec::Role {
             trust: task_trust_policy(),
+            description: "berth: ECS task role",
             managed: managed.clone(),
             policy: policy.clone(),
         },
@@ -396,6 +403,60 @@ fn role(b: &mut Builder, id: Id, name: &str, managed: Vec<String>, policy: Optio
     r.attr("trust", "ecs-tasks.amazonaws.com")
         .attr("managed_policies", join(&managed))
         .attr("inline_policy", policy.unwrap_or_default());
+}
+
+/// `[ci.github]`: GitHub's OIDC provider (unless the account has one that is not this
+/// stack's) and the roles the workflows assume, each trusting one token subject.
+fn ci_identity(stack: &Stack, known: &Known, b: &mut Builder) {
+    let Some((ci, repository)) = crate::ci::enabled(stack, known) else {
+        return;
+    };
+    if !known.shared_oidc_provider {
+        b.add(
+            "oidc/github",
+            Kind::OidcProvider,
+            crate::ci::GITHUB_OIDC_HOST,
+            Spec::OidcProvider,
+        )
+        .attr("url", crate::ci::GITHUB_OIDC_HOST)
+        .attr("audiences", crate::ci::GITHUB_OIDC_AUDIENCE);
+    }
+    let roles = [
+        (
+            "role/ci/deploy",
+            &ci.deploy_role,
+            crate::ci::push_subject(repository, &ci.branch),
+            crate::ci::deploy_policy(stack, known, ci),
+            "berth: GitHub Actions deploys (berth build --push, berth deploy)",
+        ),
+        (
+            "role/ci/plan",
+            &ci.plan_role,
+            crate::ci::pull_request_subject(repository),
+            crate::ci::plan_policy(stack, known, ci),
+            "berth: GitHub Actions plans pull requests (berth plan, read-only)",
+        ),
+    ];
+    for (id, name, subject, policy, description) in roles {
+        let trust = crate::ci::trust_policy(known, &subject);
+        let r = b.add(
+            id,
+            Kind::Role,
+            name.as_str(),
+            Spec::Role {
+                trust: trust.clone(),
+                description,
+                managed: Vec::new(),
+                policy: Some(policy.clone()),
+            },
+        );
+        r.attr("trust", trust)
+            .attr("managed_policies", "")
+            .attr("inline_policy", policy);
+        if !known.shared_oidc_provider {
+            r.dep("oidc/github");
+        }
+    }
 }
 
 fn database(stack: &Stack, b: &mut Builder) {

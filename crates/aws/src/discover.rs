@@ -80,22 +80,36 @@ fn relabel(text: &str, map: &BTreeMap<String, String>) -> String {
     items.join(", ")
 }
 
+/// Where discovery looks: the environment, its Region and account.
+pub(crate) struct Place<'a> {
+    pub environment: &'a str,
+    pub region: &'a str,
+    pub account_id: &'a str,
+}
+
 /// Reads the account's view of `stack`.
-pub async fn discover(
-    c: &Clients,
-    stack: &Stack,
-    region: &str,
-    account_id: &str,
-) -> Result<Snapshot> {
+pub(crate) async fn discover(c: &Clients, stack: &Stack, place: &Place<'_>) -> Result<Snapshot> {
+    let mut known = Known {
+        environment: place.environment.to_owned(),
+        region: place.region.to_owned(),
+        account_id: place.account_id.to_owned(),
+        ..Known::default()
+    };
     // Boxed: the SDK's futures are large, and nested joins of them overflow a thread's
     // stack in debug builds.
-    let (mut ec2, others, azs) = tokio::try_join!(
+    let (mut ec2, others, azs, oidc) = tokio::try_join!(
         Box::pin(ec2(c, &stack.name)),
-        Box::pin(named(c, stack)),
+        Box::pin(named(c, stack, &known)),
         Box::pin(availability_zones(c)),
+        Box::pin(oidc_provider(c, stack, &known)),
     )?;
     let (mut rest, images, outputs) = others;
     ec2.append(&mut rest);
+    match oidc {
+        Some(Oidc::Ours(provider)) => ec2.push(provider),
+        Some(Oidc::Shared) => known.shared_oidc_provider = true,
+        None => {}
+    }
     let map: BTreeMap<String, String> = ec2
         .iter()
         .map(|a| (a.physical.clone(), a.id.clone()))
@@ -107,16 +121,67 @@ pub async fn discover(
             }
         }
     }
-    Ok(Snapshot {
-        known: Known {
-            region: region.to_owned(),
-            account_id: account_id.to_owned(),
-            azs,
-            images,
-            outputs,
-        },
-        actual: ec2,
-    })
+    known.azs = azs;
+    known.images = images;
+    known.outputs = outputs;
+    Ok(Snapshot { known, actual: ec2 })
+}
+
+/// The account's GitHub OIDC provider as this stack sees it.
+enum Oidc {
+    /// Made by this stack's `up` (its `berth:stack` tag): the stack manages it.
+    Ours(Actual),
+    /// Made by someone else: used, never changed.
+    Shared,
+}
+
+/// Looked up only where `up` of this environment would create it.
+async fn oidc_provider(c: &Clients, stack: &Stack, known: &Known) -> Result<Option<Oidc>> {
+    if crate::ci::enabled(stack, known).is_none() {
+        return Ok(None);
+    }
+    let arn = crate::ci::provider_arn(known);
+    let provider = match c
+        .iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(&arn)
+        .send()
+        .await
+    {
+        Ok(p) => p,
+        Err(e) if error::code(&e) == Some("NoSuchEntity") => return Ok(None),
+        Err(e) => return Err(error::call("iam:GetOpenIDConnectProvider")(e)),
+    };
+    let tags = c
+        .iam
+        .list_open_id_connect_provider_tags()
+        .open_id_connect_provider_arn(&arn)
+        .send()
+        .await
+        .map_err(error::call("iam:ListOpenIDConnectProviderTags"))?;
+    let ours = tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == STACK_TAG && t.value() == stack.name);
+    if !ours {
+        return Ok(Some(Oidc::Shared));
+    }
+    let mut audiences: Vec<&str> = provider
+        .client_id_list()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    audiences.sort();
+    Ok(Some(Oidc::Ours(actual(
+        "oidc/github",
+        Kind::OidcProvider,
+        crate::ci::GITHUB_OIDC_HOST,
+        &arn,
+        attrs([
+            ("url", provider.url().unwrap_or("").to_owned()),
+            ("audiences", audiences.join(", ")),
+        ]),
+    ))))
 }
 
 async fn availability_zones(c: &Clients) -> Result<Vec<String>> {
@@ -328,9 +393,10 @@ async fn ec2(c: &Clients, stack: &str) -> Result<Vec<Actual>> {
 async fn named(
     c: &Clients,
     stack: &Stack,
+    known: &Known,
 ) -> Result<(Vec<Actual>, BTreeMap<String, String>, Outputs)> {
     let (iam, ecr, logs, ssm, rds, ecs, elb, scaling) = tokio::try_join!(
-        Box::pin(roles(c, stack)),
+        Box::pin(roles(c, stack, known)),
         Box::pin(repositories(c, stack)),
         Box::pin(log_groups(c, stack)),
         Box::pin(parameters(c, stack)),
@@ -367,13 +433,17 @@ pub(crate) fn canonical_policy(doc: &str) -> String {
         .unwrap_or_else(|_| decoded.into_owned())
 }
 
-async fn roles(c: &Clients, stack: &Stack) -> Result<Vec<Actual>> {
+async fn roles(c: &Clients, stack: &Stack, known: &Known) -> Result<Vec<Actual>> {
     let mut wanted = vec![(
         "role/execution".to_owned(),
         stack.iam.execution_role.name.clone(),
     )];
     for t in &stack.iam.task_roles {
         wanted.push((format!("role/task/{}", t.service), t.name.clone()));
+    }
+    if let Some((ci, _)) = crate::ci::enabled(stack, known) {
+        wanted.push(("role/ci/deploy".to_owned(), ci.deploy_role.clone()));
+        wanted.push(("role/ci/plan".to_owned(), ci.plan_role.clone()));
     }
     let mut out = Vec::new();
     for (id, name) in wanted {

@@ -20,6 +20,7 @@
 //! [`Event`]s.
 
 mod apply;
+pub mod ci;
 mod clients;
 mod deploy;
 pub mod desired;
@@ -34,6 +35,7 @@ mod ops;
 mod params;
 pub mod plan;
 mod progress;
+mod registry;
 mod resource;
 mod rollback;
 pub mod scaling;
@@ -55,6 +57,7 @@ pub use ops::Waits;
 pub use params::{Param, ParamSummary, PutParam};
 pub use plan::{Action, Change, Plan, Step, destroy, plan};
 pub use progress::{Event, Progress, silent};
+pub use registry::RegistryLogin;
 pub use resource::{Actual, Attrs, Id, Kind, ListenerDefault, Resource, Spec, Value};
 pub use rollback::RolledBack;
 pub use services::{BoxFuture, DeploymentRecord, SdkServices, ServiceApi, ServiceRequest};
@@ -93,6 +96,7 @@ pub struct Outcome {
 /// A connection to one account and Region.
 pub struct Engine {
     clients: Clients,
+    environment: String,
     region: String,
     account_id: String,
 }
@@ -129,6 +133,7 @@ impl Engine {
         }
         Ok(Engine {
             clients,
+            environment: environment.to_owned(),
             region: aws.region.clone(),
             account_id,
         })
@@ -145,7 +150,12 @@ impl Engine {
 
     /// What the account holds of `stack`.
     pub async fn discover(&self, stack: &Stack) -> Result<Snapshot> {
-        discover::discover(&self.clients, stack, &self.region, &self.account_id).await
+        let place = discover::Place {
+            environment: &self.environment,
+            region: &self.region,
+            account_id: &self.account_id,
+        };
+        discover::discover(&self.clients, stack, &place).await
     }
 
     /// Discovers, then plans `up` (pure from here).
@@ -207,6 +217,13 @@ impl Engine {
         let cx = self.ctx(stack, &snapshot, Options::default(), progress);
         let image = deploy::image(&cx, &snapshot, service, image).await?;
         deploy::start(&cx, &snapshot, service, image).await
+    }
+
+    /// `berth build SERVICE --push`: the service's repository URI and a login to its
+    /// registry (ECR's authorization token, valid 12 hours).
+    pub async fn registry_login(&self, stack: &Stack, service: &str) -> Result<RegistryLogin> {
+        let service = deploy::find(stack, service)?;
+        registry::login(&self.clients, &self.environment, service).await
     }
 
     /// Watches the rollout of `deployed` until it is COMPLETED (`options.waits`: the poll

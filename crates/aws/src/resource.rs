@@ -22,6 +22,8 @@ pub enum Kind {
     NatGateway,
     RouteTable,
     SecurityGroup,
+    /// The account's OIDC provider for GitHub Actions' tokens (`[ci.github]`).
+    OidcProvider,
     Role,
     Repository,
     LogGroup,
@@ -47,6 +49,7 @@ impl Kind {
             Kind::NatGateway => "nat gateway",
             Kind::RouteTable => "route table",
             Kind::SecurityGroup => "security group",
+            Kind::OidcProvider => "iam oidc provider",
             Kind::Role => "iam role",
             Kind::Repository => "ecr repository",
             Kind::LogGroup => "log group",
@@ -144,8 +147,12 @@ pub enum Spec {
     SecurityGroup {
         group: SecurityGroup,
     },
+    /// The URL, client ids and thumbprints are GitHub's (`crate::ci`).
+    OidcProvider,
     Role {
         trust: String,
+        /// What the role is for, as IAM shows it.
+        description: &'static str,
         managed: Vec<String>,
         /// The inline policy document, if any.
         policy: Option<String>,

@@ -98,9 +98,7 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// List a service's deployments, newest first, with their outcome (locally or on ECS).
     Deployments(commands::deployments::Args),
-    /// Write the CI/CD workflows of the stack file's `[ci.github]`. Hidden until the verbs
-    /// its workflows call (`build --push`, `deploy -e` on AWS) work.
-    #[command(hide = true)]
+    /// Write the CI/CD workflows of the stack file's `[ci.github]`.
     Ci(commands::ci::Args),
 }
 

@@ -7,6 +7,7 @@
 //! - [`Server`]: a spawned binary of this workspace (the API, the web frontend) with its
 //!   environment, waited on until its health path answers, killed on drop.
 //! - [`Moto`]: moto in server mode on 127.0.0.1, the AWS endpoint of the AWS engine's tests.
+//! - [`Registry`]: an image registry on 127.0.0.1 (`docker-registry`), ECR's registry side.
 //! - [`container_engine`]: podman when it answers (a failure under `CI=true` when not).
 //! - [`fixtures`]: files made in code (a PDF, a PNG bomb) for the apps' tests.
 //! - [`bin_path`], [`free_port`], [`http_get`]: small helpers the two build on.
@@ -16,12 +17,14 @@ pub mod fixtures;
 mod moto;
 mod net;
 mod postgres;
+mod registry;
 mod server;
 
 pub use engine::{ImageCleanup, container_engine};
 pub use moto::{MOTO_RUNNING_TASKS, Moto};
 pub use net::{HttpResponse, free_port, http_get, http_request, listening_addresses};
 pub use postgres::Postgres;
+pub use registry::{MOTO_ECR_PASSWORD, Registry};
 pub use server::Server;
 
 use std::path::PathBuf;

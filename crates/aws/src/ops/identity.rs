@@ -10,7 +10,32 @@ use crate::resource::{Actual, Resource, Spec};
 
 pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
     match &r.spec {
-        Spec::Role { trust, .. } => {
+        Spec::OidcProvider => {
+            let tags = cx
+                .tags(&r.id, &r.name)
+                .into_iter()
+                .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(error::build("a tag"))?;
+            let out =
+                cx.c.iam
+                    .create_open_id_connect_provider()
+                    .url(format!("https://{}", crate::ci::GITHUB_OIDC_HOST))
+                    .client_id_list(crate::ci::GITHUB_OIDC_AUDIENCE)
+                    .set_thumbprint_list(Some(
+                        crate::ci::GITHUB_OIDC_THUMBPRINTS
+                            .map(str::to_owned)
+                            .to_vec(),
+                    ))
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(error::call("iam:CreateOpenIDConnectProvider"))?;
+            Ok(out.open_id_connect_provider_arn().unwrap_or("").to_owned())
+        }
+        Spec::Role {
+            trust, description, ..
+        } => {
             let tags = cx
                 .tags(&r.id, &r.name)
                 .into_iter()
@@ -22,7 +47,7 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
                     .create_role()
                     .role_name(&r.name)
                     .assume_role_policy_document(trust)
-                    .description("berth: ECS task role")
+                    .description(*description)
                     .set_tags(Some(tags))
                     .send()
                     .await
@@ -85,7 +110,29 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
 
 pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<String> {
     match &r.spec {
-        Spec::Role { .. } => converge_role(cx, r).await?,
+        // Only the audience can differ (the URL is the resource's identity).
+        Spec::OidcProvider => {
+            cx.c.iam
+                .add_client_id_to_open_id_connect_provider()
+                .open_id_connect_provider_arn(&a.physical)
+                .client_id(crate::ci::GITHUB_OIDC_AUDIENCE)
+                .send()
+                .await
+                .map_err(error::call("iam:AddClientIDToOpenIDConnectProvider"))?;
+        }
+        Spec::Role { trust, .. } => {
+            // A CI role's trust names the repository and branch, which the stack may change.
+            if a.attrs.get("trust") != r.attrs.get("trust") {
+                cx.c.iam
+                    .update_assume_role_policy()
+                    .role_name(&r.name)
+                    .policy_document(trust)
+                    .send()
+                    .await
+                    .map_err(error::call("iam:UpdateAssumeRolePolicy"))?;
+            }
+            converge_role(cx, r).await?;
+        }
         Spec::Repository { registry, .. } => {
             cx.c.ecr
                 .put_image_scanning_configuration()
@@ -244,6 +291,44 @@ async fn converge_role(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the stack's GitHub OIDC provider unless a role that is not this stack's trusts
+/// it (another stack's CI roles came to use it): then it is kept, and `down` says so. This
+/// stack's own roles are deleted first (they depend on it).
+async fn delete_oidc_provider(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
+    let mut users = Vec::new();
+    let mut pages = cx.c.iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(error::call("iam:ListRoles"))?;
+        for role in page.roles() {
+            let trust = role
+                .assume_role_policy_document()
+                .map(canonical_policy)
+                .unwrap_or_default();
+            if trust.contains(&a.physical) {
+                users.push(role.role_name().to_owned());
+            }
+        }
+    }
+    if !users.is_empty() {
+        cx.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!(
+                "iam oidc provider {} (trusted by {})",
+                a.name,
+                users.join(", ")
+            ));
+        return Ok(());
+    }
+    cx.c.iam
+        .delete_open_id_connect_provider()
+        .open_id_connect_provider_arn(&a.physical)
+        .send()
+        .await
+        .map_err(error::call("iam:DeleteOpenIDConnectProvider"))?;
+    Ok(())
+}
+
 /// 32 random alphanumeric characters (the generated database password).
 fn generate_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -322,6 +407,7 @@ async fn put_parameter(cx: &Ctx<'_>, r: &Resource, exists: bool) -> Result<Strin
 pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
     use crate::resource::Kind as K;
     match a.kind {
+        K::OidcProvider => delete_oidc_provider(cx, a).await?,
         K::Role => {
             let iam = &cx.c.iam;
             let attached = iam

@@ -138,7 +138,8 @@ pub(crate) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
         | Spec::NatGateway { .. }
         | Spec::RouteTable { .. }
         | Spec::SecurityGroup { .. } => Box::pin(network::create(cx, r)).await?,
-        Spec::Role { .. }
+        Spec::OidcProvider
+        | Spec::Role { .. }
         | Spec::Repository { .. }
         | Spec::LogGroup { .. }
         | Spec::Parameter { .. } => Box::pin(identity::create(cx, r)).await?,
@@ -164,7 +165,8 @@ pub(crate) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<()>
         | Spec::NatGateway { .. }
         | Spec::RouteTable { .. }
         | Spec::SecurityGroup { .. } => Box::pin(network::update(cx, r, a)).await?,
-        Spec::Role { .. }
+        Spec::OidcProvider
+        | Spec::Role { .. }
         | Spec::Repository { .. }
         | Spec::LogGroup { .. }
         | Spec::Parameter { .. } => Box::pin(identity::update(cx, r, a)).await?,
@@ -194,7 +196,7 @@ pub(crate) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
         | K::NatGateway
         | K::RouteTable
         | K::SecurityGroup => Box::pin(network::delete(cx, a)).await,
-        K::Role | K::Repository | K::LogGroup | K::Parameter => {
+        K::OidcProvider | K::Role | K::Repository | K::LogGroup | K::Parameter => {
             Box::pin(identity::delete(cx, a)).await
         }
         K::DbSubnetGroup | K::Database => Box::pin(data::delete(cx, a)).await,

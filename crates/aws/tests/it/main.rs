@@ -1,6 +1,7 @@
 //! The AWS engine's tests: the pure planner (snapshots) and the whole lifecycle against moto.
 
 mod autoscaling;
+mod ci_identity;
 mod convergence;
 mod deploy;
 mod https;

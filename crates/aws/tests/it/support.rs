@@ -35,6 +35,7 @@ pub fn known(images: bool) -> Known {
         azs: vec!["us-east-1a".into(), "us-east-1b".into()],
         images: images_by_service,
         outputs: Default::default(),
+        ..Default::default()
     }
 }
 

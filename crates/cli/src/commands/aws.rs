@@ -50,6 +50,8 @@ pub async fn deploy(
 }
 
 #[cfg(feature = "aws")]
+pub(crate) use engine::{connect, failed};
+#[cfg(feature = "aws")]
 pub use engine::{deploy, down, plan, up};
 
 #[cfg(feature = "aws")]
@@ -279,12 +281,14 @@ mod engine {
             .deploy(stack, &service, args.image.as_deref(), &progress)
             .await
             .map_err(failed)?;
-        let summary = serde_json::json!({
+        // `outcome` and `reason` feed the generated workflows' job summary.
+        let mut summary = serde_json::json!({
             "service": service,
             "revision": deployed.revision,
             "task_definition": deployed.task_definition,
             "image": deployed.image,
             "watched": !args.no_watch,
+            "outcome": if args.no_watch { "IN_PROGRESS" } else { "COMPLETED" },
         });
         if !cx.output.is_json() {
             cx.output.line(format!(
@@ -293,10 +297,17 @@ mod engine {
             ));
         }
         if !args.no_watch {
-            engine
+            let watched = engine
                 .watch_rollout(stack, &service, &deployed, Options::default(), &progress)
-                .await
-                .map_err(failed)?;
+                .await;
+            if let Err(e) = &watched
+                && cx.output.is_json()
+            {
+                summary["outcome"] = "FAILED".into();
+                summary["reason"] = e.to_string().into();
+                cx.output.json(&summary)?;
+            }
+            watched.map_err(failed)?;
             if !cx.output.is_json() {
                 cx.output.line(format!(
                     "{}: revision {} rolled out",

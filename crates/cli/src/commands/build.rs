@@ -37,6 +37,14 @@ use crate::output::Paint;
 pub struct Args {
     /// The service to build; every service with a `build` when omitted.
     service: Option<String>,
+    /// Push the service's image to its ECR repository in the AWS environment `-e` names,
+    /// tagged with the git commit, and print its URI and digest (`berth deploy SERVICE
+    /// --image URI` releases exactly that digest). The registry login uses a token from
+    /// ECR's API; `BERTH_ECR_REGISTRY_OVERRIDE=host[:port]` sends the push to another
+    /// registry (a mirror, or a test's).
+    #[cfg(feature = "aws")]
+    #[arg(long, requires = "service")]
+    push: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +58,10 @@ struct Built {
 }
 
 pub async fn run(cx: &Context, args: Args) -> CliResult {
+    #[cfg(feature = "aws")]
+    if args.push {
+        return super::push::run(cx, args.service.as_deref().unwrap_or_default()).await;
+    }
     let stack = cx.load_stack()?;
     let state = local_state::open(cx, &stack, "build")?;
     let buildable =

@@ -14,6 +14,8 @@ pub mod init;
 pub mod local_state;
 pub mod logs;
 pub mod param;
+#[cfg(feature = "aws")]
+mod push;
 pub mod rollback;
 pub mod rollout;
 pub mod running;

@@ -41,23 +41,15 @@ repository = "acme/demo"
 install = "cargo install --locked berth-cli --features aws"
 "#;
 
-/// The example stack, as it sits in this repository, with a `[ci.github]` section: the
-/// example itself names no GitHub repository (a placeholder there would let whoever owns
-/// that name deploy into the account of anyone who copied it).
-fn example_with_ci() -> String {
-    let example =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/file-analyzer/berth.toml");
-    let mut text = std::fs::read_to_string(example).unwrap();
-    text.push_str(
-        r#"
-[ci.github]
-repository = "acme/file-analyzer"
-install = "cargo install --locked --path crates/cli --features aws"
-paths.frontend = ["apps/web/**", "Cargo.lock"]
-paths.backend = ["apps/api/**", "Cargo.lock"]
-"#,
-    );
-    text
+/// The example stack, as it sits in this repository (its `[ci.github]` names no GitHub
+/// repository: a placeholder there would let whoever owns that name deploy into the account
+/// of anyone who copied it; the workflows do not depend on it).
+fn example() -> String {
+    std::fs::read_to_string(repository_root().join("examples/file-analyzer/berth.toml")).unwrap()
+}
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn generated(dir: &Path, name: &str) -> String {
@@ -134,7 +126,7 @@ fn one_service_stack_workflows_snapshot_and_lint_clean() {
 
 #[test]
 fn example_stack_workflows_snapshot_and_lint_clean() {
-    let text_ = example_with_ci();
+    let text_ = example();
     let repo = repository(&[("examples/file-analyzer/berth.toml", &text_)]);
     let out = berth(
         repo.path(),
@@ -202,4 +194,42 @@ fn a_stack_without_ci_or_outside_git_is_a_usage_error() {
         text(&out.stderr)
     );
     assert!(!outside.path().join(".github").exists());
+}
+
+/// This repository's `.github/workflows` holds the example stack's workflows exactly as
+/// `berth ci github` writes them (and `scripts/test` lints them with actionlint and zizmor).
+#[test]
+fn this_repository_holds_the_example_stack_workflows_as_generated() {
+    let root = repository_root();
+    let out = berth(
+        &root,
+        &[
+            "ci",
+            "github",
+            "--check",
+            "-f",
+            "examples/file-analyzer/berth.toml",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "run `berth ci github -f examples/file-analyzer/berth.toml` from the repository root \
+         and commit the result:\n{}",
+        text(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(root.join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ci.yml",
+            "deploy-backend.yml",
+            "deploy-frontend.yml",
+            "plan-production.yml"
+        ]
+    );
 }

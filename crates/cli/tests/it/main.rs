@@ -5,6 +5,8 @@ mod aws;
 mod ci;
 mod containers;
 mod local_stores;
+#[cfg(feature = "aws")]
+mod push;
 mod running;
 mod verbs;
 

@@ -8,6 +8,7 @@
 //! broken engine is reported, never silently replaced by processes).
 
 mod images;
+mod push;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +16,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 pub use images::{EngineImage, ImageBuildRequest, LOCAL_REGISTRY, build_args, iidfile, local_name};
+pub use push::RegistryLogin;
 
 /// The variable that chooses the engine.
 pub const ENGINE_VARIABLE: &str = "BERTH_CONTAINER_ENGINE";

@@ -6,8 +6,11 @@ use serde::Serialize;
 /// assume through GitHub's OIDC provider (no long-lived access keys, unlike the seed's).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GithubCi {
-    /// `owner/name`: the only repository whose workflows may assume the roles.
-    pub repository: String,
+    /// `owner/name`: the only repository whose workflows may assume the roles. Without it
+    /// the workflows are written, but `berth up` creates no role for them to assume (a
+    /// shared file, such as the example, names no repository: whoever owned a placeholder's
+    /// name could deploy into the account of anyone who used the file as it is).
+    pub repository: Option<String>,
     /// Pushes to this branch deploy; pull requests into it get a plan.
     pub branch: String,
     /// The AWS environment the workflows deploy to.

@@ -36,9 +36,6 @@ pub(crate) fn ci(
             "expected owner/name",
         );
     }
-    if repository.is_none() {
-        t.missing(problems, "repository");
-    }
     let branch = match t.text(problems, "branch") {
         Some(branch) => {
             if let Some(why) = branch_problem(&branch.value) {
@@ -104,7 +101,7 @@ pub(crate) fn ci(
     t.finish(problems);
 
     Some(GithubCi {
-        repository: repository?.value,
+        repository: repository.map(|r| r.value),
         branch,
         environment: environment?,
         deploy_role: deploy_role.map_or_else(|| format!("{stack}-github-deploy"), |r| r.value),

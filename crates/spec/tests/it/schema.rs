@@ -345,7 +345,7 @@ paths = { api = ["apps/api/**", "Cargo.lock"] }
 "#,
     );
     let ci = stack.ci.expect("a [ci.github] section");
-    assert_eq!(ci.repository, "acme/demo");
+    assert_eq!(ci.repository.as_deref(), Some("acme/demo"));
     assert_eq!(ci.branch, "main");
     assert_eq!(ci.environment, "production");
     assert_eq!(ci.deploy_role, "demo-github-deploy");
