@@ -38,14 +38,16 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
         let mut command = Command::new(&container.engine.program);
         command
             .args(container.run_args(spec, port))
+            .stdin(Stdio::null())
+            .process_group(0);
+        if container.engine_secrets.is_none() {
             // The secrets' values: `--env NAME` makes the engine read them from here.
-            .envs(
+            command.envs(
                 spec.secrets
                     .iter()
                     .map(|(name, value)| (name.clone(), value.expose().to_owned())),
-            )
-            .stdin(Stdio::null())
-            .process_group(0);
+            );
+        }
         return spawn_command(command, spec, None);
     }
     // As another account, the task is started through a descriptor berth opened: that
