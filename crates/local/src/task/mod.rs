@@ -94,13 +94,16 @@ impl fmt::Debug for TaskOutput {
 /// Everything needed to start one task process.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
-    /// The registry snapshot's executable.
+    /// The registry snapshot's executable (or, with `working_dir`, the program to run there).
     pub executable: PathBuf,
     pub args: Vec<String>,
     /// The service's environment (plain values).
     pub env: Vec<(String, String)>,
     /// Secrets, already resolved: exposed as environment variables, never logged.
     pub secrets: Vec<(String, SecretValue)>,
+    /// A directory artifact's snapshot: the task runs in it, and `executable` is a program
+    /// found as exec finds it (on `PATH`, or relative to this directory) instead of a file
+    /// of the snapshot.
     pub working_dir: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL (ECS `stopTimeout`, default 30 s).
     pub stop_timeout: Duration,
