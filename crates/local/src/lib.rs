@@ -16,3 +16,15 @@ pub mod service;
 pub mod start_lock;
 pub mod state_dir;
 pub mod task;
+
+/// An error with its causes on one line, `error: cause: cause`, as the CLI prints it.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -171,7 +171,7 @@ pub(crate) fn dns_label_problem(name: &str, max: usize) -> Option<String> {
 }
 
 /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
-pub(crate) fn env_name_ok(name: &str) -> bool {
+pub fn env_name_ok(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -9,8 +9,8 @@ use anyhow::{Context as _, anyhow};
 use berth_local::cleanup::RunState;
 use berth_local::engine::{self, Artifact, Engine};
 use berth_local::registry::{
-    BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, digests_in_use,
-    git_revision, run_build,
+    BuildCommand, BuildError, BuildOutput, BuildRequest, Image, Registry, check_artifact_kind,
+    digests_in_use, git_revision, run_build,
 };
 use berth_local::state_dir::StateDir;
 use berth_spec::{Image as SpecImage, Service, Stack};
@@ -161,7 +161,9 @@ async fn build_one(
     let progress = Progress::new(cx, &service.name, &build.command);
     let result = run_build(&request, |line| progress.line(line)).await;
     progress.finish();
-    let result = result.map_err(|e| build_failed(&service.name, e))?;
+    let result = result
+        .and_then(|result| check_artifact_kind(build, &result.artifact).map(|()| result))
+        .map_err(|e| build_failed(&service.name, e))?;
 
     let revision = git_revision(&build.context);
     let tags: Vec<String> = revision.iter().map(|r| r.tag()).collect();

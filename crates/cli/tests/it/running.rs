@@ -17,6 +17,23 @@ struct Stack {
 
 impl Stack {
     fn new() -> Self {
+        let stack = Self::with_service(
+            r#"desired_count = 2
+build = { context = ".", command = "true", artifact = "app.sh" }"#,
+        );
+        let script = stack.path().join("app.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nexec /usr/bin/python3 -m http.server --bind \"$HOST\" --directory / \"$PORT\"\n",
+        )
+        .unwrap();
+        set_mode(&script, 0o755);
+        stack
+    }
+
+    /// A stack whose one service `web` has `service` (its count and build) besides its port
+    /// and health check.
+    fn with_service(service: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -37,20 +54,12 @@ healthy_threshold = 2
 
 [services.web]
 port = 8080
-desired_count = 2
-build = {{ context = ".", command = "true", artifact = "app.sh" }}
+{service}
 health_check = {{ path = "/", interval = "5s", timeout = "2s", healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200" }}
 "#
             ),
         )
         .unwrap();
-        let script = dir.path().join("app.sh");
-        std::fs::write(
-            &script,
-            "#!/bin/sh\nexec /usr/bin/python3 -m http.server --bind \"$HOST\" --directory / \"$PORT\"\n",
-        )
-        .unwrap();
-        set_mode(&script, 0o755);
         Self { dir }
     }
 
@@ -513,4 +522,75 @@ fn the_next_up_reports_a_deployment_a_killed_berth_interrupted() {
         let _ = up.kill();
         let _ = up.wait();
     }
+}
+
+/// An interpreted app without a container: the service's artifact is a directory (a shell
+/// script server and the page it serves) with `run`. Its tasks run in the directory's
+/// registry snapshot, behind the balancer; `berth deploy` after an edit serves the new page
+/// from a new snapshot, and the first snapshot is still there, unchanged.
+///
+/// The script opens its files by relative path: as root, berth runs tasks as `berth-task`,
+/// which enters the snapshot through a descriptor but may not walk the path into `.berth`
+/// (so `python3 server.py`, which opens the script by its absolute path, is refused there).
+#[test]
+fn a_directory_artifact_runs_from_its_snapshot_and_deploys_a_new_one() {
+    let stack = Stack::with_service(
+        r#"desired_count = 1
+build = { command = "true", artifact = "app/", run = ["sh", "server.sh"] }"#,
+    );
+    let app = stack.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    // Serves its working directory ("."): the snapshot, if berth runs it there.
+    std::fs::write(
+        app.join("server.sh"),
+        "exec python3 -c 'import functools, http.server, os\n\
+         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=\".\")\n\
+         http.server.ThreadingHTTPServer((os.environ[\"HOST\"], int(os.environ[\"PORT\"])), handler).serve_forever()'\n",
+    )
+    .unwrap();
+    std::fs::write(app.join("page.txt"), "version one\n").unwrap();
+
+    let output = stack.berth(&["up", "-d"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let status = stack.status_json();
+    let url = status["url"].as_str().unwrap().to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let page = || {
+        berth_testkit::http_get(port, "/page.txt")
+            .filter(|r| r.status == 200)
+            .map(|r| text(&r.body))
+    };
+    wait_until("the first version through the balancer", || {
+        page().as_deref() == Some("version one\n")
+    });
+    // The task runs in the snapshot, not in the build's directory.
+    let pids = task_pids(&stack.status_json());
+    let registry = stack.path().join(".berth/registry").canonicalize().unwrap();
+    let cwd = std::fs::read_link(format!("/proc/{}/cwd", pids[0])).unwrap();
+    assert!(cwd.starts_with(&registry), "{}", cwd.display());
+    let first = cwd.join("page.txt");
+
+    std::fs::write(app.join("page.txt"), "version two\n").unwrap();
+    let output = stack.berth(&["deploy", "web"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    wait_until("the new version through the balancer", || {
+        page().as_deref() == Some("version two\n")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&first).unwrap(),
+        "version one\n",
+        "the first snapshot is kept as it was"
+    );
+    let pids = task_pids(&stack.status_json());
+    let cwd = std::fs::read_link(format!("/proc/{}/cwd", pids[0])).unwrap();
+    assert!(cwd.starts_with(&registry), "{}", cwd.display());
+    assert_ne!(cwd.join("page.txt"), first, "a new snapshot");
+
+    let output = stack.berth(&["down"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }

@@ -315,7 +315,7 @@ async fn forward(
             };
             tracing::debug!(
                 target = %target.addr,
-                error = %error_chain(&error),
+                error = %crate::error_chain(&error),
                 %status,
                 "forwarding failed"
             );
@@ -340,17 +340,6 @@ fn unsupported(request: &Request<Incoming>) -> Option<StatusCode> {
             .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
     });
     other_coding.then_some(StatusCode::NOT_IMPLEMENTED)
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
 }
 
 /// A balancer-generated error page in the ALB's shape (S5.10: the 503 page is 162 bytes,

@@ -132,18 +132,40 @@ impl Engine {
     /// Runs `<engine> args...`, returning stdout; a non-zero exit is
     /// [`EngineError::Failed`] with the end of stderr.
     pub async fn output(&self, args: &[&str]) -> Result<String, EngineError> {
+        self.output_with_input(args, None).await
+    }
+
+    /// [`Engine::output`] with `input` written to the engine's stdin (a secret's value,
+    /// which must never be an argument).
+    pub async fn output_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<String, EngineError> {
+        use tokio::io::AsyncWriteExt as _;
         let verb = args.first().copied().unwrap_or_default().to_owned();
-        let output = Command::new(&self.program)
+        let spawn_error = |source| EngineError::Spawn {
+            program: self.program.clone(),
+            verb: verb.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|source| EngineError::Spawn {
-                program: self.program.clone(),
-                verb: verb.clone(),
-                source,
-            })?;
+            .spawn()
+            .map_err(spawn_error)?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Dropped at the end of this block: the engine sees end of input.
+            stdin.write_all(input).await.map_err(spawn_error)?;
+        }
+        let output = child.wait_with_output().await.map_err(spawn_error)?;
         if !output.status.success() {
             return Err(EngineError::Failed {
                 program: self.program.clone(),

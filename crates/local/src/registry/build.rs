@@ -88,8 +88,23 @@ pub enum BuildError {
     },
     #[error("build succeeded but its artifact {} does not exist", path.display())]
     ArtifactMissing { path: PathBuf },
+    #[error("build artifact {} is a file, but `run` runs a command in a directory: make `artifact` the directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("build artifact {} is a directory: add `run`, the command to run in it", path.display())]
+    NotAFile { path: PathBuf },
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+/// Whether a build's artifact is what its stack file says: a directory with `run`, the
+/// executable file without.
+pub fn check_artifact_kind(build: &berth_spec::Build, artifact: &Path) -> Result<(), BuildError> {
+    let path = artifact.to_path_buf();
+    match (build.run.is_some(), artifact.is_dir()) {
+        (true, false) => Err(BuildError::NotADirectory { path }),
+        (false, true) => Err(BuildError::NotAFile { path }),
+        _ => Ok(()),
+    }
 }
 
 /// Runs the build, calling `on_output` for every line of stdout and stderr as it arrives and

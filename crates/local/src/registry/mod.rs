@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use build::{BuildCommand, BuildError, BuildOutput, BuildRequest, BuildResult, run_build};
+pub use build::{
+    BuildCommand, BuildError, BuildOutput, BuildRequest, BuildResult, check_artifact_kind,
+    run_build,
+};
 pub use digest::{digest_path, is_digest};
 pub use git::{GitRevision, git_revision};
 pub use in_use::digests_in_use;

@@ -186,13 +186,7 @@ fn failures_after_death(restarted_at: Option<Instant>, failures: u32, now: Insta
 
 /// An error with its causes, on one line (an event is one line).
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = crate::error_chain(error);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

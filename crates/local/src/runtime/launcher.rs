@@ -89,6 +89,7 @@ impl ContainerTemplate {
             memory_mib: self.memory_mib,
             labels: self.labels.clone(),
             name: format!("berth-{id}"),
+            engine_secrets: None,
         }
     }
 }
@@ -133,7 +134,7 @@ pub struct StackLauncher {
 }
 
 impl StackLauncher {
-    fn start(&self, service: &str, revision: &str, id: TaskId) -> Task {
+    async fn start(&self, service: &str, revision: &str, id: TaskId) -> Task {
         let Some(template) = self.templates.get(revision) else {
             return Task::failed_to_start(
                 id,
@@ -171,7 +172,7 @@ impl StackLauncher {
             user: self.user.clone(),
             container: template.container.as_ref().map(|c| c.for_task(&id)),
         };
-        let task = Task::start(id, spec, port);
+        let task = Task::launch(id, spec, port).await;
         self.record(service, &task);
         task
     }
@@ -211,6 +212,6 @@ impl TaskLauncher for StackLauncher {
         task_definition: &'a str,
         id: TaskId,
     ) -> BoxFuture<'a, Task> {
-        Box::pin(async move { self.start(service, task_definition, id) })
+        Box::pin(self.start(service, task_definition, id))
     }
 }

@@ -3,7 +3,6 @@
 //! launcher, so that the scheduler can roll it out and roll back to an earlier one; and the
 //! strategy to deploy it with, from the same file (or `--strategy`, once).
 
-use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -109,7 +108,7 @@ impl StackReleases {
         image: Option<&str>,
         strategy: Option<&str>,
     ) -> Result<Release, String> {
-        let stack = berth_spec::load(stack_file).map_err(|e| chain(&e))?;
+        let stack = berth_spec::load(stack_file).map_err(|e| crate::error_chain(&e))?;
         if stack.name != self.stack {
             return Err(format!(
                 "{} describes stack `{}`, but the berth running here runs `{}`",
@@ -118,7 +117,8 @@ impl StackReleases {
                 self.stack
             ));
         }
-        let environment = local_environment(&stack, &self.environment).map_err(|e| chain(&e))?;
+        let environment =
+            local_environment(&stack, &self.environment).map_err(|e| crate::error_chain(&e))?;
         let local = environment
             .as_local()
             .expect("local_environment checked it");
@@ -142,22 +142,22 @@ impl StackReleases {
                     &self.progress,
                 )
                 .await
-                .map_err(|e| chain(&e))?
+                .map_err(|e| crate::error_chain(&e))?
             }
             _ => {
-                let registry = Registry::open(&self.state).map_err(|e| chain(&e))?;
+                let registry = Registry::open(&self.state).map_err(|e| crate::error_chain(&e))?;
                 let built = match (image, &svc.build) {
                     (Some(tag), _) => registry
                         .resolve(&svc.repository, tag)
-                        .map_err(|e| chain(&e))?,
+                        .map_err(|e| crate::error_chain(&e))?,
                     (None, Some(_)) => {
                         build_image(&stack, svc, &self.state, &registry, &self.progress)
                             .await
-                            .map_err(|e| chain(&e))?
+                            .map_err(|e| crate::error_chain(&e))?
                     }
                     (None, None) => registry
                         .resolve(&svc.repository, LATEST)
-                        .map_err(|e| chain(&e))?,
+                        .map_err(|e| crate::error_chain(&e))?,
                 };
                 ImageRef {
                     path: built.path,
@@ -169,7 +169,7 @@ impl StackReleases {
         let n = self
             .revisions
             .next(&svc.task_family)
-            .map_err(|e| chain(&e))?;
+            .map_err(|e| crate::error_chain(&e))?;
         let task_definition = format!("{}:{n}", svc.task_family);
         let reference = format!("{}@{}", svc.repository, image.digest);
         self.launcher
@@ -204,18 +204,6 @@ impl Releases for StackReleases {
     ) -> BoxFuture<'a, Result<Release, String>> {
         Box::pin(self.make(stack_file, service, image, strategy))
     }
-}
-
-/// `error: cause: cause`, as the CLI would print it.
-fn chain(error: &dyn Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

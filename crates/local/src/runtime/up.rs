@@ -31,8 +31,8 @@ use crate::cleanup::{CleanupError, Recovery, left_behind, leftovers_message, rec
 use crate::engine::{self, Artifact, Engine, EngineError};
 use crate::params::{ParamError, ParamStore, ParameterType};
 use crate::registry::{
-    BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, git_revision,
-    run_build,
+    BuildCommand, BuildError, BuildRequest, LATEST, Registry, RegistryError, check_artifact_kind,
+    git_revision, run_build,
 };
 use crate::service::{CircuitBreaker, DeploymentConfiguration, ServiceSettings, ServiceTraffic};
 use crate::state_dir::{FsError, StateDir};
@@ -437,6 +437,7 @@ pub(super) async fn build_image(
         });
     })
     .await
+    .and_then(|result| check_artifact_kind(build, &result.artifact).map(|()| result))
     .map_err(|source| UpError::Build {
         service: service.name.clone(),
         source,
@@ -680,10 +681,19 @@ pub(super) fn task_template(
     image: ImageRef,
     local: &LocalEnvironment,
 ) -> TaskTemplate {
+    // A directory artifact (`run`): the program runs in the snapshot directory; a container
+    // runs its image's own command.
+    let run = service.build.as_ref().and_then(|b| b.run.as_deref());
+    let (executable, args, working_dir) = match run.and_then(<[String]>::split_first) {
+        Some((program, args)) if image.container.is_none() => {
+            (PathBuf::from(program), args.to_vec(), Some(image.path))
+        }
+        _ => (image.path, Vec::new(), None),
+    };
     TaskTemplate {
-        executable: image.path,
-        args: Vec::new(),
-        working_dir: None,
+        executable,
+        args,
+        working_dir,
         environment: service
             .environment
             .iter()

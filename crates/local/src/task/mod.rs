@@ -13,7 +13,10 @@ mod process;
 mod state;
 mod user;
 
-pub use container::{ContainerNetwork, ContainerRun, OUT_OF_MEMORY, STATE_LABEL, remove_leftovers};
+pub use container::{
+    ContainerNetwork, ContainerRun, EngineSecrets, OUT_OF_MEMORY, STATE_LABEL, SecretHandoffError,
+    engine_secret_prefix, remove_leftovers,
+};
 pub use health::{ContainerHealthCheck, HealthCounter};
 pub use process::free_port;
 pub use state::{DesiredStatus, HealthStatus, StopCode, TaskId, TaskSnapshot, TaskStatus, reasons};
@@ -91,13 +94,16 @@ impl fmt::Debug for TaskOutput {
 /// Everything needed to start one task process.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
-    /// The registry snapshot's executable.
+    /// The registry snapshot's executable (or, with `working_dir`, the program to run there).
     pub executable: PathBuf,
     pub args: Vec<String>,
     /// The service's environment (plain values).
     pub env: Vec<(String, String)>,
     /// Secrets, already resolved: exposed as environment variables, never logged.
     pub secrets: Vec<(String, SecretValue)>,
+    /// A directory artifact's snapshot: the task runs in it, and `executable` is a program
+    /// found as exec finds it (on `PATH`, or relative to this directory) instead of a file
+    /// of the snapshot.
     pub working_dir: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL (ECS `stopTimeout`, default 30 s).
     pub stop_timeout: Duration,
@@ -197,6 +203,9 @@ impl Task {
             }
             Err(error) => {
                 tracing::warn!(task = %task.id, %error, "task failed to start");
+                if let Some(container) = spec.container {
+                    tokio::spawn(async move { container.remove_secrets().await });
+                }
                 task.update(|s| {
                     s.finish(
                         StopCode::TaskFailedToStart,
@@ -207,6 +216,24 @@ impl Task {
             }
         }
         task
+    }
+
+    /// Starts a task as [`Task::start`] does, after handing a container task's secrets to its
+    /// engine (podman's secrets, absent from `inspect`). A handoff that fails gives a task
+    /// STOPPED with `TaskFailedToStart`, its reason naming no value.
+    pub async fn launch(id: TaskId, mut spec: TaskSpec, port: u16) -> Self {
+        if let Some(container) = &mut spec.container
+            && let Err(error) = container.hold_secrets(&spec.args, &spec.secrets).await
+        {
+            return Self::failed_to_start(
+                id,
+                format!(
+                    "ResourceInitializationError: unable to pass secrets to the container engine: {}",
+                    crate::error_chain(&error)
+                ),
+            );
+        }
+        Self::start(id, spec, port)
     }
 
     /// A task that failed before any process could start (a secret that does not resolve,

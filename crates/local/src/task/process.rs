@@ -38,14 +38,16 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
         let mut command = Command::new(&container.engine.program);
         command
             .args(container.run_args(spec, port))
+            .stdin(Stdio::null())
+            .process_group(0);
+        if container.engine_secrets.is_none() {
             // The secrets' values: `--env NAME` makes the engine read them from here.
-            .envs(
+            command.envs(
                 spec.secrets
                     .iter()
                     .map(|(name, value)| (name.clone(), value.expose().to_owned())),
-            )
-            .stdin(Stdio::null())
-            .process_group(0);
+            );
+        }
         return spawn_command(command, spec, None);
     }
     // As another account, the task is started through a descriptor berth opened: that
@@ -53,21 +55,22 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
     // `user.rs`). The descriptor is inherited (not close-on-exec) so that a `#!` script's
     // interpreter can open `/proc/self/fd/N` too; a read-only descriptor of the task's own
     // executable is all the task gains. It stays open here until the spawn returned.
-    let executable = match &spec.user {
-        Some(_) => {
-            let file = std::fs::File::open(&spec.executable)?;
-            fcntl(&file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(io::Error::from)?;
-            Some(file)
-        }
-        None => None,
+    // A directory artifact's task runs a program (on `PATH`, or relative to the snapshot) in
+    // the snapshot directory: as another account, the child enters it through an inherited
+    // descriptor of the directory the same way (`/proc/self/fd/N` is the child's own).
+    let opened = match (&spec.user, &spec.working_dir) {
+        (None, _) => None,
+        (Some(_), Some(dir)) => Some(inherited(std::fs::File::open(dir)?)?),
+        (Some(_), None) => Some(inherited(std::fs::File::open(&spec.executable)?)?),
     };
-    let mut command = match &executable {
-        Some(file) => {
-            let mut c = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let by_descriptor = |file: &std::fs::File| format!("/proc/self/fd/{}", file.as_raw_fd());
+    let mut command = match (&opened, &spec.working_dir) {
+        (Some(file), None) => {
+            let mut c = Command::new(by_descriptor(file));
             c.arg0(&spec.executable);
             c
         }
-        None => Command::new(&spec.executable),
+        _ => Command::new(&spec.executable),
     };
     if let Some(user) = &spec.user {
         // std drops root's supplementary groups too when it changes the uid.
@@ -82,17 +85,29 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
         // Its own group: a stop signal reaches everything the task started (a shell's
         // children included), and Ctrl-C in berth's terminal does not reach it directly.
         .process_group(0);
-    if let Some(dir) = &spec.working_dir {
-        command.current_dir(dir);
+    match (&opened, &spec.working_dir) {
+        (Some(file), Some(_)) => {
+            command.current_dir(by_descriptor(file));
+        }
+        (None, Some(dir)) => {
+            command.current_dir(dir);
+        }
+        _ => {}
     }
-    spawn_command(command, spec, executable)
+    spawn_command(command, spec, opened)
+}
+
+/// The file with close-on-exec cleared: the task inherits it.
+fn inherited(file: std::fs::File) -> io::Result<std::fs::File> {
+    fcntl(&file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(io::Error::from)?;
+    Ok(file)
 }
 
 /// Spawns the prepared command with the task's output wiring.
 fn spawn_command(
     mut command: Command,
     spec: &TaskSpec,
-    executable: Option<std::fs::File>,
+    kept_open: Option<std::fs::File>,
 ) -> io::Result<SpawnedChild> {
     match &spec.output {
         TaskOutput::Null => {
@@ -103,7 +118,8 @@ fn spawn_command(
         }
     }
     let mut child = command.spawn()?;
-    drop(executable);
+    // The child has its copy: berth's goes.
+    drop(kept_open);
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("child exited at once"))?;

@@ -12,7 +12,7 @@ use berth_local::engine::{Engine, EngineKind};
 use berth_local::task::{
     ContainerHealthCheck, ContainerNetwork, ContainerRun, HealthStatus, OUT_OF_MEMORY, OutputSink,
     OutputStream, STATE_LABEL, SecretValue, StopCode, Task, TaskId, TaskOutput, TaskSpec,
-    TaskStatus, free_port, remove_leftovers,
+    TaskStatus, engine_secret_prefix, free_port, remove_leftovers,
 };
 use berth_testkit::{ImageCleanup, container_engine, http_get};
 
@@ -37,6 +37,7 @@ fn run(engine: &Engine, image: &str, label: &str) -> ContainerRun {
         memory_mib: 512,
         labels: vec![(STATE_LABEL.to_owned(), label.to_owned())],
         name: format!("berth-{}", TaskId::random()),
+        engine_secrets: None,
     }
 }
 
@@ -83,6 +84,20 @@ fn container_exists(program: &PathBuf, name: &str) -> bool {
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
 }
 
+/// The engine secrets whose names start with `prefix`.
+fn engine_secrets(program: &PathBuf, prefix: &str) -> Vec<String> {
+    let out = Command::new(program)
+        .args(["secret", "ls", "--noheading", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman secret ls");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn exec(program: &PathBuf, name: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(["exec", name])
@@ -108,8 +123,10 @@ async fn a_container_task_serves_on_its_port_with_its_environment_and_stops_clea
     };
     let (image, _cleanup) = web_image(&program);
     let engine = engine(program.clone());
-    let container = run(&engine, &image, "/test/serves");
+    let label = format!("/test/serves-{}", std::process::id());
+    let container = run(&engine, &image, &label);
     let name = container.name.clone();
+    let secret_prefix = engine_secret_prefix(&label);
     let lines = Arc::new(Lines::default());
     let mut spec = TaskSpec::new("/unused");
     spec.env = vec![("API_URL".into(), "http://127.0.0.1:9".into())];
@@ -126,7 +143,7 @@ async fn a_container_task_serves_on_its_port_with_its_environment_and_stops_clea
     });
     spec.container = Some(container);
     let port = free_port().unwrap();
-    let task = Task::start(TaskId::random(), spec, port);
+    let task = Task::launch(TaskId::random(), spec, port).await;
     task.mark_running();
 
     // The container port is published on the task's loopback port.
@@ -152,24 +169,35 @@ async fn a_container_task_serves_on_its_port_with_its_environment_and_stops_clea
     .await
     .unwrap();
     assert_eq!(exec(&program, &name, &["printenv", "PORT"]), "8080");
-    assert_eq!(
-        exec(&program, &name, &["printenv", "BERTH_TEST_SECRET"]),
-        "s3cr3t-value"
+    // The app (the container's first process, exec'd by the secrets' wrapper) has the
+    // secret in its environment.
+    let app_environment = exec(
+        &program,
+        &name,
+        &["sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"],
+    );
+    assert!(
+        app_environment
+            .lines()
+            .any(|l| l == "BERTH_TEST_SECRET=s3cr3t-value"),
+        "{app_environment}"
+    );
+    assert!(
+        app_environment.lines().any(|l| l == "PORT=8080"),
+        "{app_environment}"
     );
     assert_eq!(exec(&program, &name, &["id", "-u"]), "10001");
-    // The secret's value is not on the engine's command line.
-    let cmdline = Command::new(&program)
-        .args([
-            "inspect",
-            "--format",
-            "{{json .Config.CreateCommand}}",
-            &name,
-        ])
+    // The value is in none of what `inspect` shows (the command line, `Config.Env`, …), only
+    // the engine secret's name is.
+    let inspect = Command::new(&program)
+        .args(["inspect", &name])
         .output()
         .unwrap();
-    let cmdline = String::from_utf8_lossy(&cmdline.stdout);
-    assert!(cmdline.contains("BERTH_TEST_SECRET"), "{cmdline}");
-    assert!(!cmdline.contains("s3cr3t-value"), "{cmdline}");
+    assert!(inspect.status.success());
+    let inspect = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.contains("BERTH_TEST_SECRET"), "{inspect}");
+    assert!(!inspect.contains("s3cr3t-value"), "{inspect}");
+    assert_eq!(engine_secrets(&program, &secret_prefix).len(), 1);
     // --memory and --cpus are the task's size.
     let limits = Command::new(&program)
         .args([
@@ -206,6 +234,11 @@ async fn a_container_task_serves_on_its_port_with_its_environment_and_stops_clea
     assert!(
         !container_exists(&program, &name),
         "the container is removed"
+    );
+    assert_eq!(
+        engine_secrets(&program, &secret_prefix),
+        Vec::<String>::new(),
+        "the task's engine secret is removed with its container"
     );
 }
 
@@ -291,6 +324,18 @@ async fn containers_a_killed_berth_left_are_found_by_their_label_and_removed() {
         .unwrap();
     assert!(status.success());
     assert!(container_exists(&program, &name));
+    // …and the engine secret of its task.
+    let prefix = engine_secret_prefix(&label);
+    let created = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf x | {} secret create {prefix}0123456789abcdef01234567 -",
+            program.display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(created.success());
     assert_eq!(
         remove_leftovers(&engine, "/test/another-stack")
             .await
@@ -301,8 +346,10 @@ async fn containers_a_killed_berth_left_are_found_by_their_label_and_removed() {
         container_exists(&program, &name),
         "another stack's container is kept"
     );
+    assert_eq!(engine_secrets(&program, &prefix).len(), 1, "and its secret");
     assert_eq!(remove_leftovers(&engine, &label).await.unwrap(), 1);
     assert!(!container_exists(&program, &name));
+    assert_eq!(engine_secrets(&program, &prefix), Vec::<String>::new());
 }
 
 /// Both apps' real Dockerfiles build (with the `dev` profile: the Rust builder stage is the

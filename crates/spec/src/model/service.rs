@@ -60,8 +60,14 @@ pub struct Build {
     pub context: PathBuf,
     /// A shell command line (run with `sh -c`).
     pub command: String,
-    /// The executable the task runs.
+    /// The executable the task runs; with `run`, the directory it runs in.
     pub artifact: PathBuf,
+    /// `run = ["python3", "server.py"]`: the artifact is a directory (an interpreted app, a
+    /// `dist/`), and a task runs this program and arguments with the directory's snapshot as
+    /// its working directory (the program found on `PATH`, or relative to the snapshot).
+    /// `None`: the artifact is the executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Vec<String>>,
 }
 
 /// Where a service's image comes from.

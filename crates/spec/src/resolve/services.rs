@@ -317,6 +317,7 @@ fn read_build(
     let context = normalize(&context);
     let command = b.text(problems, "command");
     let artifact = b.text(problems, "artifact");
+    let run = b.strings(problems, "run");
     let dockerfile = b.text(problems, "dockerfile");
     let target = b.text(problems, "target");
     let args = string_map(b, problems, "args");
@@ -343,21 +344,62 @@ fn read_build(
         }
         None
     };
-    let process = if b.mentions("command") || b.mentions("artifact") || image.is_none() {
+    let process = if b.mentions("command")
+        || b.mentions("artifact")
+        || b.mentions("run")
+        || image.is_none()
+    {
         for (key, value) in [("command", &command), ("artifact", &artifact)] {
             if value.is_none() {
                 b.missing(problems, key);
             }
         }
+        let run = run.and_then(|run| read_run(problems, &b.path, run));
+        if let Some(artifact) = artifact.as_ref().filter(|a| a.value.ends_with('/'))
+            && !b.mentions("run")
+        {
+            problems.push(
+                Problem::new(
+                    "berth::missing_key",
+                    format!(
+                        "`{}.artifact` is a directory: add `run`, the command to run in it",
+                        b.path
+                    ),
+                )
+                .label(artifact.span.clone(), "a directory")
+                .help("for example run = [\"node\", \"server.js\"]"),
+            );
+        }
         command.zip(artifact).map(|(command, artifact)| Build {
             artifact: normalize(&context.join(artifact.value)),
             context: context.clone(),
             command: command.value,
+            run,
         })
     } else {
         None
     };
     (process, image)
+}
+
+/// `run`: a program, then its arguments.
+fn read_run(problems: &mut Problems, path: &str, run: Sp<Vec<Sp<String>>>) -> Option<Vec<String>> {
+    if run
+        .value
+        .first()
+        .is_none_or(|program| program.value.is_empty())
+    {
+        problems.push(
+            Problem::new(
+                "berth::bad_value",
+                format!("`{path}.run` starts with the program to run in the artifact directory"),
+            )
+            .label(run.span, "no program")
+            .help("for example run = [\"python3\", \"server.py\"]"),
+        );
+        return None;
+    }
+    Some(run.value.into_iter().map(|arg| arg.value).collect())
 }
 
 fn read_image_build(

@@ -447,3 +447,28 @@ image = "docker.io/library/nginx:1.27"
         ))
     );
 }
+
+#[test]
+fn a_directory_artifact_runs_a_command_in_it() {
+    let stack = parse(
+        r#"
+[stack]
+name = "demo"
+[services.web]
+port = 80
+build = { context = "site", command = "python3 -m py_compile server.py", artifact = "./", run = ["python3", "server.py", "--quiet"] }
+"#,
+    );
+    let build = stack.service("web").unwrap().build.as_ref().unwrap();
+    assert_eq!(build.artifact, Path::new("/app/site"));
+    assert_eq!(
+        build.run.as_deref(),
+        Some(
+            &[
+                "python3".to_owned(),
+                "server.py".to_owned(),
+                "--quiet".to_owned()
+            ][..]
+        )
+    );
+}
