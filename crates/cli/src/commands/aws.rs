@@ -50,8 +50,6 @@ pub async fn deploy(
 }
 
 #[cfg(feature = "aws")]
-pub(crate) use engine::{connect, failed};
-#[cfg(feature = "aws")]
 pub use engine::{deploy, down, plan, up};
 
 #[cfg(feature = "aws")]
