@@ -411,8 +411,9 @@ mod engine {
         let engine = connect(environment).await?;
         match args.command {
             ParamCommand::Put(put) => {
+                let kind = local::put_kind(stack, &put);
                 let value = local::read_value(put.value)?;
-                let kind = put.kind.map(|k| match k {
+                let kind = kind.map(|k| match k {
                     params::ParameterType::String => berth_spec::ParameterType::String,
                     params::ParameterType::SecureString => berth_spec::ParameterType::SecureString,
                 });

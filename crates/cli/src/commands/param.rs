@@ -9,6 +9,7 @@ use berth_local::params::{
     ParamError, ParamStore, Parameter, ParameterSummary, ParameterType, ParameterValue, PutOptions,
     REDACTED,
 };
+use berth_spec::Stack;
 use serde::Serialize;
 
 use super::local_state;
@@ -48,8 +49,8 @@ pub(crate) struct PutArgs {
     pub(crate) name: String,
     /// The value; `-` reads it from stdin, so a secret stays out of the shell history.
     pub(crate) value: String,
-    /// String or SecureString. Default: String for a new parameter, the current type when
-    /// overwriting.
+    /// String or SecureString. Default: the type the stack file declares for the name, else
+    /// String for a new parameter and the current type when overwriting.
     #[arg(long = "type", value_parser = parse_type)]
     pub(crate) kind: Option<ParameterType>,
     /// Replace an existing parameter (adds a version); without it, an existing name fails.
@@ -96,7 +97,7 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
     let state = local_state::open(cx, &stack, "param")?;
     let store = ParamStore::open(&state).context("cannot open the parameter store")?;
     match args.command {
-        ParamCommand::Put(put) => put_parameter(cx, &store, put),
+        ParamCommand::Put(put) => put_parameter(cx, &store, &stack, put),
         ParamCommand::Get(get) => {
             let parameter = store
                 .get(&get.name, get.with_decryption)
@@ -183,10 +184,24 @@ pub(crate) fn show_put(cx: &Context, name: &str, version: u64) -> CliResult {
     Ok(())
 }
 
-fn put_parameter(cx: &Context, store: &ParamStore, put: PutArgs) -> CliResult {
+/// `--type`, or else the type the stack file declares for the name: a parameter the stack
+/// declares SecureString is never stored as plain text because `--type` was forgotten.
+pub(crate) fn put_kind(stack: &Stack, put: &PutArgs) -> Option<ParameterType> {
+    put.kind.or_else(|| {
+        stack
+            .parameter(&put.name)
+            .map(|declared| match declared.kind {
+                berth_spec::ParameterType::String => ParameterType::String,
+                berth_spec::ParameterType::SecureString => ParameterType::SecureString,
+            })
+    })
+}
+
+fn put_parameter(cx: &Context, store: &ParamStore, stack: &Stack, put: PutArgs) -> CliResult {
+    let kind = put_kind(stack, &put);
     let value = read_value(put.value)?;
     let options = PutOptions {
-        kind: put.kind,
+        kind,
         overwrite: put.overwrite,
         description: put.description,
     };

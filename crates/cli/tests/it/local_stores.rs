@@ -157,6 +157,36 @@ fn param_put_get_list_rm() {
     );
 }
 
+/// A parameter the stack declares SecureString is stored encrypted even when `put` is not
+/// told `--type` (before: stored as a plain String, its value shown by `get`).
+#[test]
+fn a_put_without_type_takes_the_type_the_stack_declares() {
+    let dir = stack_dir();
+    let d = dir.path();
+    let stack = format!(
+        "{STACK}\n[services.web.secrets]\nAPI_KEY = \"/ecs/web/API_KEY\"\n\n\
+         [parameters.\"/ecs/web/API_KEY\"]\ntype = \"SecureString\"\n"
+    );
+    std::fs::write(d.join("berth.toml"), stack).unwrap();
+    ok(&berth_with_stdin(
+        d,
+        &["param", "put", "/ecs/web/API_KEY", "-"],
+        "k3y-value\n",
+    ));
+    assert_eq!(
+        ok(&berth(d, &["param", "get", "/ecs/web/API_KEY"])).trim(),
+        "********"
+    );
+    let data = std::fs::read(d.join(".berth/params/parameters.json")).unwrap();
+    assert!(!text(&data).contains("k3y-value"));
+    // An undeclared name keeps the String default.
+    ok(&berth(d, &["param", "put", "/ecs/web/OTHER", "plain"]));
+    assert_eq!(
+        ok(&berth(d, &["param", "get", "/ecs/web/OTHER"])).trim(),
+        "plain"
+    );
+}
+
 #[test]
 fn logs_merge_filter_and_since() {
     let dir = stack_dir();
