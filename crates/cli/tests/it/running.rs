@@ -4,7 +4,8 @@
 //! The stack's one service is a small script (`python3 -m http.server`), so these tests
 //! build nothing.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -529,23 +530,24 @@ fn the_next_up_reports_a_deployment_a_killed_berth_interrupted() {
 /// registry snapshot, behind the balancer; `berth deploy` after an edit serves the new page
 /// from a new snapshot, and the first snapshot is still there, unchanged.
 ///
-/// The script opens its files by relative path: as root, berth runs tasks as `berth-task`,
-/// which enters the snapshot through a descriptor but may not walk the path into `.berth`
-/// (so `python3 server.py`, which opens the script by its absolute path, is refused there).
+/// The app is a Python script that serves `os.getcwd()`, an absolute path: as root, berth
+/// runs tasks as `berth-task`, which may not walk the path into `.berth` (0700), so the
+/// snapshot is mounted for the task where it may (before: EACCES on every request).
 #[test]
 fn a_directory_artifact_runs_from_its_snapshot_and_deploys_a_new_one() {
     let stack = Stack::with_service(
         r#"desired_count = 1
-build = { command = "true", artifact = "app/", run = ["sh", "server.sh"] }"#,
+build = { command = "true", artifact = "app/", run = ["/usr/bin/python3", "server.py"] }"#,
     );
     let app = stack.path().join("app");
     std::fs::create_dir(&app).unwrap();
-    // Serves its working directory ("."): the snapshot, if berth runs it there.
+    // Serves its working directory by its absolute path: the snapshot, if berth runs it there.
+    // (`/usr/bin/python3`: root's PATH may find a pyenv shim first, a script only root reads.)
     std::fs::write(
-        app.join("server.sh"),
-        "exec python3 -c 'import functools, http.server, os\n\
-         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=\".\")\n\
-         http.server.ThreadingHTTPServer((os.environ[\"HOST\"], int(os.environ[\"PORT\"])), handler).serve_forever()'\n",
+        app.join("server.py"),
+        "import functools, http.server, os\n\
+         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=os.getcwd())\n\
+         http.server.ThreadingHTTPServer((os.environ['HOST'], int(os.environ['PORT'])), handler).serve_forever()\n",
     )
     .unwrap();
     std::fs::write(app.join("page.txt"), "version one\n").unwrap();
@@ -563,12 +565,19 @@ build = { command = "true", artifact = "app/", run = ["sh", "server.sh"] }"#,
     wait_until("the first version through the balancer", || {
         page().as_deref() == Some("version one\n")
     });
-    // The task runs in the snapshot, not in the build's directory.
-    let pids = task_pids(&stack.status_json());
-    let registry = stack.path().join(".berth/registry").canonicalize().unwrap();
-    let cwd = std::fs::read_link(format!("/proc/{}/cwd", pids[0])).unwrap();
-    assert!(cwd.starts_with(&registry), "{}", cwd.display());
-    let first = cwd.join("page.txt");
+    // The task runs in a snapshot, not in the build's directory.
+    let registry = stack.path().join(".berth/registry");
+    let in_snapshot = |pid: u64| {
+        let cwd = std::fs::metadata(format!("/proc/{pid}/cwd")).unwrap();
+        snapshots_with(&registry, "page.txt")
+            .into_iter()
+            .find(|dir| {
+                let meta = std::fs::metadata(dir).unwrap();
+                (meta.dev(), meta.ino()) == (cwd.dev(), cwd.ino())
+            })
+            .unwrap_or_else(|| panic!("task {pid} does not run in a snapshot"))
+    };
+    let first = in_snapshot(task_pids(&stack.status_json())[0]).join("page.txt");
 
     std::fs::write(app.join("page.txt"), "version two\n").unwrap();
     let output = stack.berth(&["deploy", "web"]);
@@ -586,11 +595,29 @@ build = { command = "true", artifact = "app/", run = ["sh", "server.sh"] }"#,
         "version one\n",
         "the first snapshot is kept as it was"
     );
-    let pids = task_pids(&stack.status_json());
-    let cwd = std::fs::read_link(format!("/proc/{}/cwd", pids[0])).unwrap();
-    assert!(cwd.starts_with(&registry), "{}", cwd.display());
-    assert_ne!(cwd.join("page.txt"), first, "a new snapshot");
+    let second = in_snapshot(task_pids(&stack.status_json())[0]).join("page.txt");
+    assert_ne!(second, first, "a new snapshot");
 
     let output = stack.berth(&["down"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// Every directory below `root` that holds a file named `name`.
+fn snapshots_with(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                found.push(dir.clone());
+            }
+        }
+    }
+    found
 }

@@ -56,25 +56,29 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
     // interpreter can open `/proc/self/fd/N` too; a read-only descriptor of the task's own
     // executable is all the task gains. It stays open here until the spawn returned.
     // A directory artifact's task runs a program (on `PATH`, or relative to the snapshot) in
-    // the snapshot directory: as another account, the child enters it through an inherited
-    // descriptor of the directory the same way (`/proc/self/fd/N` is the child's own).
+    // the snapshot directory: as another account, through an inherited descriptor of the
+    // directory, bind-mounted where the account may walk (`in_snapshot_mount`).
     let opened = match (&spec.user, &spec.working_dir) {
         (None, _) => None,
         (Some(_), Some(dir)) => Some(inherited(std::fs::File::open(dir)?)?),
         (Some(_), None) => Some(inherited(std::fs::File::open(&spec.executable)?)?),
     };
     let by_descriptor = |file: &std::fs::File| format!("/proc/self/fd/{}", file.as_raw_fd());
-    let mut command = match (&opened, &spec.working_dir) {
-        (Some(file), None) => {
+    let mut command = match (&opened, &spec.working_dir, &spec.user) {
+        (Some(file), None, _) => {
             let mut c = Command::new(by_descriptor(file));
             c.arg0(&spec.executable);
             c
         }
+        (Some(dir), Some(_), Some(user)) => in_snapshot_mount(&by_descriptor(dir), user)?,
         _ => Command::new(&spec.executable),
     };
-    if let Some(user) = &spec.user {
+    if let (Some(user), None) = (&spec.user, &spec.working_dir) {
         // std drops root's supplementary groups too when it changes the uid.
         command.uid(user.uid).gid(user.gid);
+    }
+    if let (Some(_), Some(_)) = (&spec.user, &spec.working_dir) {
+        command.arg(&spec.executable);
     }
     command
         .args(&spec.args)
@@ -86,15 +90,53 @@ pub(super) fn spawn(spec: &TaskSpec, port: u16) -> io::Result<SpawnedChild> {
         // children included), and Ctrl-C in berth's terminal does not reach it directly.
         .process_group(0);
     match (&opened, &spec.working_dir) {
-        (Some(file), Some(_)) => {
-            command.current_dir(by_descriptor(file));
-        }
+        // Entered by the mount wrapper.
+        (Some(_), Some(_)) => {}
         (None, Some(dir)) => {
             command.current_dir(dir);
         }
         _ => {}
     }
     spawn_command(command, spec, opened)
+}
+
+/// Where a directory artifact's snapshot is mounted for a task that runs as another account.
+pub const SNAPSHOT_MOUNT: &str = "/run/berth-task/app";
+
+/// The command that runs a directory artifact's program as `user` in its snapshot (the
+/// program and its arguments are appended by the caller). Entering the snapshot through a
+/// descriptor is not enough there: interpreters turn the working directory into an absolute
+/// path (`node server.js` resolves `server.js` with `getcwd()`, Python's `http.server` serves
+/// `os.getcwd()`), and that path runs through `.berth` (0700), perhaps `/root`, which the
+/// account may not walk. So the task gets a mount namespace of its own in which the snapshot
+/// is bind-mounted, read-only, at [`SNAPSHOT_MOUNT`] (a path anyone may walk), enters it,
+/// and only then drops to the account (util-linux's `unshare`, `mount` and `setpriv`: doing
+/// it in the child between fork and exec would need `unsafe`, which the workspace forbids).
+/// The pid stays the task's: `unshare`, `sh` and `setpriv` each exec the next.
+fn in_snapshot_mount(dir: &str, user: &super::TaskUser) -> io::Result<Command> {
+    let mount_point = std::path::Path::new(SNAPSHOT_MOUNT);
+    std::fs::create_dir_all(mount_point)?;
+    for path in [mount_point, mount_point.parent().unwrap_or(mount_point)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    let mut command = Command::new("unshare");
+    command.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        "set -e; mount --bind \"$1\" \"$2\"; mount -o remount,bind,ro \"$2\"; cd \"$2\"; \
+         uid=$3 gid=$4; shift 4; \
+         exec setpriv --reuid=\"$uid\" --regid=\"$gid\" --clear-groups -- \"$@\"",
+        "berth-task",
+        dir,
+        SNAPSHOT_MOUNT,
+        &user.uid.to_string(),
+        &user.gid.to_string(),
+    ]);
+    Ok(command)
 }
 
 /// The file with close-on-exec cleared: the task inherits it.
