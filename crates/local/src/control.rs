@@ -336,11 +336,16 @@ impl ControlClient {
                 io::ErrorKind::PermissionDenied => ControlError::PermissionDenied { path, source },
                 _ => ControlError::NotRunning { path, source },
             })?;
+        Ok(Self::from_stream(stream))
+    }
+
+    /// A client on a stream already connected to the control socket.
+    pub fn from_stream(stream: UnixStream) -> Self {
         let (read, write) = stream.into_split();
-        Ok(Self {
+        Self {
             lines: BufReader::new(read).lines(),
             write,
-        })
+        }
     }
 
     pub async fn request(&mut self, request: &Request) -> Result<Response, ControlError> {

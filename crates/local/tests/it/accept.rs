@@ -6,6 +6,7 @@
 //! test binary again, with only this test selected and `CHILD` set.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -13,11 +14,12 @@ use std::time::Duration;
 
 use berth_local::balancer::{Balancer, Forward, ListenerConfig, ListenerLimits, TargetGroupConfig};
 use berth_local::control::{
-    ControlClient, ControlHandler, ControlServer, DeployStarted, Request, Response, StatusReport,
-    WatchedService,
+    ControlClient, ControlHandler, ControlServer, DeployStarted, Request, Response, SOCKET_NAME,
+    StatusReport, WatchedService,
 };
 use berth_local::service::{BoxFuture, Deployment};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -100,17 +102,25 @@ fn child() {
         let stop = CancellationToken::new();
         let serving = tokio::spawn(control.serve(Arc::new(Idle), stop.clone()));
 
-        let mut hogs = exhaust_descriptors();
-        // One descriptor for each client socket; the listeners then have none to accept with.
-        hogs.pop();
-        let mut http = tokio::net::TcpStream::connect(lb.local_addr())
-            .await
-            .unwrap();
+        // The clients' sockets exist before the descriptors run out, so connecting needs none
+        // (freeing one for a client instead raced with the balancer's accept retry, which
+        // could take it first: the client then got EMFILE).
+        let http_socket = tokio::net::TcpSocket::new_v4().unwrap();
+        let control_socket = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let hogs = exhaust_descriptors();
+        let mut http = http_socket.connect(lb.local_addr()).await.unwrap();
         http.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .await
             .unwrap();
-        hogs.pop();
-        let control_client = tokio::spawn(status(dir.path().to_owned()));
+        let address = UnixAddr::new(&dir.path().join(SOCKET_NAME)).unwrap();
+        connect(control_socket.as_raw_fd(), &address).unwrap();
+        let control_client = tokio::spawn(status(control_socket));
         tokio::time::sleep(EXHAUSTED_FOR).await;
         drop(hogs);
 
@@ -145,8 +155,11 @@ fn exhaust_descriptors() -> Vec<File> {
     }
 }
 
-async fn status(run_dir: std::path::PathBuf) -> Response {
-    let mut client = ControlClient::connect(Path::new(&run_dir)).await.unwrap();
+async fn status(connected: OwnedFd) -> Response {
+    let stream = std::os::unix::net::UnixStream::from(connected);
+    stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(stream).unwrap();
+    let mut client = ControlClient::from_stream(stream);
     client.request(&Request::Status).await.unwrap()
 }
 
