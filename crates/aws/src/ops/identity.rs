@@ -11,12 +11,7 @@ use crate::resource::{Actual, Resource, Spec};
 pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
     match &r.spec {
         Spec::OidcProvider => {
-            let tags = cx
-                .tags(&r.id, &r.name)
-                .into_iter()
-                .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(error::build("a tag"))?;
+            let tags = iam_tags(cx, r)?;
             let out =
                 cx.c.iam
                     .create_open_id_connect_provider()
@@ -36,12 +31,7 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         Spec::Role {
             trust, description, ..
         } => {
-            let tags = cx
-                .tags(&r.id, &r.name)
-                .into_iter()
-                .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(error::build("a tag"))?;
+            let tags = iam_tags(cx, r)?;
             let out =
                 cx.c.iam
                     .create_role()
@@ -481,4 +471,13 @@ pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The stack's tags for an IAM resource (roles and the OIDC provider take the same type).
+fn iam_tags(cx: &Ctx<'_>, r: &Resource) -> Result<Vec<aws_sdk_iam::types::Tag>> {
+    cx.tags(&r.id, &r.name)
+        .into_iter()
+        .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(error::build("a tag"))
 }

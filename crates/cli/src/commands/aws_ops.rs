@@ -42,7 +42,7 @@ mod engine {
     use berth_aws::status::{DeploymentState, ServiceState, StackStatus, TargetView, TaskState};
     use berth_aws::{Options, Param, ParamSummary, PutParam, RolledBack};
     use berth_local::control::{StatusReport, TargetGroupStatus};
-    use berth_local::params::{self, Parameter, ParameterSummary, ParameterValue, SecretString};
+    use berth_local::params::{Parameter, ParameterSummary, ParameterValue, SecretString};
     use berth_local::service::{
         Deployment, ServiceEvent, ServiceStatus, ServiceTaskStatus, TargetHealthView,
     };
@@ -411,12 +411,8 @@ mod engine {
         let engine = connect(environment).await?;
         match args.command {
             ParamCommand::Put(put) => {
-                let kind = local::put_kind(stack, &put);
+                let kind = local::put_kind(stack, &put).map(Into::into);
                 let value = local::read_value(put.value)?;
-                let kind = kind.map(|k| match k {
-                    params::ParameterType::String => berth_spec::ParameterType::String,
-                    params::ParameterType::SecureString => berth_spec::ParameterType::SecureString,
-                });
                 let options = PutParam {
                     kind,
                     overwrite: put.overwrite,
@@ -479,13 +475,6 @@ mod engine {
         }
     }
 
-    fn kind(kind: berth_spec::ParameterType) -> params::ParameterType {
-        match kind {
-            berth_spec::ParameterType::String => params::ParameterType::String,
-            berth_spec::ParameterType::SecureString => params::ParameterType::SecureString,
-        }
-    }
-
     /// SSM's answer as the local store's, so that one renderer shows both.
     fn parameter(p: Param) -> Parameter {
         let value = match (p.value, p.kind) {
@@ -497,7 +486,7 @@ mod engine {
         };
         Parameter {
             name: p.name,
-            kind: kind(p.kind),
+            kind: p.kind.into(),
             value,
             version: p.version,
             last_modified: p.last_modified.unwrap_or_default(),
@@ -508,7 +497,7 @@ mod engine {
     fn summary(p: ParamSummary) -> ParameterSummary {
         ParameterSummary {
             name: p.name,
-            kind: kind(p.kind),
+            kind: p.kind.into(),
             version: p.version,
             last_modified: p.last_modified.unwrap_or_default(),
             description: p.description,

@@ -190,10 +190,7 @@ pub(crate) fn put_kind(stack: &Stack, put: &PutArgs) -> Option<ParameterType> {
     put.kind.or_else(|| {
         stack
             .parameter(&put.name)
-            .map(|declared| match declared.kind {
-                berth_spec::ParameterType::String => ParameterType::String,
-                berth_spec::ParameterType::SecureString => ParameterType::SecureString,
-            })
+            .map(|declared| declared.kind.into())
     })
 }
 

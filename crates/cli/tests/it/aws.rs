@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::text;
 use berth_testkit::Moto;
 
 fn example() -> PathBuf {
@@ -33,10 +34,6 @@ fn berth(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("berth runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::{git, text};
 use berth_testkit::{ImageCleanup, container_engine};
 
 fn berth(dir: &Path, args: &[&str], engine: Option<&str>) -> Output {
@@ -20,20 +21,6 @@ fn berth(dir: &Path, args: &[&str], engine: Option<&str>) -> Output {
         None => command.env_remove("BERTH_CONTAINER_ENGINE"),
     };
     command.output().expect("berth runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
 }
 
 /// A git repository with a stack whose `web` has both a process build and a Dockerfile,

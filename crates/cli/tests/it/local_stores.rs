@@ -1,5 +1,6 @@
 //! `berth build`, `images`, `param` and `logs` through the built binary.
 
+use crate::text;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -34,10 +35,6 @@ fn berth_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
             .env_remove("BERTH_ENV"),
         stdin,
     )
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn ok(out: &Output) -> String {

@@ -28,3 +28,19 @@ pub fn output_with_stdin(command: &mut std::process::Command, input: &str) -> st
         .unwrap();
     child.wait_with_output().expect("berth ends")
 }
+
+/// A process's output as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `git args…` in `dir` with a throwaway identity.
+pub fn git(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}

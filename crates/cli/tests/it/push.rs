@@ -6,21 +6,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::{git, text};
 use berth_testkit::{ImageCleanup, MOTO_ECR_PASSWORD, Moto, Registry, container_engine};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
 
 struct Env<'a> {
     moto: &'a Moto,

@@ -4,6 +4,7 @@
 //! The stack's one service is a small script (`python3 -m http.server`), so these tests
 //! build nothing.
 
+use crate::text;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -101,10 +102,6 @@ impl Drop for Stack {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn alive(pid: u64) -> bool {

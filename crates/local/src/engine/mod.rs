@@ -142,6 +142,17 @@ impl Engine {
         args: &[&str],
         input: Option<&[u8]>,
     ) -> Result<String, EngineError> {
+        self.output_with_env(args, input, &[]).await
+    }
+
+    /// [`Engine::output_with_input`] with extra environment variables for the engine (where a
+    /// push finds its private auth file).
+    pub(crate) async fn output_with_env(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<String, EngineError> {
         use tokio::io::AsyncWriteExt as _;
         let verb = args.first().copied().unwrap_or_default().to_owned();
         let spawn_error = |source| EngineError::Spawn {
@@ -151,6 +162,7 @@ impl Engine {
         };
         let mut child = Command::new(&self.program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {

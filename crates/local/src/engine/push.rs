@@ -6,12 +6,8 @@
 //! the token (valid 12 hours for ECR) is not left in the user's engine configuration.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-
-use super::{Engine, EngineError, EngineKind, stderr_tail};
+use super::{Engine, EngineError, EngineKind};
 use crate::params::SecretString;
 use crate::state_dir::create_private_dir;
 
@@ -92,42 +88,12 @@ impl Engine {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<String, EngineError> {
-        let verb = args.first().copied().unwrap_or_default().to_owned();
-        let spawn_error = |source| EngineError::Spawn {
-            program: self.program.clone(),
-            verb: verb.clone(),
-            source,
+        let auth_file = dir.join("auth.json");
+        let env: [(&str, &std::ffi::OsStr); 1] = match self.kind {
+            EngineKind::Podman => [("REGISTRY_AUTH_FILE", auth_file.as_os_str())],
+            EngineKind::Docker => [("DOCKER_CONFIG", dir.as_os_str())],
         };
-        let mut command = Command::new(&self.program);
-        command
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        match self.kind {
-            EngineKind::Podman => command.env("REGISTRY_AUTH_FILE", dir.join("auth.json")),
-            EngineKind::Docker => command.env("DOCKER_CONFIG", dir),
-        };
-        let mut child = command.spawn().map_err(spawn_error)?;
-        if let (Some(bytes), Some(mut input)) = (stdin, child.stdin.take()) {
-            input.write_all(bytes).await.map_err(spawn_error)?;
-            // Closing it ends the engine's read of the password.
-            drop(input);
-        }
-        let output = child.wait_with_output().await.map_err(spawn_error)?;
-        if !output.status.success() {
-            return Err(EngineError::Failed {
-                program: self.program.clone(),
-                verb,
-                stderr: stderr_tail(&output.stderr),
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        self.output_with_env(args, stdin, &env).await
     }
 }
 

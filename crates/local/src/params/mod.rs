@@ -44,6 +44,24 @@ pub enum ParameterType {
     SecureString,
 }
 
+impl From<berth_spec::ParameterType> for ParameterType {
+    fn from(kind: berth_spec::ParameterType) -> Self {
+        match kind {
+            berth_spec::ParameterType::String => ParameterType::String,
+            berth_spec::ParameterType::SecureString => ParameterType::SecureString,
+        }
+    }
+}
+
+impl From<ParameterType> for berth_spec::ParameterType {
+    fn from(kind: ParameterType) -> Self {
+        match kind {
+            ParameterType::String => berth_spec::ParameterType::String,
+            ParameterType::SecureString => berth_spec::ParameterType::SecureString,
+        }
+    }
+}
+
 impl fmt::Display for ParameterType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
