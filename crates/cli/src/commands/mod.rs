@@ -20,6 +20,7 @@ pub mod rollback;
 pub mod rollout;
 pub mod running;
 pub mod scale;
+mod stalled;
 pub mod status;
 pub mod up;
 pub mod validate;

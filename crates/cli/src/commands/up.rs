@@ -1,6 +1,7 @@
 //! `berth up`: run the whole stack on this machine. In the foreground it shows progress until
 //! every target is healthy, then the URL and a live status; Ctrl-C (or SIGTERM, or
-//! `berth down`) drains and stops everything in order. `-d` runs it in the background.
+//! `berth down`) drains and stops everything in order. `-d` runs it in the background. A
+//! service that cannot start stops it with the reason (`stalled.rs`), in both modes.
 
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -21,6 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::running::{local_run_dir, report_recovery};
+use crate::commands::stalled::stalled_service;
 use crate::commands::status;
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
@@ -253,9 +255,14 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     };
     drop(tx);
 
+    let mut stalled = None;
     let healthy = !options.interrupt.is_cancelled()
         && tokio::select! {
             () = runtime.wait_steady() => true,
+            reason = until_stalled(stack, &runtime) => {
+                stalled = Some(reason);
+                false
+            }
             _ = interrupt.recv() => false,
             _ = terminate.recv() => false,
             () = runtime.stop_requested() => false,
@@ -282,12 +289,24 @@ async fn foreground(cx: &Context, stack: &Stack, interactive: bool) -> CliResult
     let _ = forwarding.await;
     let _ = printing.await;
     printer.finish();
-    if healthy {
-        Ok(())
-    } else {
-        Err(CliError::Failed(anyhow::anyhow!(
+    match (healthy, stalled) {
+        (true, _) => Ok(()),
+        (false, Some(reason)) => Err(CliError::Failed(anyhow::anyhow!(reason))),
+        (false, None) => Err(CliError::Failed(anyhow::anyhow!(
             "stopped before every target was healthy"
-        )))
+        ))),
+    }
+}
+
+/// Resolves with [`stalled_service`]'s message once a service cannot start (checked twice a
+/// second, from the runtime's own status).
+async fn until_stalled(stack: &Stack, runtime: &Runtime) -> String {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Some(reason) = stalled_service(stack, &runtime.status()) {
+            return reason;
+        }
     }
 }
 
@@ -376,6 +395,15 @@ async fn detach(cx: &Context, stack: &Stack, mut lock: StartLock) -> CliResult {
         if let Ok(Some(exit)) = child.try_wait() {
             printer.finish();
             let tail = log_tail(&log_path, log_start);
+            // The detached berth's own error (a service that cannot start, a port taken) says
+            // it all; the log's tail is for the other ways to end (a signal).
+            if let Some(at) = tail.find("\nerror: ") {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "the detached berth exited ({exit}) before the stack was healthy: {}\n(its log: {})",
+                    &tail[at + "\nerror: ".len()..],
+                    log_path.display()
+                )));
+            }
             return Err(CliError::Failed(anyhow::anyhow!(
                 "the detached berth exited ({exit}) before the stack was healthy; its log ({}):\n{tail}",
                 log_path.display()

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::{git, text};
+use crate::{assert_stalled, git, text, up_detached};
 use berth_testkit::{ImageCleanup, container_engine};
 
 fn berth(dir: &Path, args: &[&str], engine: Option<&str>) -> Output {
@@ -264,4 +264,106 @@ fn down_without_a_berth_removes_the_containers_a_killed_one_left() {
         text(&out.stderr)
     );
     assert_eq!(text(&left.stdout).trim(), "");
+}
+
+/// A git repository whose one service `web` runs from containers: `service` gives its image
+/// or Dockerfile build; the balancer listens on a free loopback port.
+fn container_stack(service: &str, dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = format!(
+        r#"
+[stack]
+name = "demo"
+
+[environments.local]
+listen = "127.0.0.1:{port}"
+health_check_interval = "2s"
+
+[services.web]
+port = 8080
+repository = "berth-test/stall-{pid}"
+{service}
+health_check = {{ path = "/", interval = "5s", timeout = "2s", healthy_threshold = 2, unhealthy_threshold = 2, matcher = "200" }}
+"#,
+        pid = std::process::id()
+    );
+    std::fs::write(dir.path().join("berth.toml"), stack).unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.path().join(".gitignore"), ".berth\n").unwrap();
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-qm", "one"]);
+    dir
+}
+
+/// `berth up -d` in `dir` with `engine`, bounded (4 minutes).
+fn up_detached_with(dir: &Path, engine: &str) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["up", "-d"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("BERTH_CONTAINER_ENGINE", engine)
+        .env_remove("BERTH_FILE")
+        .env_remove("BERTH_ENV");
+    let outcome = up_detached(command, std::time::Duration::from_secs(240));
+    if outcome.0.is_none() {
+        let _ = berth(dir, &["down"], Some(engine));
+    }
+    outcome
+}
+
+/// The containers labelled with `dir`'s state directory.
+fn stack_containers(engine: &Path, dir: &Path) -> String {
+    let state = dir.canonicalize().unwrap().join(".berth");
+    let out = Command::new(engine)
+        .args(["ps", "--all", "--quiet", "--filter"])
+        .arg(format!("label=berth.state={}", state.display()))
+        .output()
+        .unwrap();
+    text(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn up_with_an_image_that_does_not_exist_stops_with_the_pull_error() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let image = format!("localhost/berth-test/missing-{}:nope", std::process::id());
+    let dir = container_stack(&format!("image = \"{image}\""), DOCKERFILE);
+    let outcome = up_detached_with(dir.path(), engine.to_str().unwrap());
+    assert_stalled(
+        &outcome,
+        "web",
+        &format!("CannotPullContainerError: pull image {image}: "),
+    );
+    assert_eq!(stack_containers(&engine, dir.path()), "");
+}
+
+#[test]
+fn up_with_a_container_that_never_opens_its_port_stops_and_leaves_no_container() {
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    let repository = format!("berth-test/stall-{}", std::process::id());
+    let _cleanup = ImageCleanup {
+        engine: engine.clone(),
+        repository,
+    };
+    let dir = container_stack(
+        r#"build = { context = ".", dockerfile = "Dockerfile" }"#,
+        "FROM docker.io/library/debian:bookworm-slim\nCMD [\"sleep\", \"600\"]\n",
+    );
+    let outcome = up_detached_with(dir.path(), engine.to_str().unwrap());
+    assert_stalled(
+        &outcome,
+        "web",
+        "Task failed ELB health checks in (target-group",
+    );
+    assert_eq!(stack_containers(&engine, dir.path()), "");
 }

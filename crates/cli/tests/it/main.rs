@@ -44,3 +44,52 @@ pub fn git(dir: &std::path::Path, args: &[&str]) {
         .unwrap();
     assert!(status.success(), "git {args:?}");
 }
+
+/// Runs `berth up -d` (`command`) to its end, at most `patience`: its exit code (`None`: it
+/// was still waiting, and has been killed) and what it printed on stderr.
+pub fn up_detached(
+    mut command: std::process::Command,
+    patience: std::time::Duration,
+) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    let mut up = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth runs");
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(exit) = up.try_wait().unwrap() {
+            break exit.code();
+        }
+        if start.elapsed() > patience {
+            let _ = up.kill();
+            let _ = up.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
+    (code, stderr)
+}
+
+/// `berth up -d` gave up on `service` (`commands/stalled.rs`): exit 1, the service, the
+/// count, the last task's reason starting with `reason`, and not the detached berth's log.
+pub fn assert_stalled((code, stderr): &(Option<i32>, String), service: &str, reason: &str) {
+    assert_eq!(*code, Some(1), "`berth up -d` gave up: {stderr}");
+    assert!(
+        stderr.contains(&format!("service {service} cannot start: "))
+            && stderr.contains(" of its tasks failed in a row"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("stopped because: {reason}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" INFO "),
+        "the error, not the detached berth's log: {stderr}"
+    );
+}

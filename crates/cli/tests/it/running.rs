@@ -4,7 +4,7 @@
 //! The stack's one service is a small script (`python3 -m http.server`), so these tests
 //! build nothing.
 
-use crate::text;
+use crate::{assert_stalled, text, up_detached};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -385,29 +385,45 @@ fn a_detached_berth_that_cannot_start_exits_and_its_up_says_so() {
         .and_then(|l| l.strip_suffix('"'))
         .unwrap();
     let _taken = std::net::TcpListener::bind(listen).unwrap();
-    let mut up = stack
-        .command(&["up", "-d"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut exit = None;
-    let exited = wait_for(|| {
-        exit = up.try_wait().unwrap();
-        exit.is_some()
-    });
-    if !exited {
-        let _ = up.kill();
-        let _ = up.wait();
-    }
-    assert!(
-        exited,
-        "`berth up -d` still waits for a berth that could not start"
+    let (code, stderr) = up_detached(stack.command(&["up", "-d"]), PATIENCE);
+    assert_eq!(
+        code,
+        Some(1),
+        "`berth up -d` gave up, or still waits: {stderr}"
     );
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(exit.unwrap().code(), Some(1), "{stderr}");
     assert!(stderr.contains("the detached berth exited"), "{stderr}");
+}
+
+/// A service whose app never opens its port: its tasks fail their ELB health checks one
+/// after another, and once as many have failed as the circuit breaker's threshold (3 for one
+/// task), `berth up -d` stops the stack and says which service and why, instead of waiting.
+#[test]
+fn up_gives_up_on_a_service_whose_port_never_opens_and_says_why() {
+    let stack =
+        Stack::with_service(r#"build = { context = ".", command = "true", artifact = "app.sh" }"#);
+    let script = stack.path().join("app.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh
+exec sleep 600
+",
+    )
+    .unwrap();
+    set_mode(&script, 0o755);
+    let outcome = up_detached(stack.command(&["up", "-d"]), PATIENCE);
+    assert_stalled(
+        &outcome,
+        "web",
+        "Task failed ELB health checks in (target-group",
+    );
+    // The stack is down: no berth answers for it.
+    let status = stack.berth(&["status"]);
+    assert!(
+        text(&status.stderr).contains("the stack is not running here: start it with `berth up`"),
+        "{}{}",
+        text(&status.stdout),
+        text(&status.stderr)
+    );
 }
 
 /// A berth killed in the middle of a deployment: the next `berth up` says which deployment

@@ -295,6 +295,35 @@ impl ContainerRun {
         Ok((command, mount_options(user)))
     }
 
+    /// Makes sure the engine holds the image, pulling it when it does not (as ECS pulls before
+    /// it starts a task, bounded by [`PULL_TIMEOUT`]). The error is ECS's
+    /// `CannotPullContainerError` with the engine's own last word.
+    pub(super) async fn ensure_image(&self) -> Result<(), String> {
+        if self
+            .engine
+            .output(&["image", "inspect", "--format", "{{.Id}}", &self.image])
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let pulled = tokio::time::timeout(
+            PULL_TIMEOUT,
+            self.engine.output(&["pull", "--quiet", &self.image]),
+        )
+        .await;
+        let why = match pulled {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(EngineError::Failed { stderr, .. })) => last_error(&stderr).to_owned(),
+            Ok(Err(error)) => crate::error_chain(&error),
+            Err(_) => format!("no answer within {} s", PULL_TIMEOUT.as_secs()),
+        };
+        Err(format!(
+            "CannotPullContainerError: pull image {}: {why}",
+            self.image
+        ))
+    }
+
     fn state_label(&self) -> Option<&str> {
         self.labels
             .iter()
@@ -380,6 +409,16 @@ impl EngineSecrets {
         script.push_str("exec \"$@\"");
         serde_json::json!(["/bin/sh", "-c", script, "berth-secrets"]).to_string()
     }
+}
+
+/// How long a task waits for its image to be pulled before it fails to start.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The engine's final error in its stderr tail (whose lines are joined by ` | `): podman
+/// prints its retries as warnings before it.
+fn last_error(stderr: &str) -> &str {
+    let last = stderr.rsplit(" | ").next().unwrap_or(stderr);
+    last.strip_prefix("Error: ").unwrap_or(last)
 }
 
 /// The secret mounts' owner and mode for an image's `USER` (`uid[:gid]`, a name, or empty

@@ -218,10 +218,17 @@ impl Task {
         task
     }
 
-    /// Starts a task as [`Task::start`] does, after handing a container task's secrets to its
-    /// engine (podman's secrets, absent from `inspect`). A handoff that fails gives a task
-    /// STOPPED with `TaskFailedToStart`, its reason naming no value.
+    /// Starts a task as [`Task::start`] does, after making sure a container task's image is
+    /// there (pulled if not) and handing its secrets to its engine (podman's secrets, absent
+    /// from `inspect`). An image that cannot be pulled or a handoff that fails gives a task
+    /// STOPPED with `TaskFailedToStart` (`CannotPullContainerError`, or a reason naming no
+    /// secret's value).
     pub async fn launch(id: TaskId, mut spec: TaskSpec, port: u16) -> Self {
+        if let Some(container) = &spec.container
+            && let Err(reason) = container.ensure_image().await
+        {
+            return Self::failed_to_start(id, reason);
+        }
         if let Some(container) = &mut spec.container
             && let Err(error) = container.hold_secrets(&spec.args, &spec.secrets).await
         {

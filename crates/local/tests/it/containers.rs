@@ -269,6 +269,37 @@ async fn a_container_over_its_memory_is_stopped_as_out_of_memory_with_137() {
 }
 
 #[tokio::test]
+async fn an_image_that_does_not_exist_fails_to_start_as_ecs_says_it() {
+    let Some(program) = container_engine() else {
+        return;
+    };
+    let engine = engine(program.clone());
+    let image = format!("localhost/berth-test/missing-{}:nope", std::process::id());
+    let container = run(&engine, &image, "/test/missing-image");
+    let name = container.name.clone();
+    let mut spec = TaskSpec::new("/unused");
+    spec.container = Some(container);
+    let task = within(
+        "the launch to give up",
+        Task::launch(TaskId::random(), spec, free_port().unwrap()),
+    )
+    .await;
+    let stopped = task.snapshot();
+    assert_eq!(stopped.last_status, TaskStatus::Stopped, "{stopped:?}");
+    assert_eq!(stopped.stop_code, Some(StopCode::TaskFailedToStart));
+    let reason = stopped.stopped_reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("CannotPullContainerError: pull image {image}: ")),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("retrying") && !reason.contains(" | "),
+        "only the engine's final error: {reason}"
+    );
+    assert!(!container_exists(&program, &name));
+}
+
+#[tokio::test]
 async fn a_container_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
     let Some(program) = container_engine() else {
         return;
