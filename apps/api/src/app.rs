@@ -16,6 +16,7 @@ use crate::db::Database;
 use crate::error::AppError;
 use crate::list_cache::ListCache;
 use crate::routes::{download, files, health, transform, upload};
+use crate::stats_cache::StatsCache;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,6 +27,7 @@ pub struct AppState {
     /// so a burst of image requests queues instead of holding many decoded images at once.
     pub cpu: Arc<Semaphore>,
     pub list_cache: Arc<ListCache>,
+    pub stats_cache: Arc<StatsCache>,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
             config: Arc::new(config),
             cpu: Arc::new(Semaphore::new(cores)),
             list_cache: Arc::new(ListCache::default()),
+            stats_cache: Arc::new(StatsCache::default()),
         }
     }
 }

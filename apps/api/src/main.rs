@@ -18,6 +18,7 @@ mod pdf;
 mod request_log;
 mod routes;
 mod sniff;
+mod stats_cache;
 mod store;
 
 use std::net::SocketAddr;

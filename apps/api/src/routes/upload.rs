@@ -84,6 +84,7 @@ async fn store_upload(
     let pool = state.db.pool()?.clone();
     // The client has sent everything: store it even if it leaves now (see `detached`).
     let row = detached("storing an upload", store::insert_file(pool, new)).await?;
+    state.stats_cache.changed();
     tracing::info!(file_id = %id, size, mime = file_type.mime(), "file stored");
     Ok((
         StatusCode::CREATED,

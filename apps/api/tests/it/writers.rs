@@ -75,3 +75,34 @@ async fn a_writer_inside_its_transaction_does_not_block_another() {
     assert_eq!(listed["count"], 2, "{listed}");
     crate::files::assert_stats_match_the_rows(&env).await;
 }
+
+/// The summary is served from a cache for a quarter of a second (`stats_cache`): a write
+/// through another task (here, another connection) shows once the cached summary has aged,
+/// a write through this API at once.
+#[tokio::test]
+async fn the_summary_shows_another_tasks_write_once_cached_and_its_own_at_once() {
+    let env = Env::start();
+    let (_, before) = json(env.get("/api/files/stats/summary").await).await;
+    assert_eq!(before["data"]["total_files"], 0, "{before}");
+    let mut other = PgConnection::connect(&env.pg.url()).await.unwrap();
+    insert_file(&mut other, "through another task")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, body) = json(env.get("/api/files/stats/summary").await).await;
+        if body["data"]["total_files"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the summary never showed the other task's write: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    env.upload_ok("mine.txt", None, b"through this API".to_vec())
+        .await;
+    let (_, after) = json(env.get("/api/files/stats/summary").await).await;
+    assert_eq!(after["data"]["total_files"], 2, "{after}");
+    crate::files::assert_stats_match_the_rows(&env).await;
+}
