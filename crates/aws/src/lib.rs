@@ -51,7 +51,7 @@ pub use deploy::Deployed;
 pub use desired::{Desired, Known, desired};
 pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
 pub use error::{Error, Result};
-pub use logs::LogLine;
+pub use logs::{FOLLOW_LOOKBACK, LogFollower, LogLine};
 pub use operate::Scaled;
 pub use ops::Waits;
 pub use params::{Param, ParamSummary, PutParam};
@@ -361,6 +361,19 @@ impl Engine {
     ) -> Result<Vec<LogLine>> {
         let service = deploy::find(stack, service)?;
         logs::events(&self.clients, service, since, filter).await
+    }
+
+    /// `berth logs SERVICE -F`: a follower of the service's log group from `since`; the
+    /// caller polls it (or turns it into a stream with [`LogFollower::into_stream`]).
+    pub fn follow_logs(
+        &self,
+        stack: &Stack,
+        service: &str,
+        since: Option<i64>,
+        filter: Option<&str>,
+    ) -> Result<LogFollower> {
+        let service = deploy::find(stack, service)?;
+        Ok(LogFollower::new(&self.clients, service, since, filter))
     }
 
     fn ctx<'a>(
