@@ -28,12 +28,15 @@ mod discover;
 mod discover_ecs;
 mod discover_elb;
 mod discover_scaling;
+pub mod doctor;
+mod doctor_facts;
 mod error;
 mod logs;
 mod operate;
 mod ops;
 mod params;
 pub mod plan;
+mod policy;
 mod progress;
 mod registry;
 mod resource;
@@ -374,6 +377,18 @@ impl Engine {
     ) -> Result<LogFollower> {
         let service = deploy::find(stack, service)?;
         Ok(LogFollower::new(&self.clients, service, since, filter))
+    }
+
+    /// `berth doctor`: the account's state read by describe calls, then the tutorial's
+    /// troubleshooting checks over it ([`doctor::diagnose`], pure).
+    pub async fn doctor(
+        &self,
+        stack: &Stack,
+        options: &doctor::Options,
+    ) -> Result<Vec<doctor::Finding>> {
+        let snapshot = self.discover(stack).await?;
+        let facts = doctor_facts::gather(&self.clients, stack, snapshot).await?;
+        Ok(doctor::diagnose(stack, &facts, options))
     }
 
     fn ctx<'a>(

@@ -459,3 +459,78 @@ fn logs_follow_on_aws_prints_new_events_once_until_ctrl_c() {
     let rest: Vec<String> = rx.try_iter().collect();
     assert_eq!(rest, Vec::<String>::new(), "repeated: {rest:?}");
 }
+
+#[test]
+fn doctor_on_aws_through_the_cli() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Locally: a usage error that names the AWS environments.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-f", example().to_str().unwrap(), "doctor"])
+        .current_dir(dir.path())
+        .env_remove("BERTH_ENV")
+        .env_remove("BERTH_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pass -e with one of the stack's (production)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    provisioned(dir.path(), &moto);
+
+    // Healthy: exit 0, every row ok.
+    let out = berth(dir.path(), &moto, &["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("CHECK"), "{table}");
+    assert!(!table.contains("FAIL"), "{table}");
+    assert!(
+        text(&out.stderr).contains("0 failed, 0 warned"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A secret's parameter gone: exit 1, its row says what to change, the table fits.
+    moto_call(
+        &moto,
+        "ssm",
+        "AmazonSSM.DeleteParameter",
+        serde_json::json!({"Name": "/ecs/backend/DB_NAME"}),
+    );
+    let out = command(dir.path(), &moto, &["doctor"])
+        .env("COLUMNS", "90")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.lines().all(|l| l.chars().count() <= 90), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("secrets: /ecs/backend/DB_NAME"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("FAIL"), "{table}");
+    assert_eq!(table.matches("FAIL").count(), 1, "{table}");
+    assert!(
+        !text(&out.stderr).contains("error:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = berth(dir.path(), &moto, &["doctor", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false, "{json}");
+    let failed: Vec<&serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{json}");
+    assert_eq!(failed[0]["check"], "secrets: /ecs/backend/DB_NAME");
+    assert_eq!(failed[0]["fix"], "`berth up -e production` creates it");
+}
