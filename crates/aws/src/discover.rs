@@ -433,6 +433,22 @@ pub(crate) fn canonical_policy(doc: &str) -> String {
         .unwrap_or_else(|_| decoded.into_owned())
 }
 
+/// The ARNs of the managed policies attached to role `name`.
+pub(crate) async fn attached_policies(c: &Clients, name: &str) -> Result<Vec<String>> {
+    let out = c
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(error::call("iam:ListAttachedRolePolicies"))?;
+    Ok(out
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect())
+}
+
 async fn roles(c: &Clients, stack: &Stack, known: &Known) -> Result<Vec<Actual>> {
     let mut wanted = vec![(
         "role/execution".to_owned(),
@@ -468,18 +484,7 @@ async fn roles(c: &Clients, stack: &Stack, known: &Known) -> Result<Vec<Actual>>
             .assume_role_policy_document()
             .map(canonical_policy)
             .unwrap_or_default();
-        let managed = c
-            .iam
-            .list_attached_role_policies()
-            .role_name(&name)
-            .send()
-            .await
-            .map_err(error::call("iam:ListAttachedRolePolicies"))?;
-        let mut managed: Vec<&str> = managed
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn())
-            .collect();
+        let mut managed = attached_policies(c, &name).await?;
         managed.sort();
         let inline = match c
             .iam

@@ -28,12 +28,15 @@ mod discover;
 mod discover_ecs;
 mod discover_elb;
 mod discover_scaling;
+pub mod doctor;
+mod doctor_facts;
 mod error;
 mod logs;
 mod operate;
 mod ops;
 mod params;
 pub mod plan;
+mod policy;
 mod progress;
 mod registry;
 mod resource;
@@ -51,7 +54,7 @@ pub use deploy::Deployed;
 pub use desired::{Desired, Known, desired};
 pub use discover::{RESOURCE_TAG, STACK_TAG, Snapshot};
 pub use error::{Error, Result};
-pub use logs::LogLine;
+pub use logs::{FOLLOW_LOOKBACK, LogFollower, LogLine};
 pub use operate::Scaled;
 pub use ops::Waits;
 pub use params::{Param, ParamSummary, PutParam};
@@ -361,6 +364,31 @@ impl Engine {
     ) -> Result<Vec<LogLine>> {
         let service = deploy::find(stack, service)?;
         logs::events(&self.clients, service, since, filter).await
+    }
+
+    /// `berth logs SERVICE -F`: a follower of the service's log group from `since`; the
+    /// caller polls it (or turns it into a stream with [`LogFollower::into_stream`]).
+    pub fn follow_logs(
+        &self,
+        stack: &Stack,
+        service: &str,
+        since: Option<i64>,
+        filter: Option<&str>,
+    ) -> Result<LogFollower> {
+        let service = deploy::find(stack, service)?;
+        Ok(LogFollower::new(&self.clients, service, since, filter))
+    }
+
+    /// `berth doctor`: the account's state read by describe calls, then the tutorial's
+    /// troubleshooting checks over it ([`doctor::diagnose`], pure).
+    pub async fn doctor(
+        &self,
+        stack: &Stack,
+        options: &doctor::Options,
+    ) -> Result<Vec<doctor::Finding>> {
+        let snapshot = self.discover(stack).await?;
+        let facts = doctor_facts::gather(&self.clients, stack, snapshot).await?;
+        Ok(doctor::diagnose(stack, &facts, options))
     }
 
     fn ctx<'a>(

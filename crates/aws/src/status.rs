@@ -264,15 +264,26 @@ async fn service_state(
             .filter_map(|e| Some((time(e.created_at())?, e.message()?.to_owned())))
             .collect(),
     };
-    state.tasks = tasks(c, stack, spec).await?;
+    state.tasks = tasks(
+        c,
+        stack,
+        spec,
+        &[ecs::DesiredStatus::Running, ecs::DesiredStatus::Stopped],
+    )
+    .await?;
     Ok(state)
 }
 
-/// The service's running tasks, then the recently stopped ones (ECS keeps those about an
-/// hour).
-async fn tasks(c: &Clients, stack: &Stack, service: &Service) -> Result<Vec<TaskState>> {
+/// The service's tasks of each desired status in turn (RUNNING, then STOPPED: the recently
+/// stopped ones, which ECS keeps about an hour).
+pub(crate) async fn tasks(
+    c: &Clients,
+    stack: &Stack,
+    service: &Service,
+    statuses: &[ecs::DesiredStatus],
+) -> Result<Vec<TaskState>> {
     let mut arns = Vec::new();
-    for desired in [ecs::DesiredStatus::Running, ecs::DesiredStatus::Stopped] {
+    for desired in statuses.iter().cloned() {
         let listed = c
             .ecs
             .list_tasks()

@@ -21,6 +21,10 @@ pub enum CliError {
     Usage(anyhow::Error),
     /// The operation ran and failed (exit 1).
     Failed(anyhow::Error),
+    /// The operation ran, found problems and has printed them (`doctor`'s failed checks,
+    /// in its own table or JSON document): exit 1 with nothing more to print.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    Reported,
 }
 
 pub type CliResult<T = ()> = Result<T, CliError>;
@@ -41,7 +45,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Stack(_) | CliError::Usage(_) => EXIT_USAGE,
-            CliError::Failed(_) => EXIT_FAILED,
+            CliError::Failed(_) | CliError::Reported => EXIT_FAILED,
         }
     }
 }
@@ -50,6 +54,9 @@ impl CliError {
 /// its exit code.
 pub fn report(output: &Output, error: &CliError) -> ExitCode {
     let code = error.exit_code();
+    if matches!(error, CliError::Reported) {
+        return ExitCode::from(code);
+    }
     if output.is_json() {
         let _ = output.json(&to_json(error, code));
     } else {
@@ -58,6 +65,7 @@ pub fn report(output: &Output, error: &CliError) -> ExitCode {
                 render_diagnostic(diagnostic, output.stderr_color(), output.width())
             }
             CliError::Usage(e) | CliError::Failed(e) => render_chain(e, output),
+            CliError::Reported => String::new(),
         };
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -114,6 +122,7 @@ fn to_json(error: &CliError, code: u8) -> serde_json::Value {
         }),
         CliError::Stack(e) => chain_json(e, code),
         CliError::Usage(e) | CliError::Failed(e) => chain_json(e.as_ref(), code),
+        CliError::Reported => serde_json::Value::Null,
     }
 }
 

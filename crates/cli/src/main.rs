@@ -100,6 +100,10 @@ enum Command {
     Deployments(commands::deployments::Args),
     /// Write the CI/CD workflows of the stack file's `[ci.github]`.
     Ci(commands::ci::Args),
+    /// Check an AWS environment for what keeps tasks from starting or serving, and say what
+    /// to change; exit 1 when a check fails.
+    #[cfg(feature = "aws")]
+    Doctor(commands::doctor::Args),
 }
 
 async fn dispatch(cx: &Context, command: Command) -> CliResult {
@@ -121,6 +125,8 @@ async fn dispatch(cx: &Context, command: Command) -> CliResult {
         Command::Rollback(args) => commands::rollback::run(cx, args).await,
         Command::Deployments(args) => commands::deployments::run(cx, args).await,
         Command::Ci(args) => commands::ci::run(cx, args).await,
+        #[cfg(feature = "aws")]
+        Command::Doctor(args) => commands::doctor::run(cx, args).await,
     }
 }
 

@@ -142,6 +142,8 @@ impl Style {
 pub struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// The last column wraps onto more lines instead of being cut (advice, messages).
+    wrap_last: bool,
 }
 
 impl Table {
@@ -149,7 +151,16 @@ impl Table {
         Table {
             headers: headers.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            wrap_last: false,
         }
+    }
+
+    /// Wraps the last column's cells at spaces to the width the other columns leave (at
+    /// least [`MIN_WRAPPED`] columns) instead of cutting them with `…`.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    pub fn wrap_last(&mut self) -> &mut Table {
+        self.wrap_last = true;
+        self
     }
 
     /// Adds a row; missing cells are empty, extra cells are dropped.
@@ -179,6 +190,9 @@ impl Table {
             })
             .collect();
         let gaps = 2 * (columns - 1);
+        if self.wrap_last && columns > 1 {
+            return self.render_wrapped(widths, width, style);
+        }
         while widths.iter().sum::<usize>() + gaps > width {
             let Some((widest, w)) = widths.iter().copied().enumerate().max_by_key(|(_, w)| *w)
             else {
@@ -219,6 +233,105 @@ impl Table {
     }
 }
 
+/// The narrowest a wrapped last column gets, however wide the others are.
+pub const MIN_WRAPPED: usize = 20;
+
+impl Table {
+    fn render_wrapped(&self, mut widths: Vec<usize>, width: usize, style: Style) -> String {
+        let columns = widths.len();
+        let last = columns - 1;
+        let gaps = 2 * last;
+        // The other columns shrink (widest first) only as far as the wrapped one needs.
+        while widths[..last].iter().sum::<usize>() + gaps + MIN_WRAPPED > width {
+            let Some((widest, w)) = widths[..last]
+                .iter()
+                .copied()
+                .enumerate()
+                .max_by_key(|(_, w)| *w)
+            else {
+                break;
+            };
+            if w <= 4 {
+                break;
+            }
+            widths[widest] = w - 1;
+        }
+        let room = width
+            .saturating_sub(widths[..last].iter().sum::<usize>() + gaps)
+            .max(MIN_WRAPPED);
+        widths[last] = widths[last].min(room);
+        let mut out = String::new();
+        let mut render_row = |cells: &[String], header: bool| {
+            let wrapped = wrap(&cells[last], widths[last]);
+            for (n, tail) in wrapped.iter().enumerate() {
+                let mut line = String::new();
+                for (c, cell) in cells[..last].iter().enumerate() {
+                    let text = if n == 0 {
+                        fit(cell, widths[c])
+                    } else {
+                        String::new()
+                    };
+                    let padded = format!("{text:<w$}", w = widths[c]);
+                    line.push_str(&if header && n == 0 {
+                        style.paint(Paint::Bold, &padded)
+                    } else {
+                        padded
+                    });
+                    line.push_str("  ");
+                }
+                line.push_str(&if header {
+                    style.paint(Paint::Bold, tail)
+                } else {
+                    tail.clone()
+                });
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        };
+        render_row(&self.headers, true);
+        for row in &self.rows {
+            render_row(row, false);
+        }
+        out
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a longer word is cut
+/// into pieces); one empty line for empty text.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let rest = word.split_off(width);
+            lines.push(word.iter().collect());
+            word = rest;
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 fn fit(cell: &str, width: usize) -> String {
     if cell.chars().count() <= width {
         return cell.to_owned();
@@ -246,6 +359,36 @@ mod tests {
         );
         assert!(rendered.contains('…'));
         assert!(rendered.starts_with("NAME     DESCRIPTION"));
+    }
+
+    #[test]
+    fn a_wrapped_last_column_keeps_every_word_within_the_width() {
+        let advice = "allow TCP 5432 from ECS-SG (sg-0123456789abcdef0) in RDS-SG (`berth up -e production` restores it)";
+        let mut table = Table::new(["CHECK", "STATUS", "WHAT TO CHANGE"]);
+        table.wrap_last();
+        table.row(["targets: RDS-SG allows 5432 from ECS-SG", "FAIL", advice]);
+        table.row(["pull: image of backend", "ok", ""]);
+        let rendered = table.render(80, Style { enabled: false });
+        assert!(
+            rendered.lines().all(|l| l.chars().count() <= 80),
+            "{rendered}"
+        );
+        assert!(!rendered.contains('…'), "{rendered}");
+        let words: Vec<&str> = rendered
+            .lines()
+            .skip(1)
+            .flat_map(|l| l.split_whitespace())
+            .collect();
+        for word in advice.split(' ') {
+            assert!(words.contains(&word), "{word} lost in\n{rendered}");
+        }
+        let lines: Vec<&str> = rendered.lines().collect();
+        // Continuation lines start under the column they continue.
+        let column = lines[0].find("WHAT TO CHANGE").unwrap();
+        assert!(lines[2].starts_with(&" ".repeat(column)), "{rendered}");
+        assert!(lines[2].len() > column, "{rendered}");
+        assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrap("", 3), [""]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use berth_spec::{ParameterType, ParameterValue};
 
 use super::{Ctx, INLINE_POLICY};
-use crate::discover::canonical_policy;
+use crate::discover::{attached_policies, canonical_policy};
 use crate::error::{self, Error, Result};
 use crate::resource::{Actual, Resource, Spec};
 
@@ -220,17 +220,7 @@ async fn converge_role(cx: &Ctx<'_>, r: &Resource) -> Result<()> {
         return Ok(());
     };
     let iam = &cx.c.iam;
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(&r.name)
-        .send()
-        .await
-        .map_err(error::call("iam:ListAttachedRolePolicies"))?;
-    let attached: Vec<String> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_owned))
-        .collect();
+    let attached = attached_policies(cx.c, &r.name).await?;
     for arn in managed.iter().filter(|m| !attached.contains(m)) {
         iam.attach_role_policy()
             .role_name(&r.name)
@@ -400,17 +390,7 @@ pub(super) async fn delete(cx: &Ctx<'_>, a: &Actual) -> Result<()> {
         K::OidcProvider => delete_oidc_provider(cx, a).await?,
         K::Role => {
             let iam = &cx.c.iam;
-            let attached = iam
-                .list_attached_role_policies()
-                .role_name(&a.name)
-                .send()
-                .await
-                .map_err(error::call("iam:ListAttachedRolePolicies"))?;
-            for arn in attached
-                .attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn())
-            {
+            for arn in attached_policies(cx.c, &a.name).await? {
                 iam.detach_role_policy()
                     .role_name(&a.name)
                     .policy_arn(arn)

@@ -4,6 +4,7 @@ mod autoscaling;
 mod ci_identity;
 mod convergence;
 mod deploy;
+mod doctor;
 mod https;
 mod lifecycle;
 mod lifecycle_checks;

@@ -1,5 +1,7 @@
 //! Operating a provisioned stack against moto: `scale`, `param`, `status`, `logs`.
 
+use std::time::Duration;
+
 use berth_aws::{Error, PutParam};
 use berth_spec::ParameterType;
 use berth_testkit::Moto;
@@ -358,4 +360,146 @@ async fn logs_merge_every_stream_in_time_order() {
             line(4, "ecs/backend-app/bbbb", "b4 ERROR"),
         ]
     );
+}
+
+/// The next followed event, as (milliseconds after `base`, stream, message), within 10 s.
+async fn next_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<berth_aws::Result<berth_aws::LogLine>>,
+    base: i64,
+) -> (i64, String, String) {
+    let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("the follow goes on")
+        .expect("no error");
+    (line.timestamp - base, line.stream, line.message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_yields_each_new_event_once_in_time_order() {
+    use futures_util::StreamExt;
+
+    let moto = Moto::start();
+    let sdk = sdk_config(&moto).await;
+    let stack = example_stack();
+    let engine = engine(&stack, &sdk).await;
+    up(&engine, &stack, fast()).await.expect("first up");
+    let group = stack
+        .service("backend")
+        .expect("backend")
+        .logs
+        .group
+        .clone();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let put = |stream: &'static str, at: i64, message: &'static str| {
+        let logs = logs.clone();
+        let group = group.clone();
+        async move {
+            logs.put_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .log_events(
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(base + at)
+                        .message(message)
+                        .build()
+                        .expect("event"),
+                )
+                .send()
+                .await
+                .expect("put");
+        }
+    };
+    for stream in ["ecs/backend-app/aaaa", "ecs/backend-app/bbbb"] {
+        logs.create_log_stream()
+            .log_group_name(&group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("stream");
+    }
+    // Before the follow starts: shown once, first.
+    put("ecs/backend-app/aaaa", 0, "before").await;
+
+    let follower = engine
+        .follow_logs(&stack, "backend", Some(base), None)
+        .expect("follower");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let following = tokio::spawn(async move {
+        let mut lines = std::pin::pin!(follower.into_stream(Duration::from_millis(200)));
+        while let Some(line) = lines.next().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = |at: i64, stream: &str, message: &str| (at, stream.to_owned(), message.to_owned());
+    assert_eq!(
+        next_line(&mut rx, base).await,
+        line(0, "ecs/backend-app/aaaa", "before")
+    );
+
+    // Two streams, each put out of order with the other within one poll: merged in time.
+    put("ecs/backend-app/bbbb", 2000, "b2").await;
+    put("ecs/backend-app/aaaa", 1000, "a1").await;
+    put("ecs/backend-app/aaaa", 3000, "a3").await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_line(&mut rx, base).await);
+    }
+    // A poll may have run between two puts: what matters is each arrives once, and those of
+    // one poll in time order; so the first event may only be a1 or b2.
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            line(1000, "ecs/backend-app/aaaa", "a1"),
+            line(2000, "ecs/backend-app/bbbb", "b2"),
+            line(3000, "ecs/backend-app/aaaa", "a3"),
+        ]
+    );
+    assert!(
+        seen == sorted || seen[0].2 == "b2",
+        "out of order beyond a poll boundary: {seen:?}"
+    );
+
+    // Ingested late (older than a3, as the awslogs driver's batches can be): still once.
+    put("ecs/backend-app/bbbb", 2500, "b2.5 late").await;
+    assert_eq!(
+        next_line(&mut rx, base).await,
+        line(2500, "ecs/backend-app/bbbb", "b2.5 late")
+    );
+    // Two events of one millisecond in two streams: both, once (their ids differ).
+    put("ecs/backend-app/aaaa", 4000, "a4").await;
+    put("ecs/backend-app/bbbb", 4000, "b4").await;
+    let mut same = vec![
+        next_line(&mut rx, base).await,
+        next_line(&mut rx, base).await,
+    ];
+    same.sort();
+    assert_eq!(
+        same,
+        [
+            line(4000, "ecs/backend-app/aaaa", "a4"),
+            line(4000, "ecs/backend-app/bbbb", "b4"),
+        ]
+    );
+    // Nothing is repeated by the polls that follow.
+    let extra = tokio::time::timeout(Duration::from_millis(800), rx.recv()).await;
+    assert!(extra.is_err(), "a repeated event: {extra:?}");
+
+    // Stopped: the task ends and nothing more arrives.
+    following.abort();
+    let ended = tokio::time::timeout(Duration::from_secs(5), following).await;
+    assert!(
+        ended.expect("stops within 5 s").unwrap_err().is_cancelled(),
+        "the follow was cancelled"
+    );
+    assert!(rx.recv().await.is_none());
 }

@@ -91,6 +91,13 @@ impl FakeServices {
         self.services.lock().unwrap()[name].clone()
     }
 
+    /// The service's deployments as ECS would list them now (newest first).
+    pub fn set_deployments(&self, name: &str, deployments: Vec<ecs::Deployment>) {
+        self.edit(name, |s| {
+            s.into_builder().set_deployments(Some(deployments)).build()
+        });
+    }
+
     /// Someone changed the service outside berth (the console, another tool).
     fn edit(&self, name: &str, f: impl FnOnce(ecs::Service) -> ecs::Service) {
         let mut services = self.services.lock().unwrap();

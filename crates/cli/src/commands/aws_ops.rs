@@ -65,17 +65,15 @@ mod engine {
         since: Option<i64>,
     ) -> CliResult {
         let engine = connect(environment).await?;
+        if args.follow {
+            return follow(cx, &engine, stack, args, since).await;
+        }
         let lines = engine
             .logs(stack, &args.service, since, args.filter.as_deref())
             .await
             .map_err(failed)?;
         for line in &lines {
-            let event = berth_local::logs::LogEvent {
-                timestamp: line.timestamp,
-                stream: line.stream.clone(),
-                message: line.message.clone(),
-            };
-            crate::commands::logs::print_event(cx, &event)?;
+            print_line(cx, line)?;
         }
         if lines.is_empty() && !cx.output.is_json() {
             let group = stack
@@ -91,6 +89,46 @@ mod engine {
                 .note(format!("no log events in {group} (with these options)"));
         }
         Ok(())
+    }
+
+    fn print_line(cx: &Context, line: &berth_aws::LogLine) -> CliResult {
+        let event = berth_local::logs::LogEvent {
+            timestamp: line.timestamp,
+            stream: line.stream.clone(),
+            message: line.message.clone(),
+        };
+        crate::commands::logs::print_event(cx, &event)
+    }
+
+    /// How often `logs -F` asks CloudWatch (FilterLogEvents allows 5 calls a second per
+    /// account and Region; one a second leaves room for other followers).
+    const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// `berth logs SERVICE -F -e <aws env>`: new events as CloudWatch gets them, until
+    /// Ctrl-C.
+    async fn follow(
+        cx: &Context,
+        engine: &berth_aws::Engine,
+        stack: &Stack,
+        args: &crate::commands::logs::Args,
+        since: Option<i64>,
+    ) -> CliResult {
+        use futures_util::StreamExt;
+
+        let follower = engine
+            .follow_logs(stack, &args.service, since, args.filter.as_deref())
+            .map_err(failed)?;
+        let mut lines = std::pin::pin!(follower.into_stream(FOLLOW_INTERVAL));
+        // One listener for the whole follow: a Ctrl-C while a line prints is not lost.
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        loop {
+            let next = tokio::select! {
+                next = lines.next() => next,
+                _ = &mut ctrl_c => None,
+            };
+            let Some(line) = next else { return Ok(()) };
+            print_line(cx, &line.map_err(failed)?)?;
+        }
     }
 
     /// `berth deployments SERVICE -e <aws env>`: ListServiceDeployments, newest first, in

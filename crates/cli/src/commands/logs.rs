@@ -1,5 +1,6 @@
 //! `berth logs SERVICE`: a service's log group, every task's stream merged in time order; on
-//! an AWS environment, CloudWatch Logs' FilterLogEvents (`commands::aws_ops::logs`).
+//! an AWS environment, CloudWatch Logs' FilterLogEvents (`commands::aws_ops::logs`, which
+//! polls it for -F).
 
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use crate::output::Paint;
 ///
 /// Events older than the group's retention are deleted first, as CloudWatch would have.
 /// With `-e <aws env>`: CloudWatch Logs itself, where --filter takes CloudWatch's whole
-/// filter pattern syntax (-F is not offered there yet).
+/// filter pattern syntax, and -F polls FilterLogEvents every second (each event once; one
+/// that CloudWatch ingests late comes out when it arrives).
 ///
 /// --filter takes the unstructured subset of CloudWatch filter patterns: space-separated
 /// terms that must all occur (case-sensitive), "quoted phrases", -term to exclude a term,
@@ -54,11 +56,6 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
         .map_err(|e| CliError::Usage(anyhow::Error::new(e)))?;
     let environment = cx.environment(&stack)?;
     if environment.as_local().is_none() {
-        if args.follow {
-            return Err(CliError::Usage(anyhow!(
-                "-F/--follow is not built for AWS environments yet: run without it"
-            )));
-        }
         return crate::commands::aws_ops::logs(cx, &stack, environment, &args, since).await;
     }
     let state = local_state::open(cx, &stack, "logs")?;

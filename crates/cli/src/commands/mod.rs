@@ -7,6 +7,8 @@ mod build_image;
 pub mod ci;
 pub mod deploy;
 pub mod deployments;
+#[cfg(feature = "aws")]
+pub mod doctor;
 pub mod down;
 pub mod explain;
 pub mod images;

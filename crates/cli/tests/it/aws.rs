@@ -133,15 +133,36 @@ fn missing_credentials_name_the_call_and_what_to_do() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// `docker push`'s last step as moto takes it: ECR's PutImage with a small manifest (the
-/// CLI's tests do not link the SDK).
-fn push_image(moto: &Moto, repo: &str, tag: &str) {
+/// One call of an AWS JSON API (`target`: the `X-Amz-Target` header) straight to moto: the
+/// CLI's tests do not link the SDK.
+fn moto_call(moto: &Moto, service: &str, target: &str, body: serde_json::Value) {
     let port: u16 = moto
         .url()
         .rsplit(':')
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("moto's port");
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let body = body.to_string();
+    let response = berth_testkit::http_request(
+        port,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", target),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Authorization", &authorization),
+        ],
+        body.as_bytes(),
+    )
+    .expect("moto answers");
+    assert_eq!(response.status, 200, "{target}: {}", text(&response.body));
+}
+
+/// `docker push`'s last step as moto takes it: ECR's PutImage with a small manifest.
+fn push_image(moto: &Moto, repo: &str, tag: &str) {
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -149,31 +170,28 @@ fn push_image(moto: &Moto, repo: &str, tag: &str) {
                    "digest": "sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},
         "layers": []
     });
-    let body = serde_json::json!({
-        "repositoryName": repo,
-        "imageManifest": manifest.to_string(),
-        "imageTag": tag,
-    })
-    .to_string();
-    let response = berth_testkit::http_request(
-        port,
-        "POST",
-        "/",
-        &[
-            (
-                "X-Amz-Target",
-                "AmazonEC2ContainerRegistry_V20150921.PutImage",
-            ),
-            ("Content-Type", "application/x-amz-json-1.1"),
-            (
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
-            ),
-        ],
-        body.as_bytes(),
-    )
-    .expect("moto answers");
-    assert_eq!(response.status, 200, "{}", text(&response.body));
+    moto_call(
+        moto,
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.PutImage",
+        serde_json::json!({
+            "repositoryName": repo,
+            "imageManifest": manifest.to_string(),
+            "imageTag": tag,
+        }),
+    );
+}
+
+/// `up`, both services' first images, `up` again: the whole stack with its services.
+fn provisioned(dir: &Path, moto: &Moto) {
+    for round in 0..2 {
+        let out = berth(dir, moto, &["up", "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        if round == 0 {
+            push_image(moto, "frontend-repo", "abc1234");
+            push_image(moto, "backend-repo", "abc1234");
+        }
+    }
 }
 
 #[test]
@@ -241,12 +259,7 @@ fn berth_with_input(dir: &Path, moto: &Moto, args: &[&str], input: &str) -> Outp
 fn scale_param_logs_and_status_on_aws_through_the_cli() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = berth(dir.path(), &moto, &["up", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    push_image(&moto, "frontend-repo", "abc1234");
-    push_image(&moto, "backend-repo", "abc1234");
-    let out = berth(dir.path(), &moto, &["up", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    provisioned(dir.path(), &moto);
 
     // scale: the count changes, and the note says the stack file sets it back.
     let out = berth(dir.path(), &moto, &["scale", "backend", "3"]);
@@ -319,7 +332,7 @@ fn scale_param_logs_and_status_on_aws_through_the_cli() {
     let out = berth(dir.path(), &moto, &["param", "get", "aws-reserved"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
-    // logs: the group is empty here (moto runs no task); -F is refused on AWS.
+    // logs: the group is empty here (moto runs no task).
     let out = berth(dir.path(), &moto, &["logs", "backend", "--since", "10m"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
@@ -327,8 +340,6 @@ fn scale_param_logs_and_status_on_aws_through_the_cli() {
         "{}",
         text(&out.stderr)
     );
-    let out = berth(dir.path(), &moto, &["logs", "backend", "-F"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 
     // status: the same tables as locally, from ECS's describe calls.
     let out = berth(dir.path(), &moto, &["status"]);
@@ -351,4 +362,175 @@ fn scale_param_logs_and_status_on_aws_through_the_cli() {
         .find(|s| s["serviceName"] == "backend-service")
         .expect("backend");
     assert_eq!(backend["desiredCount"], 3, "{json}");
+}
+
+/// Puts one event (`at`: milliseconds since the epoch) into `stream` of `group`.
+fn put_log_event(moto: &Moto, group: &str, stream: &str, at: i64, message: &str) {
+    moto_call(
+        moto,
+        "logs",
+        "Logs_20140328.PutLogEvents",
+        serde_json::json!({
+            "logGroupName": group,
+            "logStreamName": stream,
+            "logEvents": [{"timestamp": at, "message": message}],
+        }),
+    );
+}
+
+#[test]
+fn logs_follow_on_aws_prints_new_events_once_until_ctrl_c() {
+    use std::io::BufRead;
+    use std::time::Duration;
+
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(dir.path(), &moto, &["up", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for stream in ["ecs/backend-app/aaaa", "ecs/backend-app/bbbb"] {
+        moto_call(
+            &moto,
+            "logs",
+            "Logs_20140328.CreateLogStream",
+            serde_json::json!({"logGroupName": "/ecs/backend", "logStreamName": stream}),
+        );
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    put_log_event(
+        &moto,
+        "/ecs/backend",
+        "ecs/backend-app/aaaa",
+        now - 5000,
+        "before",
+    );
+
+    let mut child = command(
+        dir.path(),
+        &moto,
+        &["logs", "backend", "-F", "--since", "1m"],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("berth runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(15))
+            .expect("a line within 15 s")
+    };
+    assert!(next().ends_with("backend-app/aaaa before"));
+    put_log_event(
+        &moto,
+        "/ecs/backend",
+        "ecs/backend-app/bbbb",
+        now - 2000,
+        "b after",
+    );
+    put_log_event(
+        &moto,
+        "/ecs/backend",
+        "ecs/backend-app/aaaa",
+        now - 1000,
+        "a after",
+    );
+    // Put in time order, across two streams: printed in that order, whether one poll or two
+    // saw them.
+    let after = [next(), next()];
+    assert!(after[0].ends_with("backend-app/bbbb b after"), "{after:?}");
+    assert!(after[1].ends_with("backend-app/aaaa a after"), "{after:?}");
+
+    // Ctrl-C: exit 0, and no event came twice.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().expect("berth ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(rest, Vec::<String>::new(), "repeated: {rest:?}");
+}
+
+#[test]
+fn doctor_on_aws_through_the_cli() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Locally: a usage error that names the AWS environments.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-f", example().to_str().unwrap(), "doctor"])
+        .current_dir(dir.path())
+        .env_remove("BERTH_ENV")
+        .env_remove("BERTH_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pass -e with one of the stack's (production)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    provisioned(dir.path(), &moto);
+
+    // Healthy: exit 0, every row ok.
+    let out = berth(dir.path(), &moto, &["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("CHECK"), "{table}");
+    assert!(!table.contains("FAIL"), "{table}");
+    assert!(
+        text(&out.stderr).contains("0 failed, 0 warned"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A secret's parameter gone: exit 1, its row says what to change, the table fits.
+    moto_call(
+        &moto,
+        "ssm",
+        "AmazonSSM.DeleteParameter",
+        serde_json::json!({"Name": "/ecs/backend/DB_NAME"}),
+    );
+    let out = command(dir.path(), &moto, &["doctor"])
+        .env("COLUMNS", "90")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.lines().all(|l| l.chars().count() <= 90), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("secrets: /ecs/backend/DB_NAME"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("FAIL"), "{table}");
+    assert_eq!(table.matches("FAIL").count(), 1, "{table}");
+    assert!(
+        !text(&out.stderr).contains("error:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = berth(dir.path(), &moto, &["doctor", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false, "{json}");
+    let failed: Vec<&serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{json}");
+    assert_eq!(failed[0]["check"], "secrets: /ecs/backend/DB_NAME");
+    assert_eq!(failed[0]["fix"], "`berth up -e production` creates it");
 }
