@@ -276,7 +276,13 @@ mod engine {
         let engine = connect(environment).await?;
         let progress = progress(&cx.output);
         let deployed = engine
-            .deploy(stack, &service, args.image.as_deref(), &progress)
+            .deploy(
+                stack,
+                &service,
+                args.image.as_deref(),
+                args.strategy.as_deref(),
+                &progress,
+            )
             .await
             .map_err(failed)?;
         // `outcome` and `reason` feed the generated workflows' job summary.
