@@ -211,8 +211,8 @@ pub fn production_rule(stack: &Stack, service: &Service) -> Option<(u32, String)
 
 /// What the stack file accepts and ECS cannot carry out is refused before any AWS call,
 /// rather than deployed as something else: hooks (shell commands, which ECS cannot run: it
-/// calls Lambda functions), and a traffic-shifting service without exactly one production
-/// rule.
+/// calls Lambda functions), a traffic-shifting service without exactly one production rule,
+/// and one behind two listeners that both route (ECS moves one rule).
 pub fn refuse_unsupported(stack: &Stack) -> Result<()> {
     let mut problems = Vec::new();
     for service in stack
@@ -228,6 +228,17 @@ pub fn refuse_unsupported(stack: &Stack) -> Result<()> {
                     stage.to_ascii_lowercase()
                 ));
             }
+        }
+        if stack
+            .load_balancer
+            .https
+            .as_ref()
+            .is_some_and(|h| !h.redirect_http)
+        {
+            problems.push(format!(
+                "service {}: with `load_balancer.https.redirect_http = false` both listeners route, and ECS moves one production rule (the HTTPS listener's), so HTTP traffic would stay on the old target group; let HTTP redirect, or use strategy = \"rolling\"",
+                service.name
+            ));
         }
         if production_rule(stack, service).is_none() {
             let why = if service.routes.is_empty() {
@@ -404,6 +415,17 @@ mod tests {
             ),
             "{error}"
         );
+        // Two listeners that route: ECS would move only one of them.
+        let mut both = stack("{ strategy = \"linear\" }");
+        both.load_balancer.https = Some(berth_spec::Https {
+            port: 443,
+            certificate_arn: "arn:aws:acm:us-east-1:1:certificate/x".into(),
+            redirect_http: false,
+        });
+        let error = refuse_unsupported(&both).unwrap_err().to_string();
+        assert!(error.contains("both listeners route"), "{error}");
+        both.load_balancer.https.as_mut().unwrap().redirect_http = true;
+        assert!(refuse_unsupported(&both).is_ok());
     }
 
     #[test]
