@@ -236,11 +236,15 @@ pub(crate) async fn status(c: &Clients, stack: &Stack) -> Result<StackStatus> {
             continue;
         };
         let state = service_state(c, stack, spec, service).await?;
-        if let Some(arn) = service
-            .load_balancers()
-            .first()
-            .and_then(|l| l.target_group_arn())
-        {
+        // Both groups of a blue/green, canary or linear service: green's tasks register in
+        // the alternate one.
+        let groups = service.load_balancers().first().map(|l| {
+            l.target_group_arn().into_iter().chain(
+                l.advanced_configuration()
+                    .and_then(|a| a.alternate_target_group_arn()),
+            )
+        });
+        for arn in groups.into_iter().flatten() {
             out.target_groups.push(TargetGroupState {
                 name: target_group_name(arn),
                 service: spec.service_name.clone(),

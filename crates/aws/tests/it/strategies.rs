@@ -302,6 +302,52 @@ async fn up_provisions_what_traffic_shifting_needs_and_down_removes_it() {
     let (_, _, plan) = engine.plan_up(&stack).await.expect("plan");
     assert!(plan.is_empty(), "{plan}");
 
+    // A deploy through the SDK: UpdateService carries the strategy and the binding (moto
+    // reports no deployment configuration, so its recorder shows the request).
+    moto.start_recording();
+    let deployed = engine
+        .deploy(&stack, "backend", None, None, &silent())
+        .await
+        .expect("deploy");
+    let update = update_service_body(&moto.recording(), "backend-service");
+    assert_eq!(
+        update["taskDefinition"].as_str(),
+        Some(deployed.task_definition.as_str())
+    );
+    let d = &update["deploymentConfiguration"];
+    assert_eq!(
+        (d["strategy"].as_str(), d["bakeTimeInMinutes"].as_i64()),
+        (Some("BLUE_GREEN"), Some(5))
+    );
+    let a = &update["loadBalancers"][0]["advancedConfiguration"];
+    assert_eq!(
+        a["alternateTargetGroupArn"].as_str(),
+        Some(backend_alt.as_str())
+    );
+    assert_eq!(
+        a["productionListenerRule"].as_str(),
+        Some(backend_rule.3.as_str())
+    );
+    assert_eq!(a["roleArn"].as_str(), Some(role_arn.as_str()));
+
+    // `status` shows both groups of each service (green registers in the alternate one).
+    let status = engine.status(&stack).await.expect("status");
+    let mut groups: Vec<(&str, &str)> = status
+        .target_groups
+        .iter()
+        .map(|g| (g.service.as_str(), g.name.as_str()))
+        .collect();
+    groups.sort_unstable();
+    assert_eq!(
+        groups,
+        [
+            ("backend-service", "backend-tg"),
+            ("backend-service", "backend-tg-alt"),
+            ("frontend-service", "frontend-tg"),
+            ("frontend-service", "frontend-tg-alt"),
+        ]
+    );
+
     // Down removes all of it.
     down(&engine, &stack, fast()).await;
     let (snapshot, _, _) = engine.plan_down(&stack).await.expect("plan down");
@@ -314,6 +360,30 @@ async fn up_provisions_what_traffic_shifting_needs_and_down_removes_it() {
             .await
             .is_err()
     );
+}
+
+/// The JSON body of the last UpdateService of `service` in moto's recording.
+fn update_service_body(recording: &str, service: &str) -> serde_json::Value {
+    recording
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| {
+            entry["headers"]["X-Amz-Target"]
+                .as_str()
+                .or_else(|| entry["headers"]["x-amz-target"].as_str())
+                .is_some_and(|t| t.ends_with(".UpdateService"))
+        })
+        .filter_map(|entry| {
+            let body = entry["body"].as_str()?;
+            let body = if entry["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(aws_smithy_types::base64::decode(body).ok()?).ok()?
+            } else {
+                body.to_owned()
+            };
+            serde_json::from_str::<serde_json::Value>(&body).ok()
+        })
+        .rfind(|body| body["service"].as_str() == Some(service))
+        .unwrap_or_else(|| panic!("no UpdateService of {service} recorded:\n{recording}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
