@@ -39,6 +39,15 @@ pub fn alternate_tg_id(service: &str) -> Id {
     format!("tg/{service}/alternate")
 }
 
+/// The alternate group of the service whose target group is `tg` (`tg/<service>`), when
+/// that service shifts traffic: the group ECS may have moved its rules to.
+pub fn shifting_alternate(stack: &Stack, tg: &str) -> Option<Id> {
+    let name = tg.strip_prefix("tg/")?;
+    shifting(stack)
+        .any(|(s, _)| s.name == name)
+        .then(|| alternate_tg_id(name))
+}
+
 /// The logical id of a service's test listener.
 pub fn test_listener_id(service: &str) -> Id {
     format!("listener/test/{service}")

@@ -110,7 +110,8 @@ pub(crate) async fn load_balancer(
     }
     // Each service's alternate target group is looked for whatever its strategy, so that
     // it goes once the service no longer shifts traffic. Rules that ECS moved to it (or
-    // weighted between both) are the service's rules all the same: read as its own group.
+    // weighted between both) are a shifting service's rules all the same: read as its own
+    // group (a rolling service's are moved back before its alternate group goes).
     let mut alternates = BTreeMap::new();
     for service in &stack.services {
         let own = target_group(c, format!("tg/{}", service.name), &service.target_group).await?;
@@ -120,7 +121,9 @@ pub(crate) async fn load_balancer(
             &service.alternate_target_group(),
         )
         .await?;
-        if let (Some(own), Some(alternate)) = (&own, &alternate) {
+        if let (Some(own), Some(alternate)) = (&own, &alternate)
+            && crate::desired::shifting_alternate(stack, &own.id).is_some()
+        {
             alternates.insert(alternate.physical.clone(), own.physical.clone());
         }
         out.extend(own);

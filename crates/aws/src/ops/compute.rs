@@ -540,7 +540,8 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
                         .unwrap_or_else(|| c.values().to_vec())
                         == [path.clone()]
                 });
-                let alternate = cx.phys(&format!("{tg}/alternate")).ok();
+                let alternate = desired::shifting_alternate(cx.stack, tg)
+                    .and_then(|alternate| cx.phys(&alternate).ok());
                 let same_tg = forwards_to(rule.actions().first(), &tg_arn, alternate.as_deref());
                 if !(same_path && same_tg) {
                     cx.c.elb

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{self as ecs, ServiceDeploymentStatus as S};
-use berth_aws::{DeploymentRecord, Error, Event, Progress, ServiceRequest, silent};
+use berth_aws::{Action, DeploymentRecord, Error, Event, Progress, ServiceRequest, silent};
 use berth_spec::status::DeploymentStrategy;
 use berth_spec::{Stack, Strategy, TrafficWiring};
 use berth_testkit::Moto;
 
 use crate::deploy::{ready, watching};
-use crate::lifecycle::{down, fast};
+use crate::lifecycle::{down, fast, up};
 use crate::service_fake::engine_with_fake;
 use crate::support::{engine, example_stack, sdk_config};
 
@@ -348,8 +348,55 @@ async fn up_provisions_what_traffic_shifting_needs_and_down_removes_it() {
         ]
     );
 
+    // Back to rolling while ECS has the backend's rule on the alternate group: the rule
+    // goes back to the service's own group, the binding loses its advanced configuration,
+    // then the alternate group and the test listener go (the role stays: the frontend
+    // still shifts).
+    let mut rolling = stack.clone();
+    let backend = rolling
+        .services
+        .iter_mut()
+        .find(|s| s.name == "backend")
+        .expect("backend");
+    backend.deployment.strategy = Strategy::Rolling;
+    backend.deployment.traffic = None;
+    let (_, _, plan) = engine.plan_up(&rolling).await.expect("plan");
+    let mut steps: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let action = match s.action {
+                Action::Create => "create",
+                Action::Update(_) => "update",
+                Action::Delete => "delete",
+            };
+            format!("{} {action}", s.id)
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            "listener/http update",
+            "listener/test/backend delete",
+            "service/backend update",
+            "sg/alb update",
+            "tg/backend/alternate delete",
+        ],
+        "{plan}"
+    );
+    up(&engine, &rolling, fast())
+        .await
+        .expect("back to rolling");
+    let (_, _, plan) = engine.plan_up(&rolling).await.expect("plan");
+    assert!(plan.is_empty(), "{plan}");
+    let (_, http_rules) = listener(&elb, 80).await;
+    let backend_rule = http_rules.iter().find(|r| r.0 == "100").expect("rule 100");
+    assert_eq!(backend_rule.2, backend_tg);
+    assert_eq!(tg_arn(&elb, "backend-tg-alt").await, None);
+
     // Down removes all of it.
-    down(&engine, &stack, fast()).await;
+    down(&engine, &rolling, fast()).await;
     let (snapshot, _, _) = engine.plan_down(&stack).await.expect("plan down");
     assert_eq!(snapshot.actual, Vec::new());
     assert_eq!(tg_arn(&elb, "backend-tg-alt").await, None);
