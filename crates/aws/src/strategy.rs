@@ -180,12 +180,12 @@ pub fn chosen(service: &Service, kind: Option<&str>) -> Result<Strategy> {
         return Ok(file.clone());
     };
     let strategy = Strategy::defaults(kind).ok_or_else(|| {
-        Error::Other(format!(
+        Error::Unsupported(format!(
             "\"{kind}\" is not a deployment strategy: rolling, blue_green, canary or linear"
         ))
     })?;
     if shifts(&strategy) && !shifts(file) {
-        return Err(Error::Other(format!(
+        return Err(Error::Unsupported(format!(
             "service {}: --strategy {kind} needs the alternate target group and the production listener rule, which a rolling service does not have on AWS; set `deployment.strategy = \"{kind}\"` in the stack file and run `berth up` first",
             service.name
         )));
@@ -256,7 +256,7 @@ pub fn refuse_unsupported(stack: &Stack) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
+        Err(Error::Unsupported(format!(
             "the AWS engine cannot carry out this stack file: {}",
             problems.join("; ")
         )))

@@ -447,6 +447,7 @@ async fn shell_hooks_are_refused_before_any_call() {
     let engine = engine(&stack, &sdk).await;
     engine.recorder().clear();
     let refused = engine.plan_up(&stack).await.expect_err("hooks");
+    assert!(matches!(refused, Error::Unsupported(_)), "{refused:?}");
     let text = refused.to_string();
     assert!(
         text.contains(

@@ -86,6 +86,7 @@ mod engine {
             berth_aws::Error::WrongAccount { .. }
                 | berth_aws::Error::ParameterExists { .. }
                 | berth_aws::Error::NothingToRollBack { .. }
+                | berth_aws::Error::Unsupported(_)
         );
         let mut chain: Vec<String> = vec![e.to_string()];
         let mut source = std::error::Error::source(&e);
