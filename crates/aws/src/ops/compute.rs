@@ -37,6 +37,29 @@ fn forward(tg: String) -> elb::types::Action {
         .build()
 }
 
+/// A rule's action: a forward to `tg`, or for a traffic-shifting service a weighted forward
+/// with its `alternate` group at weight 0, the shape whose weights ECS moves (S3.8).
+fn rule_action(tg: String, alternate: Option<String>) -> elb::types::Action {
+    let Some(alternate) = alternate else {
+        return forward(tg);
+    };
+    let group = |arn: String, weight: i32| {
+        elb::types::TargetGroupTuple::builder()
+            .target_group_arn(arn)
+            .weight(weight)
+            .build()
+    };
+    elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::types::ForwardActionConfig::builder()
+                .target_groups(group(tg, 100))
+                .target_groups(group(alternate, 0))
+                .build(),
+        )
+        .build()
+}
+
 fn protocol(certificate: &Option<String>) -> elb::types::ProtocolEnum {
     match certificate {
         Some(_) => elb::types::ProtocolEnum::Https,
@@ -529,6 +552,9 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
     };
     for (priority, path, tg) in rules {
         let tg_arn = cx.phys(tg)?;
+        let alternate = desired::shifting_alternate(cx.stack, tg)
+            .map(|alternate| cx.phys(&alternate))
+            .transpose()?;
         let found = existing
             .iter()
             .find(|e| e.priority() == Some(priority.to_string().as_str()));
@@ -540,15 +566,13 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
                         .unwrap_or_else(|| c.values().to_vec())
                         == [path.clone()]
                 });
-                let alternate = desired::shifting_alternate(cx.stack, tg)
-                    .and_then(|alternate| cx.phys(&alternate).ok());
                 let same_tg = forwards_to(rule.actions().first(), &tg_arn, alternate.as_deref());
                 if !(same_path && same_tg) {
                     cx.c.elb
                         .modify_rule()
                         .rule_arn(rule.rule_arn().unwrap_or(""))
                         .conditions(condition(path))
-                        .actions(forward(tg_arn))
+                        .actions(rule_action(tg_arn, alternate))
                         .send()
                         .await
                         .map_err(error::call("elasticloadbalancing:ModifyRule"))?;
@@ -560,7 +584,7 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
                     .listener_arn(listener)
                     .priority(i32::try_from(*priority).unwrap_or(50000))
                     .conditions(condition(path))
-                    .actions(forward(tg_arn))
+                    .actions(rule_action(tg_arn, alternate))
                     .send()
                     .await
                     .map_err(error::call("elasticloadbalancing:CreateRule"))?;

@@ -57,9 +57,12 @@ async fn tg_arn(elb: &Elb, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The listener on `port` of the stack's ALB: its ARN and its rules as
-/// (priority, path, target group ARN, rule ARN).
-async fn listener(elb: &Elb, port: i32) -> (String, Vec<(String, String, String, String)>) {
+/// One rule: (priority, path, the target group it forwards to (the heaviest), rule ARN,
+/// every group with its weight).
+type Rule = (String, String, String, String, Vec<(String, i32)>);
+
+/// The listener on `port` of the stack's ALB: its ARN and its rules.
+async fn listener(elb: &Elb, port: i32) -> (String, Vec<Rule>) {
     let lb = elb
         .describe_load_balancers()
         .names("ecs-alb")
@@ -99,10 +102,28 @@ async fn listener(elb: &Elb, port: i32) -> (String, Vec<(String, String, String,
                 Some(p) => p.values().join(","),
                 None => condition.values().join(","),
             };
-            let target = r.actions()[0].target_group_arn().unwrap_or("");
+            let action = &r.actions()[0];
+            let mut weights: Vec<(String, i32)> = action
+                .forward_config()
+                .map(|f| {
+                    f.target_groups()
+                        .iter()
+                        .map(|t| {
+                            let arn = t.target_group_arn().unwrap_or("").to_owned();
+                            (arn, t.weight().unwrap_or(1))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            weights.sort_by_key(|(_, w)| std::cmp::Reverse(*w));
+            let target = action
+                .target_group_arn()
+                .map(str::to_owned)
+                .or_else(|| weights.first().map(|(arn, _)| arn.clone()))
+                .unwrap_or_default();
             let rule = r.rule_arn().unwrap_or("");
             let priority = r.priority().unwrap_or("");
-            (priority.into(), path, target.into(), rule.into())
+            (priority.into(), path, target, rule.into(), weights)
         })
         .collect();
     (arn, rules)
@@ -173,6 +194,11 @@ async fn up_provisions_what_traffic_shifting_needs_and_down_removes_it() {
     assert_eq!(
         (backend_rule.1.as_str(), backend_rule.2.as_str()),
         ("/api/*", backend_tg.as_str())
+    );
+    // Weighted, the alternate group at 0: the shape whose weights ECS moves.
+    assert_eq!(
+        backend_rule.4,
+        [(backend_tg.clone(), 100), (backend_alt.clone(), 0)]
     );
     let catch_all = rule("50000");
     assert_eq!(
