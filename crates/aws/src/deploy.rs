@@ -33,6 +33,10 @@ pub struct Deployed {
     pub image: String,
     /// The strategy it was deployed with: how its rollout is watched.
     pub strategy: DeploymentStrategy,
+    /// The service's deployments (ARNs) from before this one, which the watch of a
+    /// blue/green, canary or linear deployment looks past: a rollback deploys an earlier
+    /// revision again, whose earlier deployment is not this one.
+    pub earlier: Vec<String>,
 }
 
 /// The stack's service named `name` (its key or its ECS name).
@@ -118,6 +122,8 @@ pub(crate) async fn start(
         revision,
         image,
         strategy: strategy::kind(strategy),
+        // A new revision: no deployment of it before this one.
+        earlier: Vec::new(),
     })
 }
 
@@ -301,10 +307,10 @@ async fn watch_shift(cx: &Ctx<'_>, service: &Service, deployed: &Deployed) -> Re
             cx.c.services
                 .history(&cx.stack.cluster, &service.service_name)
                 .await?;
-        // Newest first: the latest deployment of this revision.
-        let ours = history
-            .iter()
-            .find(|d| d.task_definition == deployed.task_definition);
+        // Newest first: the latest deployment of this revision, not one from before.
+        let ours = history.iter().find(|d| {
+            d.task_definition == deployed.task_definition && !deployed.earlier.contains(&d.arn)
+        });
         if let Some(d) = ours
             && matches!(d.status, S::Pending | S::InProgress)
             && d.lifecycle_stage.is_some()

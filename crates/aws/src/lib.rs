@@ -326,12 +326,14 @@ impl Engine {
                 let cx = self.ctx(stack, &snapshot, Options::default(), progress);
                 let wanted = desired(stack, &snapshot.known);
                 let strategy = &service.deployment.strategy;
+                let earlier = history.iter().map(|d| d.arn.clone()).collect();
                 deploy::update_to(&cx, &wanted, service, task_definition.clone(), strategy).await?;
                 Ok(RolledBack::Redeployed(Deployed {
                     revision: deploy::revision(&task_definition),
                     task_definition,
                     image: String::new(),
                     strategy: strategy::kind(strategy),
+                    earlier,
                 }))
             }
         }

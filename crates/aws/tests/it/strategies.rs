@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{self as ecs, ServiceDeploymentStatus as S};
-use berth_aws::{Action, DeploymentRecord, Error, Event, Progress, ServiceRequest, silent};
+use berth_aws::{
+    Action, DeploymentRecord, Error, Event, Progress, RolledBack, ServiceRequest, silent,
+};
 use berth_spec::status::DeploymentStrategy;
 use berth_spec::{Stack, Strategy, TrafficWiring};
 use berth_testkit::Moto;
@@ -485,9 +487,12 @@ async fn shell_hooks_are_refused_before_any_call() {
 }
 
 fn record(task_definition: &str, status: S, stage: Option<&str>, reason: &str) -> DeploymentRecord {
+    // One deployment per revision here: named after it.
+    let revision = task_definition.rsplit(':').next().unwrap_or("0");
     DeploymentRecord {
-        arn: "arn:aws:ecs:us-east-1:123456789012:service-deployment/ecs-cluster/backend-service/d2"
-            .into(),
+        arn: format!(
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/ecs-cluster/backend-service/r{revision}"
+        ),
         status,
         task_definition: task_definition.to_owned(),
         created_at: None,
@@ -534,6 +539,7 @@ async fn deploys_carry_the_strategy_and_a_rollback_during_the_bake_fails_them() 
         .await
         .expect("deploy");
     assert_eq!(deployed.strategy, DeploymentStrategy::BlueGreen);
+    let previous = deployed.task_definition.clone();
     let request = last_update(&fake.calls(), "backend-service");
     assert_eq!(request.task_definition, deployed.task_definition);
     let d = &request.deployment;
@@ -636,6 +642,57 @@ async fn deploys_carry_the_strategy_and_a_rollback_during_the_bake_fails_them() 
             "rolled out (BAKE_TIME)",
         ]
     );
+
+    // A settled blue/green service rolled back: its previous revision deployed again, and
+    // watched past that revision's earlier, SUCCESSFUL deployment.
+    let settled = vec![
+        DeploymentRecord {
+            arn: "arn:d3".into(),
+            ..record(&deployed.task_definition, S::Successful, None, "")
+        },
+        DeploymentRecord {
+            arn: "arn:d2".into(),
+            ..record(&previous, S::Successful, None, "")
+        },
+    ];
+    fake.set_history(settled.clone());
+    let started = engine
+        .rollback(&stack, "backend", &silent())
+        .await
+        .expect("rollback");
+    let RolledBack::Redeployed(again) = &started else {
+        panic!("{started:?}")
+    };
+    assert_eq!(again.task_definition, previous);
+    assert_eq!(again.strategy, DeploymentStrategy::BlueGreen);
+    let again_record = |status, stage| DeploymentRecord {
+        arn: "arn:d4".into(),
+        ..record(&previous, status, stage, "")
+    };
+    fake.script_history([
+        settled.clone(),
+        vec![
+            again_record(S::InProgress, Some("BAKE_TIME")),
+            settled[0].clone(),
+            settled[1].clone(),
+        ],
+        vec![
+            again_record(S::Successful, None),
+            settled[0].clone(),
+            settled[1].clone(),
+        ],
+    ]);
+    let (progress, seen) = waits();
+    engine
+        .watch_rollback(&stack, "backend", &started, watching(), &progress)
+        .await
+        .expect("rolled back");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["listed by ECS", "rolled out (BAKE_TIME)"]
+    );
+    fake.script_history([]);
+    fake.set_history(Vec::new());
 
     // --strategy linear on the frontend (a canary service): ECS's linear defaults, through
     // the catch-all rule.
