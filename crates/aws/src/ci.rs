@@ -156,6 +156,8 @@ impl Arns<'_> {
 fn read_statements(a: &Arns<'_>, ci: &GithubCi) -> Vec<Value> {
     let stack = a.stack;
     let mut roles = a.task_roles();
+    // Discovery looks for it whatever the strategies (to delete it once none shifts).
+    roles.push(a.role(&crate::desired::infrastructure_role_name(stack)));
     roles.push(a.role(&ci.deploy_role));
     roles.push(a.role(&ci.plan_role));
     let mut out = vec![
@@ -297,6 +299,48 @@ pub fn deploy_policy(stack: &Stack, known: &Known, ci: &GithubCi) -> String {
     let mut pass = statement("PassTaskRoles", &["iam:PassRole"], a.task_roles());
     pass["Condition"] = json!({"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}});
     statements.push(pass);
+    let shifting: Vec<&berth_spec::Service> = stack
+        .services
+        .iter()
+        .filter(|s| crate::strategy::shifts(&s.deployment.strategy))
+        .collect();
+    if !shifting.is_empty() {
+        // A blue/green, canary or linear deploy names the infrastructure role and is
+        // watched through the service's deployment history.
+        let mut pass = statement(
+            "PassInfrastructureRole",
+            &["iam:PassRole"],
+            vec![a.role(&crate::desired::infrastructure_role_name(stack))],
+        );
+        pass["Condition"] = json!({"StringEquals": {"iam:PassedToService": "ecs.amazonaws.com"}});
+        statements.push(pass);
+        let under = |kind: &str| -> Vec<String> {
+            shifting
+                .iter()
+                .map(|s| {
+                    a.arn(
+                        "ecs",
+                        &format!("{kind}/{}/{}/*", stack.cluster, s.service_name),
+                    )
+                })
+                .collect()
+        };
+        statements.push(statement(
+            "ListDeployments",
+            &["ecs:ListServiceDeployments"],
+            a.services(),
+        ));
+        let mut watched = under("service-deployment");
+        watched.extend(under("service-revision"));
+        statements.push(statement(
+            "WatchDeployments",
+            &[
+                "ecs:DescribeServiceDeployments",
+                "ecs:DescribeServiceRevisions",
+            ],
+            watched,
+        ));
+    }
     statements.push(statement(
         "ReadLogs",
         &[

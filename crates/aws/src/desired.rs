@@ -19,6 +19,48 @@ use crate::scaling::{self, Metric, Scaling};
 pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
 
+/// The managed policy of the role ECS assumes to shift a service's traffic (move its
+/// listener rules, register its tasks in either target group).
+pub const INFRASTRUCTURE_POLICY_ARN: &str =
+    "arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers";
+
+/// The logical id of the infrastructure role (one per stack, for every traffic-shifting
+/// service).
+pub const INFRASTRUCTURE_ROLE: &str = "role/ecs-infrastructure";
+
+/// The infrastructure role's name.
+pub fn infrastructure_role_name(stack: &Stack) -> String {
+    let name = format!("{}-ecs-infrastructure", stack.name);
+    name.chars().take(64).collect()
+}
+
+/// The logical id of a service's alternate (green) target group.
+pub fn alternate_tg_id(service: &str) -> Id {
+    format!("tg/{service}/alternate")
+}
+
+/// The alternate group of the service whose target group is `tg` (`tg/<service>`), when
+/// that service shifts traffic: the group ECS may have moved its rules to.
+pub fn shifting_alternate(stack: &Stack, tg: &str) -> Option<Id> {
+    let name = tg.strip_prefix("tg/")?;
+    shifting(stack)
+        .any(|(s, _)| s.name == name)
+        .then(|| alternate_tg_id(name))
+}
+
+/// The logical id of a service's test listener.
+pub fn test_listener_id(service: &str) -> Id {
+    format!("listener/test/{service}")
+}
+
+/// The services that shift traffic (blue/green, canary, linear), each with its wiring.
+fn shifting(stack: &Stack) -> impl Iterator<Item = (&Service, &berth_spec::TrafficWiring)> {
+    stack.services.iter().filter_map(|s| {
+        let traffic = s.deployment.traffic.as_ref()?;
+        crate::strategy::shifts(&s.deployment.strategy).then_some((s, traffic))
+    })
+}
+
 /// What the planner needs from the account besides the stack.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
@@ -315,6 +357,13 @@ fn security_groups(stack: &Stack, b: &mut Builder) {
         let Some(group) = stack.security_groups.get(role) else {
             continue;
         };
+        let with_tests;
+        let group = if role == R::Alb {
+            with_tests = with_test_ports(stack, group);
+            &with_tests
+        } else {
+            group
+        };
         let r = b.add(
             sg_id(role),
             Kind::SecurityGroup,
@@ -332,6 +381,30 @@ fn security_groups(stack: &Stack, b: &mut Builder) {
             }
         }
     }
+}
+
+/// The ALB's group with each test listener's port open to whom its HTTP port is open.
+fn with_test_ports(stack: &Stack, group: &berth_spec::SecurityGroup) -> berth_spec::SecurityGroup {
+    let mut group = group.clone();
+    let sources: Vec<IngressSource> = group
+        .ingress
+        .iter()
+        .filter(|i| i.port == 80)
+        .map(|i| i.source.clone())
+        .collect();
+    for (service, traffic) in shifting(stack) {
+        let Some(port) = traffic.test_listener_port else {
+            continue;
+        };
+        for source in &sources {
+            group.ingress.push(berth_spec::Ingress {
+                port,
+                source: source.clone(),
+                description: format!("{} test listener", service.name),
+            });
+        }
+    }
+    group
 }
 
 /// A group's inbound rules as the plan shows them (`3001 from sg/alb`), sorted.
@@ -370,6 +443,32 @@ fn iam(stack: &Stack, known: &Known, b: &mut Builder) {
         vec![EXECUTION_POLICY_ARN.into()],
         policy,
     );
+    if shifting(stack).next().is_some() {
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs.amazonaws.com"},
+                "Action": "sts:AssumeRole"
+            }]
+        })
+        .to_string();
+        let managed = vec![INFRASTRUCTURE_POLICY_ARN.to_owned()];
+        b.add(
+            INFRASTRUCTURE_ROLE,
+            Kind::Role,
+            infrastructure_role_name(stack),
+            Spec::Role {
+                trust: trust.clone(),
+                description: "berth: ECS shifts blue/green, canary and linear traffic",
+                managed: managed.clone(),
+                policy: None,
+            },
+        )
+        .attr("trust", trust)
+        .attr("managed_policies", join(&managed))
+        .attr("inline_policy", "");
+    }
     for task in &stack.iam.task_roles {
         let statements: Vec<_> = task
             .statements
@@ -618,34 +717,25 @@ fn load_balancer(stack: &Stack, b: &mut Builder) {
         r.dep(s.clone());
     }
     for service in &stack.services {
-        let hc = &service.health_check;
-        b.add(
+        target_group(
+            b,
             format!("tg/{}", service.name),
-            Kind::TargetGroup,
             &service.target_group,
-            Spec::TargetGroup {
-                service: Box::new(service.clone()),
-            },
-        )
-        .attr("protocol", "HTTP")
-        .attr("port", service.port.to_string())
-        .attr("target_type", "ip")
-        .attr("health_check_path", hc.path.as_str())
-        .attr("health_check_interval", hc.interval.as_secs().to_string())
-        .attr("health_check_timeout", hc.timeout.as_secs().to_string())
-        .attr("healthy_threshold", hc.healthy_threshold.to_string())
-        .attr("unhealthy_threshold", hc.unhealthy_threshold.to_string())
-        .attr("matcher", hc.matcher.as_str())
-        .attr(
-            "deregistration_delay",
-            service.deregistration_delay.as_secs().to_string(),
-        )
-        .dep("vpc");
+            service,
+        );
+    }
+    for (service, _) in shifting(stack) {
+        target_group(
+            b,
+            alternate_tg_id(&service.name),
+            &service.alternate_target_group(),
+            service,
+        );
     }
     let Some(default) = stack.default_service() else {
         return;
     };
-    let rules: Vec<(u32, String, Id)> = stack
+    let mut rules: Vec<(u32, String, Id)> = stack
         .listener_rules()
         .iter()
         .map(|r| {
@@ -656,6 +746,15 @@ fn load_balancer(stack: &Stack, b: &mut Builder) {
             )
         })
         .collect();
+    // ECS shifts traffic by moving a listener rule: the default service's traffic, which
+    // the default action carries, needs one when it shifts.
+    if default.routes.is_empty() && shifting(stack).any(|(s, _)| s.name == default.name) {
+        rules.push((
+            crate::strategy::CATCH_ALL_PRIORITY,
+            "/*".to_owned(),
+            format!("tg/{}", default.name),
+        ));
+    }
     let forward = ListenerDefault::Forward(format!("tg/{}", default.name));
     // With HTTPS, the HTTPS listener routes and, unless told otherwise, the HTTP one only
     // redirects to it.
@@ -689,6 +788,50 @@ fn load_balancer(stack: &Stack, b: &mut Builder) {
             rules,
         );
     }
+    // A test listener reaches a service through one rule, which ECS moves to green at
+    // TEST_TRAFFIC_SHIFT (S3.8); until then it serves blue, as production does.
+    for (service, traffic) in shifting(stack) {
+        let Some(port) = traffic.test_listener_port else {
+            continue;
+        };
+        let tg = format!("tg/{}", service.name);
+        listener(
+            stack,
+            b,
+            &test_listener_id(&service.name),
+            port,
+            None,
+            ListenerDefault::Forward(tg.clone()),
+            vec![(crate::strategy::TEST_RULE_PRIORITY, "/*".to_owned(), tg)],
+        );
+    }
+}
+
+/// A service's target group (its own or its alternate: the same settings, S3.7).
+fn target_group(b: &mut Builder, id: Id, name: &str, service: &Service) {
+    let hc = &service.health_check;
+    b.add(
+        id,
+        Kind::TargetGroup,
+        name,
+        Spec::TargetGroup {
+            service: Box::new(service.clone()),
+        },
+    )
+    .attr("protocol", "HTTP")
+    .attr("port", service.port.to_string())
+    .attr("target_type", "ip")
+    .attr("health_check_path", hc.path.as_str())
+    .attr("health_check_interval", hc.interval.as_secs().to_string())
+    .attr("health_check_timeout", hc.timeout.as_secs().to_string())
+    .attr("healthy_threshold", hc.healthy_threshold.to_string())
+    .attr("unhealthy_threshold", hc.unhealthy_threshold.to_string())
+    .attr("matcher", hc.matcher.as_str())
+    .attr(
+        "deregistration_delay",
+        service.deregistration_delay.as_secs().to_string(),
+    )
+    .dep("vpc");
 }
 
 fn listener(
@@ -729,6 +872,11 @@ fn listener(
     }
     for service in &stack.services {
         r.dep(format!("tg/{}", service.name));
+    }
+    // ECS moves a traffic-shifting service's rules to its alternate group: the listener
+    // goes first on `down`.
+    for (service, _) in shifting(stack) {
+        r.dep(alternate_tg_id(&service.name));
     }
 }
 
@@ -800,6 +948,17 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
         let private: Vec<Id> = (0..stack.network.private_subnets.len())
             .map(|i| subnet_id(false, i))
             .collect();
+        let shifts = crate::strategy::shifts(&d.strategy) && d.traffic.is_some();
+        // A traffic-shifting service is bound to both groups, which swap roles at each
+        // deployment: the pair is what does not change.
+        let target_groups = if shifts {
+            join([
+                format!("tg/{}", service.name),
+                alternate_tg_id(&service.name),
+            ])
+        } else {
+            format!("tg/{}", service.name)
+        };
         let r = b.add(
             format!("service/{}", service.name),
             Kind::Service,
@@ -813,7 +972,14 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
             .attr("subnets", join(&private))
             .attr("security_groups", "sg/ecs")
             .attr("assign_public_ip", "DISABLED")
-            .attr("target_group", format!("tg/{}", service.name))
+            .attr("target_group", target_groups)
+            .attr(
+                "strategy",
+                crate::strategy::strategy_text(&crate::strategy::deployment_configuration(
+                    d,
+                    &d.strategy,
+                )),
+            )
             .attr(
                 "minimum_healthy_percent",
                 d.minimum_healthy_percent.to_string(),
@@ -836,6 +1002,17 @@ fn services(stack: &Stack, known: &Known, b: &mut Builder) -> Vec<(String, Strin
             .dep("sg/ecs");
         if stack.load_balancer.https.is_some() {
             r.dep("listener/https");
+        }
+        if shifts {
+            r.dep(alternate_tg_id(&service.name))
+                .dep(INFRASTRUCTURE_ROLE)
+                .dep("sg/alb");
+            if d.traffic
+                .as_ref()
+                .is_some_and(|t| t.test_listener_port.is_some())
+            {
+                r.dep(test_listener_id(&service.name));
+            }
         }
         for s in &private {
             r.dep(s.clone());

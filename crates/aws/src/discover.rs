@@ -457,6 +457,11 @@ async fn roles(c: &Clients, stack: &Stack, known: &Known) -> Result<Vec<Actual>>
     for t in &stack.iam.task_roles {
         wanted.push((format!("role/task/{}", t.service), t.name.clone()));
     }
+    // Looked for whatever the strategies, so that it goes once no service shifts traffic.
+    wanted.push((
+        crate::desired::INFRASTRUCTURE_ROLE.to_owned(),
+        crate::desired::infrastructure_role_name(stack),
+    ));
     if let Some((ci, _)) = crate::ci::enabled(stack, known) {
         wanted.push(("role/ci/deploy".to_owned(), ci.deploy_role.clone()));
         wanted.push(("role/ci/plan".to_owned(), ci.plan_role.clone()));

@@ -108,12 +108,19 @@ pub(crate) fn service(service: &Service, s: &EcsService) -> Actual {
             put(&mut a, "assign_public_ip", ip.as_str());
         }
     }
-    if let Some(tg) = s
-        .load_balancers()
-        .first()
-        .and_then(|l| l.target_group_arn())
-    {
-        put(&mut a, "target_group", tg);
+    if let Some(lb) = s.load_balancers().first() {
+        // Both groups of a traffic-shifting service (discovery relabels and sorts them).
+        let groups: Vec<&str> = lb
+            .target_group_arn()
+            .into_iter()
+            .chain(
+                lb.advanced_configuration()
+                    .and_then(|a| a.alternate_target_group_arn()),
+            )
+            .collect();
+        if !groups.is_empty() {
+            put(&mut a, "target_group", groups.join(", "));
+        }
     }
     // moto omits these: absent attributes are not compared (reference/moto.md).
     if let Some(d) = s.deployment_configuration() {
@@ -123,6 +130,7 @@ pub(crate) fn service(service: &Service, s: &EcsService) -> Actual {
         if let Some(v) = d.maximum_percent() {
             put(&mut a, "maximum_percent", v.to_string());
         }
+        put(&mut a, "strategy", crate::strategy::strategy_text(d));
         if let Some(cb) = d.deployment_circuit_breaker() {
             put(
                 &mut a,

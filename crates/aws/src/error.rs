@@ -60,6 +60,10 @@ pub enum Error {
     /// PutParameter of an existing name without overwrite (the caller's to fix: exit 2).
     #[error("parameter {name} already exists (ParameterAlreadyExists)")]
     ParameterExists { name: String },
+    /// The stack file (or `--strategy`) asks for what ECS cannot carry out as written
+    /// (shell hooks, a rule ECS cannot move): the caller's to fix, exit 2.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Other(String),
 }

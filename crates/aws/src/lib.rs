@@ -44,6 +44,7 @@ mod rollback;
 pub mod scaling;
 mod services;
 pub mod status;
+pub mod strategy;
 
 use std::sync::Mutex;
 
@@ -163,7 +164,7 @@ impl Engine {
 
     /// Discovers, then plans `up` (pure from here).
     pub async fn plan_up(&self, stack: &Stack) -> Result<(Snapshot, Desired, Plan)> {
-        refuse_unsupported(stack)?;
+        strategy::refuse_unsupported(stack)?;
         let snapshot = self.discover(stack).await?;
         let desired = desired(stack, &snapshot.known);
         let plan = plan(&desired, &snapshot.actual);
@@ -206,20 +207,23 @@ impl Engine {
     /// `berth deploy SERVICE`, its first half: registers a revision of the service's task
     /// definition with `image` (a full reference, a tag of its repository, or by default the
     /// repository's newest image) and updates the service to it with the stack's deployment
-    /// configuration. [`Engine::watch_rollout`] is the second half.
+    /// configuration, its strategy or `strategy` (`--strategy`, once: see
+    /// [`strategy::chosen`]). [`Engine::watch_rollout`] is the second half.
     pub async fn deploy(
         &self,
         stack: &Stack,
         service: &str,
         image: Option<&str>,
+        strategy: Option<&str>,
         progress: &Progress,
     ) -> Result<Deployed> {
-        refuse_unsupported(stack)?;
+        strategy::refuse_unsupported(stack)?;
         let service = deploy::find(stack, service)?;
+        let chosen = strategy::chosen(service, strategy)?;
         let snapshot = self.discover(stack).await?;
         let cx = self.ctx(stack, &snapshot, Options::default(), progress);
         let image = deploy::image(&cx, &snapshot, service, image).await?;
-        deploy::start(&cx, &snapshot, service, image).await
+        deploy::start(&cx, &snapshot, service, image, &chosen).await
     }
 
     /// `berth build SERVICE --push`: the service's repository URI and a login to its
@@ -230,7 +234,8 @@ impl Engine {
     }
 
     /// Watches the rollout of `deployed` until it is COMPLETED (`options.waits`: the poll
-    /// interval and the timeout); FAILED (the circuit breaker) is [`Error::Rollout`].
+    /// interval and the timeout); FAILED (the circuit breaker) and a blue/green, canary or
+    /// linear deployment rolled back (with the stage it was in) are [`Error::Rollout`].
     pub async fn watch_rollout(
         &self,
         stack: &Stack,
@@ -306,7 +311,7 @@ impl Engine {
         service: &str,
         progress: &Progress,
     ) -> Result<RolledBack> {
-        refuse_unsupported(stack)?;
+        strategy::refuse_unsupported(stack)?;
         let service = deploy::find(stack, service)?;
         let history = self
             .clients
@@ -323,11 +328,15 @@ impl Engine {
                 deploy::exists(&snapshot, service)?;
                 let cx = self.ctx(stack, &snapshot, Options::default(), progress);
                 let wanted = desired(stack, &snapshot.known);
-                deploy::update_to(&cx, &wanted, service, task_definition.clone()).await?;
+                let strategy = &service.deployment.strategy;
+                let earlier = history.iter().map(|d| d.arn.clone()).collect();
+                deploy::update_to(&cx, &wanted, service, task_definition.clone(), strategy).await?;
                 Ok(RolledBack::Redeployed(Deployed {
                     revision: deploy::revision(&task_definition),
                     task_definition,
                     image: String::new(),
+                    strategy: strategy::kind(strategy),
+                    earlier,
                 }))
             }
         }
@@ -446,49 +455,5 @@ impl Engine {
             kept,
             waiting_for_image: plan.waiting_for_image.clone(),
         })
-    }
-}
-
-/// What the stack file accepts and this engine does not carry out yet is refused before any
-/// AWS call, rather than created as something else: a blue/green, canary or linear service
-/// would otherwise be made rolling.
-fn refuse_unsupported(stack: &Stack) -> Result<()> {
-    match stack
-        .services
-        .iter()
-        .find(|s| s.deployment.strategy != berth_spec::Strategy::Rolling)
-    {
-        Some(service) => Err(Error::Other(format!(
-            "service {}: the AWS engine does not run the \"{}\" strategy yet (the local runtime does); use strategy = \"rolling\" for this environment",
-            service.name,
-            service.deployment.strategy.kind()
-        ))),
-        None => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod unsupported_tests {
-    use std::path::Path;
-
-    use super::*;
-
-    #[test]
-    fn traffic_shifting_strategies_are_refused_before_any_call() {
-        let text = |strategy: &str| {
-            format!(
-                "[stack]\nname = \"demo\"\n[services.web]\nport = 80\ndeployment = {{ strategy = \"{strategy}\" }}\n"
-            )
-        };
-        let stack =
-            |strategy| berth_spec::parse(&text(strategy), "berth.toml", Path::new("/app")).unwrap();
-        assert!(refuse_unsupported(&stack("rolling")).is_ok());
-        let error = refuse_unsupported(&stack("canary"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("service web: the AWS engine does not run the \"canary\" strategy yet"),
-            "{error}"
-        );
     }
 }

@@ -14,7 +14,6 @@ use berth_spec::Service;
 use crate::deploy::{self, Deployed};
 use crate::error::{Error, Result};
 use crate::ops::Ctx;
-use crate::progress::Event;
 use crate::services::DeploymentRecord;
 
 /// What a rollback does.
@@ -94,19 +93,8 @@ pub(crate) async fn watch_stop(cx: &Ctx<'_>, service: &Service, deployment: &str
             }
             _ => {}
         }
-        let elapsed = start.elapsed();
-        if elapsed >= cx.waits.timeout {
-            return Err(Error::Timeout {
-                what: format!("{id} to be rolled back"),
-                waited: elapsed,
-            });
-        }
-        (cx.progress)(Event::Waiting {
-            id: id.clone(),
-            what: format!("rolled back ({})", ours.status.as_str()),
-            elapsed,
-        });
-        tokio::time::sleep(cx.waits.interval).await;
+        let what = format!("rolled back ({})", ours.status.as_str());
+        deploy::pause(cx, &id, "rolled back", start, what).await?;
     }
 }
 
@@ -122,6 +110,7 @@ mod tests {
             created_at: None,
             finished_at: None,
             reason: String::new(),
+            lifecycle_stage: None,
         }
     }
 

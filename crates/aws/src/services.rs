@@ -28,7 +28,8 @@ pub struct ServiceRequest {
     /// `None` on an update leaves the count alone (autoscaling moves it).
     pub desired_count: Option<i32>,
     pub network: ecs::NetworkConfiguration,
-    /// Only at creation: a service's load balancer binding does not change.
+    /// At creation; on an update only to change a traffic-shifting binding (`None` leaves
+    /// the binding as it is).
     pub load_balancer: Option<ecs::LoadBalancer>,
     pub deployment: ecs::DeploymentConfiguration,
     pub grace_period_secs: i32,
@@ -48,6 +49,18 @@ pub struct DeploymentRecord {
     pub created_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub reason: String,
+    /// Where a blue/green, canary or linear deployment stands (S3.10: `BAKE_TIME`), from
+    /// DescribeServiceDeployments; for deployments that have not ended only.
+    pub lifecycle_stage: Option<String>,
+}
+
+/// Whether a deployment in this status has ended (it moves no more).
+pub(crate) fn ended(status: &ecs::ServiceDeploymentStatus) -> bool {
+    use ecs::ServiceDeploymentStatus as S;
+    matches!(
+        status,
+        S::Successful | S::Stopped | S::RollbackSuccessful | S::RollbackFailed
+    )
 }
 
 /// The ECS service API as the engine uses it.
@@ -132,6 +145,7 @@ impl ServiceApi for SdkServices {
                 .task_definition(r.task_definition)
                 .set_desired_count(r.desired_count)
                 .network_configuration(r.network)
+                .set_load_balancers(r.load_balancer.map(|l| vec![l]))
                 .deployment_configuration(r.deployment)
                 .health_check_grace_period_seconds(r.grace_period_secs)
                 .send()
@@ -199,6 +213,30 @@ impl ServiceApi for SdkServices {
                     }
                 }
             }
+            // The stage of the deployments that have not ended (DescribeServiceDeployments,
+            // 20 a call); ListServiceDeployments does not say it.
+            let open: Vec<String> = briefs
+                .iter()
+                .filter(|b| !b.status().is_some_and(ended))
+                .filter_map(|b| b.service_deployment_arn().map(str::to_owned))
+                .collect();
+            let mut stages = std::collections::BTreeMap::new();
+            for chunk in open.chunks(20) {
+                let out = self
+                    .0
+                    .describe_service_deployments()
+                    .set_service_deployment_arns(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(error::call("ecs:DescribeServiceDeployments"))?;
+                for d in out.service_deployments() {
+                    if let (Some(arn), Some(stage)) =
+                        (d.service_deployment_arn(), d.lifecycle_stage())
+                    {
+                        stages.insert(arn.to_owned(), stage.as_str().to_owned());
+                    }
+                }
+            }
             let mut records: Vec<DeploymentRecord> = briefs
                 .iter()
                 .map(|b| DeploymentRecord {
@@ -215,6 +253,10 @@ impl ServiceApi for SdkServices {
                     created_at: crate::status::time(b.created_at()),
                     finished_at: crate::status::time(b.finished_at()),
                     reason: b.status_reason().unwrap_or("").to_owned(),
+                    lifecycle_stage: b
+                        .service_deployment_arn()
+                        .and_then(|arn| stages.get(arn))
+                        .cloned(),
                 })
                 .collect();
             records.sort_by_key(|r| std::cmp::Reverse(r.created_at));

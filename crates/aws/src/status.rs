@@ -118,7 +118,8 @@ fn target_group_name(arn: &str) -> String {
 }
 
 /// An ECS deployment in the shared vocabulary.
-pub(crate) fn deployment(d: &ecs::Deployment) -> DeploymentState {
+/// `strategy`: the service's (ECS lists it per service, not per deployment).
+pub(crate) fn deployment(d: &ecs::Deployment, strategy: DeploymentStrategy) -> DeploymentState {
     let status = match d.status() {
         Some("PRIMARY") => DeploymentStatus::Primary,
         Some("ACTIVE") => DeploymentStatus::Active,
@@ -134,9 +135,7 @@ pub(crate) fn deployment(d: &ecs::Deployment) -> DeploymentState {
         id: d.id().unwrap_or("").to_owned(),
         status,
         task_definition: short_task_definition(d.task_definition().unwrap_or("")),
-        // A service's deployments list only rolling ones; the native strategies are refused
-        // before they reach AWS (`refuse_unsupported`).
-        strategy: DeploymentStrategy::Rolling,
+        strategy,
         desired_count: count(d.desired_count()),
         running_count: count(d.running_count()),
         pending_count: count(d.pending_count()),
@@ -145,6 +144,20 @@ pub(crate) fn deployment(d: &ecs::Deployment) -> DeploymentState {
         rollout_state_reason: d.rollout_state_reason().unwrap_or("").to_owned(),
         created_at: time(d.created_at()),
         updated_at: time(d.updated_at()),
+    }
+}
+
+/// The service's deployment strategy; ROLLING when it names none (ECS's default, and moto,
+/// which reports no deployment configuration).
+fn strategy_of(service: &ecs::Service) -> DeploymentStrategy {
+    match service
+        .deployment_configuration()
+        .and_then(|c| c.strategy())
+    {
+        Some(ecs::DeploymentStrategy::BlueGreen) => DeploymentStrategy::BlueGreen,
+        Some(ecs::DeploymentStrategy::Canary) => DeploymentStrategy::Canary,
+        Some(ecs::DeploymentStrategy::Linear) => DeploymentStrategy::Linear,
+        _ => DeploymentStrategy::Rolling,
     }
 }
 
@@ -223,11 +236,15 @@ pub(crate) async fn status(c: &Clients, stack: &Stack) -> Result<StackStatus> {
             continue;
         };
         let state = service_state(c, stack, spec, service).await?;
-        if let Some(arn) = service
-            .load_balancers()
-            .first()
-            .and_then(|l| l.target_group_arn())
-        {
+        // Both groups of a blue/green, canary or linear service: green's tasks register in
+        // the alternate one.
+        let groups = service.load_balancers().first().map(|l| {
+            l.target_group_arn().into_iter().chain(
+                l.advanced_configuration()
+                    .and_then(|a| a.alternate_target_group_arn()),
+            )
+        });
+        for arn in groups.into_iter().flatten() {
             out.target_groups.push(TargetGroupState {
                 name: target_group_name(arn),
                 service: spec.service_name.clone(),
@@ -256,7 +273,11 @@ async fn service_state(
             .and_then(|l| l.target_group_arn())
             .map(target_group_name),
         grace_period_secs: service.health_check_grace_period_seconds().map_or(0, count),
-        deployments: service.deployments().iter().map(deployment).collect(),
+        deployments: service
+            .deployments()
+            .iter()
+            .map(|d| deployment(d, strategy_of(service)))
+            .collect(),
         tasks: Vec::new(),
         events: service
             .events()

@@ -42,6 +42,8 @@ impl Moto {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", MOTO_RUNNING_TASKS.to_string())
+            // Each server records (when told to) into a file of its own.
+            .env("MOTO_RECORDER_FILEPATH", logs.path().join("recording"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -79,6 +81,36 @@ impl Moto {
         let response = http_request(self.port, "POST", "/moto-api/reset", &[], b"")
             .expect("moto answers /moto-api/reset");
         assert_eq!(response.status, 200, "moto reset: {}", response.text());
+    }
+
+    /// Starts recording the requests moto receives (`/moto-api/recorder/`), for a test to
+    /// read what was sent where moto does not answer with it (ECS's deployment
+    /// configuration).
+    pub fn start_recording(&self) {
+        let response = http_request(
+            self.port,
+            "POST",
+            "/moto-api/recorder/start-recording",
+            &[],
+            b"",
+        )
+        .expect("moto answers /moto-api/recorder/start-recording");
+        assert_eq!(response.status, 200, "moto recorder: {}", response.text());
+    }
+
+    /// The requests recorded since [`Moto::start_recording`]: one JSON object a line
+    /// (`headers`, `method`, `url`, `body`, which is base64 when `body_encoded`).
+    pub fn recording(&self) -> String {
+        let response = http_request(
+            self.port,
+            "GET",
+            "/moto-api/recorder/download-recording",
+            &[],
+            b"",
+        )
+        .expect("moto answers /moto-api/recorder/download-recording");
+        assert_eq!(response.status, 200, "moto recorder: {}", response.text());
+        response.text()
     }
 
     /// moto's own output.

@@ -5,9 +5,12 @@ use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2 as elb;
 
 use super::Ctx;
+use crate::desired;
+use crate::discover_elb::forward_groups;
 use crate::error::{self, Error, Result};
 use crate::resource::{Actual, ListenerDefault, Resource, Spec};
 use crate::services::ServiceRequest;
+use crate::strategy::{self, Wiring};
 
 fn elb_tags(cx: &Ctx<'_>, r: &Resource) -> Vec<elb::types::Tag> {
     cx.tags(&r.id, &r.name)
@@ -31,6 +34,29 @@ fn forward(tg: String) -> elb::types::Action {
     elb::types::Action::builder()
         .r#type(elb::types::ActionTypeEnum::Forward)
         .target_group_arn(tg)
+        .build()
+}
+
+/// A rule's action: a forward to `tg`, or for a traffic-shifting service a weighted forward
+/// with its `alternate` group at weight 0, the shape whose weights ECS moves (S3.8).
+fn rule_action(tg: String, alternate: Option<String>) -> elb::types::Action {
+    let Some(alternate) = alternate else {
+        return forward(tg);
+    };
+    let group = |arn: String, weight: i32| {
+        elb::types::TargetGroupTuple::builder()
+            .target_group_arn(arn)
+            .weight(weight)
+            .build()
+    };
+    elb::types::Action::builder()
+        .r#type(elb::types::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::types::ForwardActionConfig::builder()
+                .target_groups(group(tg, 100))
+                .target_groups(group(alternate, 0))
+                .build(),
+        )
         .build()
 }
 
@@ -171,15 +197,8 @@ pub(super) async fn create(cx: &Ctx<'_>, r: &Resource) -> Result<String> {
         }
         Spec::TaskDefinition { .. } => register(cx, r).await,
         Spec::Service { service } => {
-            let mut request = service_request(cx, r, service)?;
+            let mut request = service_request(cx, r, service, false).await?;
             request.desired_count = Some(count(service.desired_count));
-            request.load_balancer = Some(
-                ecs::LoadBalancer::builder()
-                    .target_group_arn(cx.phys(&format!("tg/{}", service.name))?)
-                    .container_name(&service.container_name)
-                    .container_port(i32::from(service.port))
-                    .build(),
-            );
             request.tags = ecs_tags(cx, r);
             let arn = c.services.create(request).await?;
             wait_stable(cx, r).await?;
@@ -212,12 +231,13 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// What create and update share. The desired count is left out under autoscaling, where it
-/// is AWS's to move (an update must not reset it).
-pub(crate) fn service_request(
+/// What create and update share (`existing`: an update). The desired count is left out
+/// under autoscaling, where it is AWS's to move (an update must not reset it).
+pub(crate) async fn service_request(
     cx: &Ctx<'_>,
     r: &Resource,
     service: &berth_spec::Service,
+    existing: bool,
 ) -> Result<ServiceRequest> {
     let d = &service.deployment;
     Ok(ServiceRequest {
@@ -229,24 +249,109 @@ pub(crate) fn service_request(
             .is_none()
             .then(|| count(service.desired_count)),
         network: network(cx)?,
-        load_balancer: None,
-        deployment: deployment(d),
+        load_balancer: binding(cx, service, existing).await?,
+        deployment: strategy::deployment_configuration(d, &d.strategy),
         grace_period_secs: secs(d.health_check_grace_period),
         tags: Vec::new(),
     })
 }
 
-fn deployment(d: &berth_spec::Deployment) -> ecs::DeploymentConfiguration {
-    ecs::DeploymentConfiguration::builder()
-        .minimum_healthy_percent(i32::try_from(d.minimum_healthy_percent).unwrap_or(100))
-        .maximum_percent(i32::try_from(d.maximum_percent).unwrap_or(200))
-        .deployment_circuit_breaker(
-            ecs::DeploymentCircuitBreaker::builder()
-                .enable(d.circuit_breaker.enable)
-                .rollback(d.circuit_breaker.rollback)
-                .build(),
-        )
-        .build()
+/// The service's load balancer binding. A rolling service's is set at creation (and on an
+/// update only to take a traffic-shifting configuration off); a traffic-shifting service's
+/// carries the alternate group, the rules and the role, in the order ECS has the two groups
+/// in now: they swap roles at each deployment.
+async fn binding(
+    cx: &Ctx<'_>,
+    service: &berth_spec::Service,
+    existing: bool,
+) -> Result<Option<ecs::LoadBalancer>> {
+    let own = cx.phys(&format!("tg/{}", service.name))?;
+    let wiring = wiring(cx, service).await?;
+    if !existing {
+        return Ok(Some(strategy::load_balancer(service, own, wiring)));
+    }
+    let found =
+        cx.c.services
+            .describe(&cx.stack.cluster, vec![service.service_name.clone()])
+            .await?;
+    let current = found.first().and_then(|s| s.load_balancers().first());
+    let Some(mut wiring) = wiring else {
+        let shifted = current.is_some_and(|l| l.advanced_configuration().is_some());
+        return Ok(shifted.then(|| strategy::load_balancer(service, own, None)));
+    };
+    let mut primary = own;
+    if current.and_then(|l| l.target_group_arn()) == Some(wiring.alternate_target_group.as_str()) {
+        std::mem::swap(&mut primary, &mut wiring.alternate_target_group);
+    }
+    Ok(Some(strategy::load_balancer(
+        service,
+        primary,
+        Some(wiring),
+    )))
+}
+
+/// The ARNs ECS needs to shift `service`'s traffic; `None` for a rolling service.
+async fn wiring(cx: &Ctx<'_>, service: &berth_spec::Service) -> Result<Option<Wiring>> {
+    let Some(traffic) = &service.deployment.traffic else {
+        return Ok(None);
+    };
+    if !strategy::shifts(&service.deployment.strategy) {
+        return Ok(None);
+    }
+    let (priority, _) = strategy::production_rule(cx.stack, service).ok_or_else(|| {
+        Error::Other(format!(
+            "service {} has no one production listener rule",
+            service.name
+        ))
+    })?;
+    // The listener that routes: HTTPS when the stack has it (HTTP then redirects).
+    let listener = if cx.stack.load_balancer.https.is_some() {
+        "listener/https"
+    } else {
+        "listener/http"
+    };
+    let test_rule = match traffic.test_listener_port {
+        Some(_) => Some(
+            rule_arn(
+                cx,
+                &desired::test_listener_id(&service.name),
+                strategy::TEST_RULE_PRIORITY,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(Some(Wiring {
+        alternate_target_group: cx.phys(&desired::alternate_tg_id(&service.name))?,
+        production_rule: rule_arn(cx, listener, priority).await?,
+        test_rule,
+        role: cx.phys(desired::INFRASTRUCTURE_ROLE)?,
+    }))
+}
+
+/// The ARN of the rule of `priority` on listener `listener` (a logical id).
+async fn rule_arn(cx: &Ctx<'_>, listener: &str, priority: u32) -> Result<String> {
+    let out =
+        cx.c.elb
+            .describe_rules()
+            .listener_arn(cx.phys(listener)?)
+            .send()
+            .await
+            .map_err(error::call("elasticloadbalancing:DescribeRules"))?;
+    let wanted = priority.to_string();
+    out.rules()
+        .iter()
+        .find(|r| r.priority() == Some(wanted.as_str()))
+        .and_then(|r| r.rule_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Other(format!("{listener} has no rule of priority {priority}")))
+}
+
+/// Whether a rule's action forwards to `tg` alone, its alternate group counting as `tg`
+/// (ECS moves a traffic-shifting service's rule to it, or weights it between both).
+fn forwards_to(action: Option<&elb::types::Action>, tg: &str, alternate: Option<&str>) -> bool {
+    let groups = action.map(forward_groups).unwrap_or_default();
+    !groups.is_empty() && groups.iter().all(|g| *g == tg || Some(*g) == alternate)
 }
 
 /// A new revision of the family (a task definition never changes in place).
@@ -447,6 +552,9 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
     };
     for (priority, path, tg) in rules {
         let tg_arn = cx.phys(tg)?;
+        let alternate = desired::shifting_alternate(cx.stack, tg)
+            .map(|alternate| cx.phys(&alternate))
+            .transpose()?;
         let found = existing
             .iter()
             .find(|e| e.priority() == Some(priority.to_string().as_str()));
@@ -458,14 +566,13 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
                         .unwrap_or_else(|| c.values().to_vec())
                         == [path.clone()]
                 });
-                let same_tg = rule.actions().first().and_then(|a| a.target_group_arn())
-                    == Some(tg_arn.as_str());
+                let same_tg = forwards_to(rule.actions().first(), &tg_arn, alternate.as_deref());
                 if !(same_path && same_tg) {
                     cx.c.elb
                         .modify_rule()
                         .rule_arn(rule.rule_arn().unwrap_or(""))
                         .conditions(condition(path))
-                        .actions(forward(tg_arn))
+                        .actions(rule_action(tg_arn, alternate))
                         .send()
                         .await
                         .map_err(error::call("elasticloadbalancing:ModifyRule"))?;
@@ -477,7 +584,7 @@ async fn converge_rules(cx: &Ctx<'_>, r: &Resource, listener: &str) -> Result<()
                     .listener_arn(listener)
                     .priority(i32::try_from(*priority).unwrap_or(50000))
                     .conditions(condition(path))
-                    .actions(forward(tg_arn))
+                    .actions(rule_action(tg_arn, alternate))
                     .send()
                     .await
                     .map_err(error::call("elasticloadbalancing:CreateRule"))?;
@@ -558,7 +665,9 @@ pub(super) async fn update(cx: &Ctx<'_>, r: &Resource, a: &Actual) -> Result<Str
         }
         Spec::TaskDefinition { .. } => return register(cx, r).await,
         Spec::Service { service } => {
-            c.services.update(service_request(cx, r, service)?).await?;
+            c.services
+                .update(service_request(cx, r, service, true).await?)
+                .await?;
             wait_stable(cx, r).await?;
         }
         _ => {

@@ -360,3 +360,47 @@ async fn a_provider_someone_else_made_is_used_and_kept() {
         .await
         .expect("the provider made by hand is still there");
 }
+
+#[test]
+fn ci_roles_may_deploy_and_watch_a_blue_green_service() {
+    let shop = stack(
+        "shop",
+        &format!(
+            "routes = [{{ path = \"/*\", priority = 10 }}]\ndeployment = {{ strategy = \"blue_green\" }}\n{CI}"
+        ),
+    );
+    let known = crate::support::known(false);
+    let ci = shop.ci.as_ref().expect("ci");
+    let deploy: Value =
+        serde_json::from_str(&berth_aws::ci::deploy_policy(&shop, &known, ci)).unwrap();
+    let plan: Value = serde_json::from_str(&berth_aws::ci::plan_policy(&shop, &known, ci)).unwrap();
+    let infra = role_arn("shop-ecs-infrastructure");
+    // Both read the infrastructure role (discovery looks for it).
+    for policy in [&deploy, &plan] {
+        assert!(allows(policy, "iam:GetRole", &infra), "{policy:#}");
+    }
+    // Only the deploy role passes it, to ECS alone, and watches the deployments.
+    let pass = statement(&deploy, "PassInfrastructureRole");
+    assert_eq!(strings(&pass["Resource"]), std::slice::from_ref(&infra));
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs.amazonaws.com"
+    );
+    assert!(!allows(&plan, "iam:PassRole", &infra));
+    let service = arn("ecs", "service/shop-cluster/shop-api-service");
+    let cluster = shop.cluster.clone();
+    assert!(allows(&deploy, "ecs:ListServiceDeployments", &service));
+    for (action, resource) in [
+        (
+            "ecs:DescribeServiceDeployments",
+            format!("service-deployment/{cluster}/shop-api-service/abc"),
+        ),
+        (
+            "ecs:DescribeServiceRevisions",
+            format!("service-revision/{cluster}/shop-api-service/123"),
+        ),
+    ] {
+        assert!(allows(&deploy, action, &arn("ecs", &resource)), "{action}");
+        assert!(!allows(&plan, action, &arn("ecs", &resource)), "{action}");
+    }
+}

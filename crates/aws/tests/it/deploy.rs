@@ -33,7 +33,7 @@ async fn deploy_registers_the_next_revision_and_updates_the_service() {
     // A tag the repository does not have: said, and nothing changed.
     engine.recorder().clear();
     let refused = engine
-        .deploy(&stack, "backend", Some("nope"), &silent())
+        .deploy(&stack, "backend", Some("nope"), None, &silent())
         .await
         .expect_err("an unknown tag");
     assert!(
@@ -44,7 +44,7 @@ async fn deploy_registers_the_next_revision_and_updates_the_service() {
     );
     assert_eq!(engine.recorder().mutating(), Vec::<String>::new());
     let unknown = engine
-        .deploy(&stack, "nosuch", None, &silent())
+        .deploy(&stack, "nosuch", None, None, &silent())
         .await
         .expect_err("an unknown service");
     assert!(
@@ -53,7 +53,7 @@ async fn deploy_registers_the_next_revision_and_updates_the_service() {
     );
 
     let deployed = engine
-        .deploy(&stack, "backend", Some("def5678"), &silent())
+        .deploy(&stack, "backend", Some("def5678"), None, &silent())
         .await
         .expect("deploy");
     assert_eq!(deployed.revision, 2);
@@ -115,7 +115,7 @@ async fn rollouts_complete_fail_or_time_out() {
 
     // COMPLETED after two polls in progress.
     let deployed = engine
-        .deploy(&stack, "backend", None, &silent())
+        .deploy(&stack, "backend", None, None, &silent())
         .await
         .expect("deploy");
     assert_eq!(deployed.revision, 2);
@@ -136,7 +136,7 @@ async fn rollouts_complete_fail_or_time_out() {
 
     // The circuit breaker fails it: the reason and ECS's event are in the error.
     let deployed = engine
-        .deploy(&stack, "backend", None, &silent())
+        .deploy(&stack, "backend", None, None, &silent())
         .await
         .expect("deploy");
     assert_eq!(deployed.revision, 3);
@@ -166,7 +166,7 @@ async fn rollouts_complete_fail_or_time_out() {
 
     // Stuck in progress: the timeout, which says what it waited for.
     let deployed = engine
-        .deploy(&stack, "backend", None, &silent())
+        .deploy(&stack, "backend", None, None, &silent())
         .await
         .expect("deploy");
     fake.script(std::iter::repeat_n(RolloutStep::InProgress, 10_000));

@@ -12,4 +12,5 @@ mod operate;
 mod planner;
 mod rollback;
 pub mod service_fake;
+mod strategies;
 mod support;

@@ -22,6 +22,7 @@ fn record(n: u32, status: S, revision: u32) -> DeploymentRecord {
         created_at: None,
         finished_at: None,
         reason: String::new(),
+        lifecycle_stage: None,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct FakeServices {
     stops: Mutex<Vec<String>>,
     /// The statuses the stopped deployment goes through, one per history call.
     stop_script: Mutex<VecDeque<ecs::ServiceDeploymentStatus>>,
+    /// Whole histories, one per history call (the last one stays).
+    history_script: Mutex<VecDeque<Vec<DeploymentRecord>>>,
 }
 
 /// One describe's view of the newest deployment.
@@ -76,6 +78,12 @@ impl FakeServices {
     /// The statuses a stopped deployment goes through, one per history call.
     pub fn script_stop(&self, steps: impl IntoIterator<Item = ecs::ServiceDeploymentStatus>) {
         *self.stop_script.lock().unwrap() = steps.into_iter().collect();
+    }
+
+    /// The histories the next history calls answer, one each (the last one stays): a
+    /// blue/green, canary or linear deployment moving through its stages.
+    pub fn script_history(&self, steps: impl IntoIterator<Item = Vec<DeploymentRecord>>) {
+        *self.history_script.lock().unwrap() = steps.into_iter().collect();
     }
 
     /// The deployments stopped with ROLLBACK.
@@ -236,6 +244,9 @@ impl ServiceApi for FakeServices {
         _name: &'a str,
     ) -> BoxFuture<'a, berth_aws::Result<Vec<DeploymentRecord>>> {
         let mut history = self.history.lock().unwrap();
+        if let Some(next) = self.history_script.lock().unwrap().pop_front() {
+            *history = next;
+        }
         if let Some(stopped) = self.stops.lock().unwrap().last()
             && let Some(status) = self.stop_script.lock().unwrap().pop_front()
         {

@@ -86,6 +86,7 @@ mod engine {
             berth_aws::Error::WrongAccount { .. }
                 | berth_aws::Error::ParameterExists { .. }
                 | berth_aws::Error::NothingToRollBack { .. }
+                | berth_aws::Error::Unsupported(_)
         );
         let mut chain: Vec<String> = vec![e.to_string()];
         let mut source = std::error::Error::source(&e);
@@ -276,7 +277,13 @@ mod engine {
         let engine = connect(environment).await?;
         let progress = progress(&cx.output);
         let deployed = engine
-            .deploy(stack, &service, args.image.as_deref(), &progress)
+            .deploy(
+                stack,
+                &service,
+                args.image.as_deref(),
+                args.strategy.as_deref(),
+                &progress,
+            )
             .await
             .map_err(failed)?;
         // `outcome` and `reason` feed the generated workflows' job summary.

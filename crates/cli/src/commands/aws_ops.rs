@@ -155,6 +155,7 @@ mod engine {
                         "createdAt": d.created_at.map(|t| t.to_rfc3339()),
                         "finishedAt": d.finished_at.map(|t| t.to_rfc3339()),
                         "statusReason": d.reason,
+                        "lifecycleStage": d.lifecycle_stage,
                     })
                 })
                 .collect();
@@ -172,7 +173,10 @@ mod engine {
         for d in &history {
             table.row([
                 d.arn.rsplit('/').next().unwrap_or(&d.arn).to_owned(),
-                d.status.as_str().to_owned(),
+                match &d.lifecycle_stage {
+                    Some(stage) => format!("{} ({stage})", d.status.as_str()),
+                    None => d.status.as_str().to_owned(),
+                },
                 berth_aws::status::short_task_definition(&d.task_definition),
                 d.created_at
                     .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),

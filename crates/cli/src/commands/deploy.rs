@@ -35,12 +35,6 @@ pub async fn run(cx: &Context, args: Args) -> CliResult {
     let stack = cx.load_stack()?;
     let environment = cx.environment(&stack)?;
     if environment.as_local().is_none() {
-        if args.strategy.as_deref().is_some_and(|s| s != "rolling") {
-            return Err(CliError::Usage(anyhow::anyhow!(
-                "--strategy {} is not built for AWS environments yet: only rolling deployments are",
-                args.strategy.as_deref().unwrap_or_default()
-            )));
-        }
         return crate::commands::aws::deploy(cx, &stack, environment, args).await;
     }
     #[cfg(feature = "aws")]

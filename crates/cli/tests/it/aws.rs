@@ -212,6 +212,19 @@ fn deploy_on_aws_through_the_cli() {
     // An unknown service: a usage error, before any call.
     let out = berth(dir.path(), &moto, &["deploy", "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // --strategy blue_green on a rolling service: nothing to shift with on AWS, a usage
+    // error that says how to get it.
+    let out = berth(
+        dir.path(),
+        &moto,
+        &["deploy", "backend", "--strategy", "blue_green"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a rolling service does not have on AWS"),
+        "{}",
+        text(&out.stderr)
+    );
 
     push_image(&moto, "frontend-repo", "abc1234");
     push_image(&moto, "backend-repo", "abc1234");
