@@ -148,7 +148,7 @@ pub fn spec() -> Value {
                     "503": error_response("Database unavailable"),
                 }
             }},
-            "/api/files/stats/summary": {"get": {"summary": "Totals (numbers)", "responses": {
+            "/api/files/stats/summary": {"get": {"summary": "Totals (numbers)", "description": "Served from a per-task cache: a change made through another task shows up to 250 ms late, one made through the same task at once.", "responses": {
                 "200": {"description": "{success, data:{total_files, total_size, image_count, pdf_count, text_count, other_count, image_size, pdf_size, text_size, other_size, avg_file_size, max_file_size, min_file_size, stored_size}}"},
                 "503": error_response("Database unavailable")}}},
             "/api/files/duplicates": {"get": {"summary": "Groups of files with identical contents (by SHA-256)", "responses": {

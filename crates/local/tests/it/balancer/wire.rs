@@ -365,6 +365,40 @@ async fn an_early_answer_to_an_upload_reaches_the_client() {
     assert_eq!(body, "too large");
 }
 
+/// A lingering close: after the early answer, the rest of the client's body is still read
+/// (and thrown away), so a client that reads the answer before it sends the rest is not
+/// reset. (Dropping the body closed the connection at once: the rest's writes failed.)
+#[tokio::test]
+async fn after_an_early_answer_the_rest_of_the_upload_is_still_read() {
+    let (lb, _target) = balancer_with_raw_target().await;
+    let total = 4 * 1024 * 1024;
+    let mut stream = TcpStream::connect(lb.local_addr()).await.unwrap();
+    let head = format!("POST /early-413 HTTP/1.1\r\nhost: x\r\ncontent-length: {total}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    stream.write_all(&chunk).await.unwrap();
+    let mut answer = Vec::new();
+    within("the early answer", async {
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"too large") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer: {answer:?}");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(answer.starts_with(b"HTTP/1.1 413"), "{answer:?}");
+    let mut sent = chunk.len();
+    while sent < total {
+        let result = within("a write of the rest", stream.write_all(&chunk)).await;
+        assert!(
+            result.is_ok(),
+            "after {sent} of {total} bytes the balancer stopped reading: {result:?}"
+        );
+        sent += chunk.len();
+    }
+}
+
 #[tokio::test]
 async fn pooled_connections_the_target_closed_cause_no_error() {
     let (lb, target) = balancer_with_raw_target().await;
