@@ -199,10 +199,11 @@ async fn services(c: &Clients, stack: &Stack) -> Result<BTreeMap<String, Service
         else {
             continue;
         };
+        let strategy = crate::status::strategy_of(service);
         let deployments: Vec<_> = service
             .deployments()
             .iter()
-            .map(crate::status::deployment)
+            .map(|d| crate::status::deployment(d, strategy))
             .collect();
         // The stopped tasks one of its deployments started (`startedBy`).
         let stopped: Vec<_> = crate::status::tasks(c, stack, spec, &[ecs::DesiredStatus::Stopped])

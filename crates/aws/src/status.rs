@@ -149,7 +149,7 @@ pub(crate) fn deployment(d: &ecs::Deployment, strategy: DeploymentStrategy) -> D
 
 /// The service's deployment strategy; ROLLING when it names none (ECS's default, and moto,
 /// which reports no deployment configuration).
-fn strategy_of(service: &ecs::Service) -> DeploymentStrategy {
+pub(crate) fn strategy_of(service: &ecs::Service) -> DeploymentStrategy {
     match service
         .deployment_configuration()
         .and_then(|c| c.strategy())
