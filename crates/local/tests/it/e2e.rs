@@ -367,7 +367,12 @@ async fn a_killed_postgres_is_restarted_and_keeps_committed_rows() {
     assert_ne!(postmaster_pid(&fx), postmaster);
 
     // Killed again at once after its restart: a restart loop, so the next attempt waits.
+    // Once berth watches the new server (killed before that, it is "not running", no pid).
     let first_restart = postmaster_pid(&fx);
+    eventually("berth to watch the restarted server", || {
+        runtime.status().database.and_then(|d| d.pid) == Some(first_restart)
+    })
+    .await;
     kill(Pid::from_raw(first_restart as i32), Signal::SIGKILL).unwrap();
     let second = within("the second restart", restarted(&mut events)).await;
     assert!(
