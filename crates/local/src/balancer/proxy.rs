@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -251,10 +252,10 @@ async fn forward(
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if headers::too_many_forwarded_for(request.headers()) {
-        return Ok(error_response(TOO_MANY_FORWARDED_FOR));
+        return Ok(refuse(request.into_body(), TOO_MANY_FORWARDED_FOR));
     }
     if let Some(refusal) = unsupported(&request) {
-        return Ok(error_response(refusal));
+        return Ok(refuse(request.into_body(), refusal));
     }
     let chosen = {
         let rules = worker.shared.rules.load();
@@ -264,7 +265,7 @@ async fn forward(
             .map(|in_flight| (in_flight, group.config.request_timeout))
     };
     let Some((in_flight, request_timeout)) = chosen else {
-        return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE));
+        return Ok(refuse(request.into_body(), StatusCode::SERVICE_UNAVAILABLE));
     };
 
     // Targets get origin-form (`/path?query`); an absolute-form request's authority is its
@@ -286,7 +287,7 @@ async fn forward(
         request.headers_mut().insert(header::HOST, host);
     }
     let target = in_flight.target();
-    let (parts, body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
     let sent = upstream::send(
         target,
         worker.index,
@@ -294,9 +295,12 @@ async fn forward(
         request_timeout,
         &parts,
         &client,
-        body,
-    );
-    match sent.await {
+        &mut body,
+    )
+    .await;
+    // Whatever of the body the target did not wait for (an early 413, a 504, a 502).
+    linger(body);
+    match sent {
         Ok((head, connection)) => {
             let body =
                 UpstreamBody::new(connection, &head, in_flight, worker.index, request_timeout);
@@ -322,6 +326,40 @@ async fn forward(
             Ok(error_response(status))
         }
     }
+}
+
+/// How long a client's request body that nobody waits for is still read (nginx's
+/// `lingering_time`), and the longest pause in it (`lingering_timeout`).
+const LINGER_TIME: Duration = Duration::from_secs(30);
+const LINGER_IDLE: Duration = Duration::from_secs(5);
+
+/// An answer given without reading the request body: the body lingers.
+fn refuse(body: Incoming, status: StatusCode) -> Response<ProxyBody> {
+    linger(body);
+    error_response(status)
+}
+
+/// A lingering close, as nginx and HAProxy do it: an answer given while the client is still
+/// sending its body (the balancer's own refusal, a target's early 413, a 504) goes out, and
+/// the rest of the body is read and thrown away, bounded by [`LINGER_TIME`] and
+/// [`LINGER_IDLE`]. Dropped unread instead, the client connection would close with data in
+/// its receive buffer, and the kernel then sends a reset that can destroy the answer before
+/// the client reads it (or fail its write first). A body already read to its end costs
+/// nothing here.
+fn linger(mut body: Incoming) {
+    if body.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + LINGER_TIME;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(LINGER_IDLE.min(left), body.frame()).await {
+                Ok(Some(Ok(_))) => {}
+                _ => return,
+            }
+        }
+    });
 }
 
 /// Requests the balancer does not forward: `CONNECT` (no tunnels, 405) and a body in a

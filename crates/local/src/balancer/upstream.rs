@@ -297,9 +297,9 @@ pub(crate) async fn send(
     timeout: Duration,
     parts: &request::Parts,
     client: &ClientConnection,
-    body: Incoming,
+    body: &mut Incoming,
 ) -> Result<(ResponseHead, Connection), UpstreamError> {
-    let framing = request_framing(parts, &body);
+    let framing = request_framing(parts, body);
     let pool = target.pool(worker);
     let (mut connection, pooled) = loop {
         match pool.checkout(idle_timeout) {
@@ -322,50 +322,14 @@ pub(crate) async fn send(
         };
     }
     let chunked = framing == RequestFraming::Chunked;
-    let mut body = body;
-    let exchanged = connection
-        .exchange_with_body(&parts.method, &mut body, chunked, timeout)
-        .await;
-    match exchanged {
-        Ok((head, true)) => Ok((head, connection)),
-        Ok((mut head, false)) => {
-            // The rest of the request body would arrive where the next response is expected.
-            head.keep_alive = false;
-            linger(body);
-            Ok((head, connection))
-        }
-        Err(error @ UpstreamError::ClientBody(_)) => Err(error),
-        Err(error) => {
-            linger(body);
-            Err(error)
-        }
+    let (mut head, complete) = connection
+        .exchange_with_body(&parts.method, body, chunked, timeout)
+        .await?;
+    if !complete {
+        // The rest of the request body would arrive where the next response is expected.
+        head.keep_alive = false;
     }
-}
-
-/// How long a client's request body that no target waits for is still read (nginx's
-/// `lingering_time`), and the longest pause in it (`lingering_timeout`).
-const LINGER_TIME: Duration = Duration::from_secs(30);
-const LINGER_IDLE: Duration = Duration::from_secs(5);
-
-/// A lingering close, as nginx and HAProxy do it: the answer (a target's early 413, a 504)
-/// goes out while the client is still sending its body, and that body is read and thrown
-/// away, bounded by [`LINGER_TIME`] and [`LINGER_IDLE`]. Dropped unread instead, the client
-/// connection would close with data in its receive buffer, and the kernel then sends a reset
-/// that can destroy the answer before the client reads it (or fail its write first).
-fn linger(mut body: Incoming) {
-    if body.is_end_stream() {
-        return;
-    }
-    tokio::spawn(async move {
-        let deadline = Instant::now() + LINGER_TIME;
-        loop {
-            let wait = LINGER_IDLE.min(deadline.saturating_duration_since(Instant::now()));
-            match tokio::time::timeout(wait, body.frame()).await {
-                Ok(Some(Ok(_))) => {}
-                _ => return,
-            }
-        }
-    });
+    Ok((head, connection))
 }
 
 /// The framing the target gets for this request's body: its length when hyper knows it
