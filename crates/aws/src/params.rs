@@ -98,10 +98,7 @@ pub(crate) async fn put(c: &Clients, name: &str, value: &str, options: &PutParam
     let kind = match options.kind {
         Some(kind) => kind,
         // An overwrite keeps the type; SSM wants it said on every put.
-        None if options.overwrite => match get(c, name, false).await {
-            Ok(current) => current.kind,
-            Err(_) => ParameterType::String,
-        },
+        None if options.overwrite => current_type(c, name).await?,
         None => ParameterType::String,
     };
     let sent = c
@@ -122,6 +119,17 @@ pub(crate) async fn put(c: &Clients, name: &str, value: &str, options: &PutParam
             })
         }
         Err(e) => Err(error::call("ssm:PutParameter")(e)),
+    }
+}
+
+/// The type an overwrite keeps: the parameter's own, String when there is none. Any other
+/// failure is an error, never a guess: reading a SecureString's type could fail
+/// (AccessDenied, throttling), and guessing String would store the secret as plain text.
+async fn current_type(c: &Clients, name: &str) -> Result<ParameterType> {
+    match c.ssm.get_parameter().name(name).send().await {
+        Ok(out) => Ok(our_type(out.parameter().and_then(|p| p.r#type()))),
+        Err(e) if error::code(&e) == Some("ParameterNotFound") => Ok(ParameterType::String),
+        Err(e) => Err(error::call("ssm:GetParameter")(e)),
     }
 }
 
