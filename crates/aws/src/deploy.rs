@@ -106,15 +106,8 @@ pub(crate) async fn start(
     let mut known = cx.known.clone();
     known.images.insert(service.name.clone(), image.clone());
     let wanted = desired(cx.stack, &known);
-    let resource = |id: String| {
-        wanted
-            .resources
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| Error::Other(format!("{id} is not a desired resource")))
-    };
     let task_definition =
-        compute::register(cx, resource(format!("taskdef/{}", service.name))?).await?;
+        compute::register(cx, wanted.resource(&format!("taskdef/{}", service.name))?).await?;
     let revision = revision(&task_definition);
     update_to(cx, &wanted, service, task_definition.clone(), strategy).await?;
     Ok(Deployed {
@@ -136,12 +129,7 @@ pub(crate) async fn update_to(
     task_definition: String,
     strategy: &Strategy,
 ) -> Result<()> {
-    let id = format!("service/{}", service.name);
-    let resource = wanted
-        .resources
-        .iter()
-        .find(|r| r.id == id)
-        .ok_or_else(|| Error::Other(format!("{id} is not a desired resource")))?;
+    let resource = wanted.resource(&format!("service/{}", service.name))?;
     let mut request = compute::service_request(cx, resource, service, true).await?;
     request.task_definition = task_definition;
     request.deployment = strategy::deployment_configuration(&service.deployment, strategy);

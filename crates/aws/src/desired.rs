@@ -88,6 +88,16 @@ pub struct Desired {
     pub waiting_for_image: Vec<(String, String)>,
 }
 
+impl Desired {
+    /// The desired resource `id` (`service/backend`, `taskdef/backend`).
+    pub(crate) fn resource(&self, id: &str) -> crate::error::Result<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| crate::error::Error::Other(format!("{id} is not a desired resource")))
+    }
+}
+
 struct Builder(Vec<Resource>);
 
 impl Builder {

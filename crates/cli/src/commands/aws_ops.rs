@@ -76,14 +76,7 @@ mod engine {
             print_line(cx, line)?;
         }
         if lines.is_empty() && !cx.output.is_json() {
-            let group = stack
-                .service(&args.service)
-                .or_else(|| {
-                    stack
-                        .services
-                        .iter()
-                        .find(|s| s.service_name == args.service)
-                })
+            let group = crate::commands::running::find_service(cx, stack, &args.service)
                 .map_or("", |s| s.logs.group.as_str());
             cx.output
                 .note(format!("no log events in {group} (with these options)"));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Engine, EngineError, EngineKind};
 use crate::params::SecretString;
+use crate::registry::is_digest;
 use crate::state_dir::create_private_dir;
 
 /// Who to log in as, where.
@@ -95,16 +96,6 @@ impl Engine {
         };
         self.output_with_env(args, stdin, &env).await
     }
-}
-
-/// `sha256:` and 64 lowercase hex digits.
-fn is_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// docker push's last line: `<tag>: digest: sha256:… size: N`.

@@ -299,12 +299,7 @@ impl ContainerRun {
     /// it starts a task, bounded by [`PULL_TIMEOUT`]). The error is ECS's
     /// `CannotPullContainerError` with the engine's own last word.
     pub(super) async fn ensure_image(&self) -> Result<(), String> {
-        if self
-            .engine
-            .output(&["image", "inspect", "--format", "{{.Id}}", &self.image])
-            .await
-            .is_ok()
-        {
+        if let Ok(Some(_)) = self.engine.image_id(&self.image).await {
             return Ok(());
         }
         let pulled = tokio::time::timeout(
